@@ -1,0 +1,22 @@
+# safe_backfill: PGXS build
+MODULE_big = safe_backfill
+OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o
+EXTENSION = safe_backfill
+DATA = safe_backfill--1.0.sql
+PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
+
+PG_CPPFLAGS = -I$(srcdir)
+PG_CFLAGS = -Wall -Werror
+
+REGRESS = basic keys errors quoting commits idempotence
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+ISOLATION = backfill_concurrent
+ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

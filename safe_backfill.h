@@ -1,0 +1,126 @@
+/*
+ * safe_backfill.h
+ *		Shared declarations of the safe_backfill extension.
+ *
+ * The extension is split by concern: target.c resolves and validates what to
+ * fill, value.c turns the caller's value into the column's type, sqlgen.c
+ * builds every statement the extension runs, iterate.c walks the table in
+ * batches and backfill.c drives batches, commits and progress.
+ */
+#ifndef SAFE_BACKFILL_H
+#define SAFE_BACKFILL_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "storage/block.h"
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+
+/* Largest batch_size accepted: beyond it a batch is no longer "small". */
+#define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
+
+/* Sweeps that still find NULL rows before we give up and say why. */
+#define SAFE_BACKFILL_MAX_SWEEPS		10
+
+/* GUCs (safe_backfill.c) */
+extern int	safe_backfill_progress_interval_ms;
+
+/* One column of the primary key used as the keyset. */
+typedef struct KeyColumn
+{
+	AttrNumber	attnum;
+	char	   *name;
+	Oid			typid;
+	int16		typlen;
+	bool		typbyval;
+} KeyColumn;
+
+/*
+ * Everything resolved about one (table, column) pair.  It lives in the SPI
+ * procedure context, which survives our commits; nothing in it points into
+ * relcache or syscache entries, which do not.
+ */
+typedef struct BackfillTarget
+{
+	Oid			relid;
+	char		relkind;
+	char	   *nspname;
+	char	   *relname;
+	char	   *qualified;		/* quoted schema.table, for SQL */
+	char	   *display;		/* table.column as shown in NOTICEs */
+	bool		only;			/* plain table: UPDATE ONLY, skip children */
+	bool		has_children;	/* plain table with inheritance children */
+
+	AttrNumber	attnum;
+	char	   *colname;
+	Oid			atttypid;
+	int32		atttypmod;
+	bool		attnotnull;
+
+	/* the value, already in the column's type and checked once */
+	Datum		value;
+	int16		typlen;
+	bool		typbyval;
+
+	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
+	int			nkeys;
+	KeyColumn  *keys;
+	char	   *key_op_schema;	/* quoted schema of the key's btree operators, or NULL */
+} BackfillTarget;
+
+/* What the caller asked for, after the argument checks. */
+typedef struct BackfillOptions
+{
+	int			batch_size;
+	int			pause_ms;
+} BackfillOptions;
+
+/* Totals of one run, for progress and the summary. */
+typedef struct BackfillStats
+{
+	TimestampTz started;
+	TimestampTz last_report;
+	double		estimated_rows;
+	int64		rows_scanned;
+	int64		rows_filled;
+	int64		batches;
+	int			sweeps;
+} BackfillStats;
+
+/* safe_backfill.c */
+extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname);
+
+/* target.c */
+extern BackfillTarget *resolve_target(Oid relid, const char *colname);
+extern void recheck_target(BackfillTarget *target);
+extern double estimate_table_rows(Oid relid);
+extern BlockNumber table_block_count(Oid relid);
+extern int	storage_relation_count(Oid relid);
+
+/* value.c */
+extern void coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype);
+
+/* sqlgen.c */
+extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
+extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
+extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
+extern char *sql_key_list(BackfillTarget *target);
+
+/* iterate.c */
+typedef struct BatchIterator BatchIterator;
+extern BatchIterator *iterator_create_keyset(BackfillTarget *target, int batch_size);
+extern BatchIterator *iterator_create_ctid(BackfillTarget *target, int batch_size);
+extern bool iterator_run_batch(BatchIterator *it, int64 *rows_filled, int64 *rows_scanned);
+extern bool iterator_finished(BatchIterator *it);
+extern double iterator_fraction_done(BatchIterator *it);
+extern double iterator_estimated_rows(BatchIterator *it);
+extern char *iterator_describe_position(BatchIterator *it);
+extern void iterator_free(BatchIterator *it);
+
+/* backfill.c */
+extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
+
+#endif							/* SAFE_BACKFILL_H */

@@ -1,0 +1,226 @@
+/*
+ * backfill.c
+ *		Drive the batches: one transaction each, progress, the sweeps that
+ *		prove nothing was missed, and the summary.
+ */
+#include "safe_backfill.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+/* Which pass a batch belongs to, for progress and error context. */
+typedef struct PassState
+{
+	BackfillTarget *target;
+	BatchIterator *it;
+	BackfillStats *stats;
+	int			sweep;			/* 0 for the main pass */
+	int64		pass_filled;
+} PassState;
+
+/*
+ * After SPI_commit the next transaction starts by itself from PostgreSQL 15
+ * on; before that the caller had to start it.
+ */
+static void
+commit_batch(void)
+{
+	SPI_commit();
+#if PG_VERSION_NUM < 150000
+	SPI_start_transaction();
+#endif
+}
+
+static double
+seconds_since(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / USECS_PER_SEC;
+}
+
+static void
+batch_error_context(void *arg)
+{
+	PassState  *pass = (PassState *) arg;
+
+	if (pass->sweep > 0)
+		errcontext("safe_backfill: %s: sweep %d, batch " INT64_FORMAT ", %s",
+				   pass->target->display, pass->sweep, pass->stats->batches + 1,
+				   iterator_describe_position(pass->it));
+	else
+		errcontext("safe_backfill: %s: batch " INT64_FORMAT ", %s",
+				   pass->target->display, pass->stats->batches + 1,
+				   iterator_describe_position(pass->it));
+}
+
+/* At most one line per progress_interval; 0 turns the lines off. */
+static void
+report_progress(PassState *pass)
+{
+	BackfillStats *stats = pass->stats;
+	TimestampTz now = GetCurrentTimestamp();
+	double		elapsed;
+	double		fraction;
+	double		eta;
+
+	if (safe_backfill_progress_interval_ms <= 0 ||
+		!TimestampDifferenceExceeds(stats->last_report, now,
+									safe_backfill_progress_interval_ms))
+		return;
+	stats->last_report = now;
+
+	elapsed = seconds_since(stats->started);
+	fraction = iterator_fraction_done(pass->it);
+	eta = fraction > 0 ? elapsed / fraction - elapsed : 0;
+
+	if (pass->sweep > 0)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: sweep %d for rows missed, %.0f%% of the table checked, " INT64_FORMAT " rows filled",
+						pass->target->display, pass->sweep, fraction * 100,
+						pass->pass_filled)));
+	else
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), %.3f s/batch, eta %.0f s",
+						pass->target->display, stats->batches,
+						stats->rows_scanned,
+						Max(iterator_estimated_rows(pass->it), (double) stats->rows_scanned),
+						fraction * 100, elapsed / Max(1, stats->batches), eta)));
+}
+
+/* Sleep between batches without ignoring a cancel. */
+static void
+pause_between_batches(int pause_ms)
+{
+	if (pause_ms <= 0)
+		return;
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 pause_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* One batch in its own transaction; false when the pass has no range left. */
+static bool
+run_one_batch(PassState *pass)
+{
+	int64		filled;
+	int64		scanned;
+	bool		ran;
+
+	CHECK_FOR_INTERRUPTS();
+	recheck_target(pass->target);
+	ran = iterator_run_batch(pass->it, &filled, &scanned);
+	commit_batch();
+	if (!ran)
+		return false;
+
+	pass->stats->batches++;
+	pass->stats->rows_filled += filled;
+	pass->pass_filled += filled;
+	if (pass->sweep == 0)
+		pass->stats->rows_scanned += scanned;
+	return true;
+}
+
+static int64
+run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
+		 int sweep, const BackfillOptions *opts)
+{
+	PassState	pass = {target, it, stats, sweep, 0};
+	ErrorContextCallback errcb;
+
+	errcb.callback = batch_error_context;
+	errcb.arg = &pass;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	while (run_one_batch(&pass))
+	{
+		report_progress(&pass);
+		if (!iterator_finished(it))
+			pause_between_batches(opts->pause_ms);
+	}
+
+	error_context_stack = errcb.previous;
+	return pass.pass_filled;
+}
+
+/*
+ * A pass cannot see rows that were not committed when its range went by:
+ * an insert that commits late, a row a concurrent UPDATE moved behind a ctid
+ * range, or a row set back to NULL.  So after the main pass, sweep the whole
+ * table by block ranges until a sweep finds nothing left to fill.
+ */
+static void
+sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
+				  const BackfillOptions *opts)
+{
+	for (;;)
+	{
+		BatchIterator *it;
+		int64		filled;
+
+		if (stats->sweeps >= SAFE_BACKFILL_MAX_SWEEPS)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("safe_backfill: %s: rows with NULL keep appearing",
+							target->display),
+					 errdetail("%d sweeps over the table each found new NULL values; " INT64_FORMAT " rows were filled and committed.",
+							   stats->sweeps, stats->rows_filled),
+					 errhint("Something keeps writing NULL into column \"%s\". Give the column a default (ALTER TABLE %s ALTER COLUMN %s SET DEFAULT ...) or change the application, then call safe_backfill again.",
+							 target->colname, target->qualified, target->colname)));
+
+		stats->sweeps++;
+		it = iterator_create_ctid(target, opts->batch_size);
+		filled = run_pass(target, it, stats, stats->sweeps, opts);
+		iterator_free(it);
+		if (filled == 0)
+			break;
+	}
+}
+
+static void
+report_summary(BackfillTarget *target, BackfillStats *stats)
+{
+	double		seconds = seconds_since(stats->started);
+
+	if (stats->rows_filled == 0)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: nothing to fill, no NULL values found (0 rows written)",
+						target->display),
+				 errdetail("Checked in " INT64_FORMAT " batches and %d sweeps, %.2f s.",
+						   stats->batches, stats->sweeps, seconds)));
+	else
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: filled " INT64_FORMAT " rows",
+						target->display, stats->rows_filled),
+				 errdetail(INT64_FORMAT " batches (%d sweeps) in %.2f s, %.0f rows/s.",
+						   stats->batches, stats->sweeps, seconds,
+						   seconds > 0 ? stats->rows_filled / seconds : 0.0)));
+}
+
+void
+run_backfill(BackfillTarget *target, const BackfillOptions *opts)
+{
+	BackfillStats stats = {0};
+	BatchIterator *it;
+
+	stats.started = GetCurrentTimestamp();
+	stats.last_report = stats.started;
+
+	if (target->has_children)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: inheritance children are not filled",
+						target->display),
+				 errhint("Call safe_backfill on each child table too.")));
+
+	it = target->nkeys > 0 ? iterator_create_keyset(target, opts->batch_size)
+		: iterator_create_ctid(target, opts->batch_size);
+	stats.estimated_rows = iterator_estimated_rows(it);
+	run_pass(target, it, &stats, 0, opts);
+	iterator_free(it);
+
+	sweep_until_clean(target, &stats, opts);
+	report_summary(target, &stats);
+}

@@ -1,0 +1,432 @@
+/*
+ * iterate.c
+ *		Walk a table in batches: by primary-key ranges, or by ranges of heap
+ *		blocks for tables without a primary key.
+ *
+ * Each call of iterator_run_batch() runs exactly one UPDATE over one range
+ * and leaves the commit to the caller.  Ranges are bounded by an index range
+ * or a block range, never by "WHERE col IS NULL LIMIT n", so every row is
+ * read once per pass and the total work is linear in the table size.  The
+ * last range of a pass is open-ended, so rows appended while the pass ran
+ * are covered too.
+ *
+ * The state that must survive commits (bounds, kept plans) lives in the
+ * iterator's own memory context under the SPI procedure context.
+ */
+#include "safe_backfill.h"
+
+#include "catalog/pg_type.h"
+#include "storage/itemptr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+struct BatchIterator
+{
+	BackfillTarget *target;
+	MemoryContext cxt;
+	int			batch_size;
+	bool		by_ctid;
+	bool		finished;
+
+	/* keyset: the last key of the previous batch, exclusive lower bound */
+	bool		has_lower;
+	Datum	   *lower;
+	Datum	   *upper;
+	SPIPlanPtr	bound_plan[2];	/* [has_lower] */
+	SPIPlanPtr	key_update_plan[2][2];	/* [has_lower][has_upper] */
+	double		estimated_rows;
+	int64		rows_scanned;
+
+	/* ctid ranges: [next_block, next_block + blocks_per_batch) */
+	BlockNumber next_block;
+	BlockNumber range_start;
+	BlockNumber blocks_per_batch;
+	BlockNumber table_blocks;
+	SPIPlanPtr	ctid_update_plan[2];	/* [has_upper] */
+};
+
+/*
+ * Plans are prepared once and kept across our commits (SPI_keepplan).  They
+ * are custom plans: LIMIT/OFFSET and range bounds are only known per batch,
+ * and a generic plan guessing at them could pick a sequential scan.
+ */
+static SPIPlanPtr
+prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "safe_backfill: could not prepare \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "safe_backfill: could not keep plan for \"%s\"", sql);
+	return plan;
+}
+
+static BatchIterator *
+iterator_alloc(BackfillTarget *target, int batch_size)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "safe_backfill iterator",
+											  ALLOCSET_SMALL_SIZES);
+	BatchIterator *it = MemoryContextAllocZero(cxt, sizeof(BatchIterator));
+
+	it->target = target;
+	it->cxt = cxt;
+	it->batch_size = batch_size;
+	return it;
+}
+
+void
+iterator_free(BatchIterator *it)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < 2; i++)
+	{
+		if (it->bound_plan[i])
+			SPI_freeplan(it->bound_plan[i]);
+		if (it->ctid_update_plan[i])
+			SPI_freeplan(it->ctid_update_plan[i]);
+		for (j = 0; j < 2; j++)
+			if (it->key_update_plan[i][j])
+				SPI_freeplan(it->key_update_plan[i][j]);
+	}
+	MemoryContextDelete(it->cxt);
+}
+
+/* ---------------------------------------------------------------------
+ * Primary-key keyset
+ * --------------------------------------------------------------------- */
+
+BatchIterator *
+iterator_create_keyset(BackfillTarget *target, int batch_size)
+{
+	BatchIterator *it = iterator_alloc(target, batch_size);
+
+	it->lower = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
+	it->upper = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
+	it->estimated_rows = estimate_table_rows(target->relid);
+	return it;
+}
+
+static Oid *
+key_types(BackfillTarget *target, Oid first, int extra)
+{
+	Oid		   *types = palloc(sizeof(Oid) * (target->nkeys * 2 + 2));
+	int			n = 0;
+	int			i;
+
+	if (OidIsValid(first))
+		types[n++] = first;
+	for (i = 0; i < target->nkeys; i++)
+		types[n++] = target->keys[i].typid;
+	if (extra == 1)
+		types[n++] = INT8OID;
+	else if (extra == 2)
+		for (i = 0; i < target->nkeys; i++)
+			types[n++] = target->keys[i].typid;
+	return types;
+}
+
+static SPIPlanPtr
+bound_plan(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	int			lower = it->has_lower ? 1 : 0;
+
+	if (it->bound_plan[lower] == NULL)
+	{
+		Oid			offset_type = INT8OID;
+
+		if (lower)
+			it->bound_plan[lower] = prepare_kept_plan(sql_key_bound(t, true),
+													  t->nkeys + 1,
+													  key_types(t, InvalidOid, 1));
+		else
+			it->bound_plan[lower] = prepare_kept_plan(sql_key_bound(t, false),
+													  1, &offset_type);
+	}
+	return it->bound_plan[lower];
+}
+
+static SPIPlanPtr
+key_update_plan(BatchIterator *it, bool has_upper)
+{
+	BackfillTarget *t = it->target;
+	int			lower = it->has_lower ? 1 : 0;
+	int			upper = has_upper ? 1 : 0;
+
+	if (it->key_update_plan[lower][upper] == NULL)
+	{
+		Oid		   *types = palloc(sizeof(Oid) * (t->nkeys * 2 + 1));
+		int			n = 0;
+		int			i;
+
+		types[n++] = t->atttypid;
+		for (i = 0; i < t->nkeys * (lower + upper); i++)
+			types[n++] = t->keys[i % t->nkeys].typid;
+		it->key_update_plan[lower][upper] =
+			prepare_kept_plan(sql_update_key_range(t, lower, upper), n, types);
+	}
+	return it->key_update_plan[lower][upper];
+}
+
+static void
+copy_key(BatchIterator *it, Datum *dst, HeapTuple tuple, TupleDesc desc)
+{
+	BackfillTarget *t = it->target;
+	MemoryContext old = MemoryContextSwitchTo(it->cxt);
+	int			i;
+
+	for (i = 0; i < t->nkeys; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(tuple, desc, i + 1, &isnull);
+
+		if (!t->keys[i].typbyval && DatumGetPointer(dst[i]) != NULL)
+			pfree(DatumGetPointer(dst[i]));
+		dst[i] = datumCopy(d, t->keys[i].typbyval, t->keys[i].typlen);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Find the key that closes this batch; false if fewer than batch_size remain. */
+static bool
+find_upper_bound(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *args = palloc(sizeof(Datum) * (t->nkeys + 1));
+	int			n = 0;
+	int			i;
+	int			rc;
+	bool		found;
+
+	if (it->has_lower)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->lower[i];
+	args[n++] = Int64GetDatum((int64) it->batch_size - 1);
+
+	rc = SPI_execute_plan(bound_plan(it), args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: key bound query failed: %s",
+			 SPI_result_code_string(rc));
+	found = (SPI_processed == 1);
+	if (found)
+		copy_key(it, it->upper, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	SPI_freetuptable(SPI_tuptable);
+	pfree(args);
+	return found;
+}
+
+static int64
+update_key_range(BatchIterator *it, bool has_upper)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *args = palloc(sizeof(Datum) * (t->nkeys * 2 + 1));
+	int			n = 0;
+	int			i;
+	int			rc;
+
+	args[n++] = t->value;
+	if (it->has_lower)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->lower[i];
+	if (has_upper)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->upper[i];
+
+	rc = SPI_execute_plan(key_update_plan(it, has_upper), args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: batch update failed: %s",
+			 SPI_result_code_string(rc));
+	pfree(args);
+	return (int64) SPI_processed;
+}
+
+static void
+advance_lower_bound(BatchIterator *it)
+{
+	Datum	   *swap = it->lower;
+
+	it->lower = it->upper;
+	it->upper = swap;
+	it->has_lower = true;
+}
+
+static bool
+keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
+{
+	bool		has_upper = find_upper_bound(it);
+
+	*filled = update_key_range(it, has_upper);
+	*scanned = has_upper ? it->batch_size : *filled;
+	if (has_upper)
+		advance_lower_bound(it);
+	else
+		it->finished = true;
+	it->rows_scanned += *scanned;
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Ranges of heap blocks
+ * --------------------------------------------------------------------- */
+
+BatchIterator *
+iterator_create_ctid(BackfillTarget *target, int batch_size)
+{
+	BatchIterator *it = iterator_alloc(target, batch_size);
+	BlockNumber blocks = table_block_count(target->relid);
+	double		rows = estimate_table_rows(target->relid);
+	int			leaves = Max(1, storage_relation_count(target->relid));
+	double		rows_per_block = (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
+	double		per_batch = batch_size / rows_per_block / leaves;
+
+	it->by_ctid = true;
+	it->estimated_rows = rows;
+	it->table_blocks = blocks;
+	it->blocks_per_batch = (BlockNumber) Max(1.0, Min(per_batch, (double) MaxBlockNumber / 2));
+	return it;
+}
+
+static SPIPlanPtr
+ctid_update_plan(BatchIterator *it, bool has_upper)
+{
+	int			upper = has_upper ? 1 : 0;
+
+	if (it->ctid_update_plan[upper] == NULL)
+	{
+		Oid			types[3] = {it->target->atttypid, TIDOID, TIDOID};
+
+		it->ctid_update_plan[upper] =
+			prepare_kept_plan(sql_update_ctid_range(it->target, has_upper),
+							  has_upper ? 3 : 2, types);
+	}
+	return it->ctid_update_plan[upper];
+}
+
+static Datum
+block_start_tid(BlockNumber block)
+{
+	ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+	ItemPointerSet(tid, block, 0);
+	return PointerGetDatum(tid);
+}
+
+/*
+ * The end of the table is read again before every batch: rows inserted, and
+ * row versions moved by concurrent updates, land past the size seen at the
+ * start.  Once the range reaches the current end, a last open-ended range
+ * takes whatever was appended in between.
+ */
+static bool
+ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
+{
+	Datum		args[3];
+	bool		has_upper;
+	int			rc;
+
+	it->table_blocks = table_block_count(it->target->relid);
+	has_upper = it->next_block < it->table_blocks;
+	it->range_start = it->next_block;
+
+	args[0] = it->target->value;
+	args[1] = block_start_tid(it->next_block);
+	if (has_upper)
+	{
+		it->next_block = Min(it->table_blocks, it->next_block + it->blocks_per_batch);
+		args[2] = block_start_tid(it->next_block);
+	}
+
+	rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: batch update failed: %s",
+			 SPI_result_code_string(rc));
+	*filled = (int64) SPI_processed;
+	*scanned = has_upper ?
+		(int64) ((it->next_block - it->range_start) * (it->estimated_rows / Max(1, it->table_blocks))) :
+		*filled;
+	it->rows_scanned += *scanned;
+	if (!has_upper)
+		it->finished = true;
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Common interface
+ * --------------------------------------------------------------------- */
+
+bool
+iterator_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
+{
+	*filled = 0;
+	*scanned = 0;
+	if (it->finished)
+		return false;
+	return it->by_ctid ? ctid_run_batch(it, filled, scanned)
+		: keyset_run_batch(it, filled, scanned);
+}
+
+bool
+iterator_finished(BatchIterator *it)
+{
+	return it->finished;
+}
+
+double
+iterator_fraction_done(BatchIterator *it)
+{
+	if (it->finished)
+		return 1.0;
+	if (it->by_ctid)
+		return it->table_blocks > 0 ? (double) it->next_block / it->table_blocks : 0.0;
+	if (it->estimated_rows <= 0)
+		return 0.0;
+	return Min(1.0, it->rows_scanned / it->estimated_rows);
+}
+
+double
+iterator_estimated_rows(BatchIterator *it)
+{
+	return it->estimated_rows;
+}
+
+static char *
+key_text(BatchIterator *it, Datum *key)
+{
+	BackfillTarget *t = it->target;
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (i = 0; i < t->nkeys; i++)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(t->keys[i].typid, &outfunc, &isvarlena);
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+						 OidOutputFunctionCall(outfunc, key[i]));
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/* Where the current batch is, for the error context of a failing batch. */
+char *
+iterator_describe_position(BatchIterator *it)
+{
+	if (it->by_ctid)
+		return psprintf("heap blocks from %u", it->range_start);
+	if (!it->has_lower)
+		return psprintf("the first %d keys", it->batch_size);
+	return psprintf("keys (%s) after %s", sql_key_list(it->target),
+					key_text(it, it->lower));
+}

@@ -1,0 +1,131 @@
+/*
+ * sqlgen.c
+ *		Every statement safe_backfill runs is built here.
+ *
+ * Identifiers go through quote_identifier, values are always $n parameters,
+ * and operators are schema-qualified, so neither an argument nor the
+ * caller's search_path can change what a statement means.
+ */
+#include "safe_backfill.h"
+
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+static const char *
+relation_clause(BackfillTarget *target)
+{
+	return psprintf("%s%s", target->only ? "ONLY " : "", target->qualified);
+}
+
+/* "k1, k2" */
+char *
+sql_key_list(BackfillTarget *target)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < target->nkeys; i++)
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(target->keys[i].name));
+	return buf.data;
+}
+
+/* "($3, $4)" for a key starting at parameter 3 */
+static char *
+key_params(BackfillTarget *target, int first_param)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (i = 0; i < target->nkeys; i++)
+		appendStringInfo(&buf, "%s$%d", i > 0 ? ", " : "", first_param + i);
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+static char *
+qualified_operator(BackfillTarget *target, const char *op)
+{
+	if (target->key_op_schema == NULL)
+		return pstrdup(op);
+	return psprintf("OPERATOR(%s.%s)", target->key_op_schema, op);
+}
+
+/* "(k1, k2) OPERATOR(pg_catalog.>) ($2, $3)": a row comparison btree can use */
+static char *
+key_comparison(BackfillTarget *target, const char *op, int first_param)
+{
+	return psprintf("(%s) %s %s", sql_key_list(target),
+					qualified_operator(target, op),
+					key_params(target, first_param));
+}
+
+/*
+ * The key that ends a batch: the batch_size-th key after the lower bound.
+ * $1..$n is the lower bound (if any), the last parameter the offset.
+ */
+char *
+sql_key_bound(BackfillTarget *target, bool has_lower)
+{
+	StringInfoData buf;
+	char	   *keys = sql_key_list(target);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT %s FROM %s", keys, relation_clause(target));
+	if (has_lower)
+		appendStringInfo(&buf, " WHERE %s", key_comparison(target, ">", 1));
+	appendStringInfo(&buf, " ORDER BY %s LIMIT 1 OFFSET $%d", keys,
+					 has_lower ? target->nkeys + 1 : 1);
+	return buf.data;
+}
+
+static void
+append_update_head(StringInfo buf, BackfillTarget *target)
+{
+	const char *col = quote_identifier(target->colname);
+
+	appendStringInfo(buf, "UPDATE %s SET %s = $1 WHERE %s IS NULL",
+					 relation_clause(target), col, col);
+}
+
+/*
+ * Fill one key range: $1 is the value, then the lower bound (exclusive) and
+ * the upper bound (inclusive), each present or not.
+ */
+char *
+sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper)
+{
+	StringInfoData buf;
+	int			next_param = 2;
+
+	initStringInfo(&buf);
+	append_update_head(&buf, target);
+	if (has_lower)
+	{
+		appendStringInfo(&buf, " AND %s", key_comparison(target, ">", next_param));
+		next_param += target->nkeys;
+	}
+	if (has_upper)
+		appendStringInfo(&buf, " AND %s", key_comparison(target, "<=", next_param));
+	return buf.data;
+}
+
+/*
+ * Fill one range of heap blocks, read by a TID Range Scan: $1 is the value,
+ * $2 the first tid, $3 (if present) the first tid past the range.
+ */
+char *
+sql_update_ctid_range(BackfillTarget *target, bool has_upper)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_update_head(&buf, target);
+	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.>=) $2");
+	if (has_upper)
+		appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.<) $3");
+	return buf.data;
+}

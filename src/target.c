@@ -1,0 +1,416 @@
+/*
+ * target.c
+ *		Resolve and validate the (table, column) a backfill works on.
+ *
+ * Every check here runs once, before any row is written, so that a bad
+ * argument costs nothing.  recheck_target() repeats the cheap part at the
+ * start of every batch: after a commit nothing we looked at is guaranteed to
+ * still be true.
+ */
+#include "safe_backfill.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_operator.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
+
+static const char *
+relkind_description(char relkind)
+{
+	switch (relkind)
+	{
+		case RELKIND_VIEW:
+			return "a view";
+		case RELKIND_MATVIEW:
+			return "a materialized view";
+		case RELKIND_SEQUENCE:
+			return "a sequence";
+		case RELKIND_INDEX:
+		case RELKIND_PARTITIONED_INDEX:
+			return "an index";
+		case RELKIND_FOREIGN_TABLE:
+			return "a foreign table";
+		case RELKIND_COMPOSITE_TYPE:
+			return "a composite type";
+		case RELKIND_TOASTVALUE:
+			return "a TOAST table";
+		default:
+			return "not a table";
+	}
+}
+
+static void
+require_table(Relation rel)
+{
+	char		relkind = rel->rd_rel->relkind;
+
+	if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE)
+		return;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+			 errdetail("\"%s\" is %s; safe_backfill fills columns of ordinary and partitioned tables.",
+					   RelationGetRelationName(rel), relkind_description(relkind)),
+			 errhint("Pass the table that stores the rows.")));
+}
+
+/* Copy what we need of the column and reject columns an UPDATE cannot set. */
+static void
+resolve_column(BackfillTarget *target, const char *colname)
+{
+	HeapTuple	tup;
+	Form_pg_attribute att;
+
+	tup = SearchSysCacheAttName(target->relid, colname);
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						colname, target->relname),
+				 errdetail("safe_backfill fills an existing column; nothing was changed."),
+				 errhint("Add the column first, as nullable and without a volatile default: ALTER TABLE %s ADD COLUMN %s ...;",
+						 target->qualified, quote_identifier(colname))));
+
+	att = (Form_pg_attribute) GETSTRUCT(tup);
+	if (att->attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot backfill system column \"%s\"", colname),
+				 errdetail("System columns are maintained by PostgreSQL and cannot be assigned."),
+				 errhint("Pass a user column of relation \"%s\".", target->relname)));
+	if (att->attgenerated != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot backfill generated column \"%s\"", colname),
+				 errdetail("Column \"%s\" of relation \"%s\" is computed from other columns and cannot be assigned.",
+						   colname, target->relname),
+				 errhint("Backfill the columns it is computed from instead.")));
+	if (att->attidentity != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot backfill identity column \"%s\"", colname),
+				 errdetail("Column \"%s\" of relation \"%s\" is filled from its sequence and never holds NULL.",
+						   colname, target->relname),
+				 errhint("Pass the new, nullable column you want to fill.")));
+
+	target->attnum = att->attnum;
+	target->colname = pstrdup(NameStr(att->attname));
+	target->atttypid = att->atttypid;
+	target->atttypmod = att->atttypmod;
+	target->attnotnull = att->attnotnull;
+	ReleaseSysCache(tup);
+}
+
+static void
+report_missing_privilege(BackfillTarget *target, const char *privilege,
+						 const char *colname)
+{
+	const char *role = GetUserNameFromId(GetUserId(), false);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for table %s", target->relname),
+			 errdetail("Role \"%s\" lacks %s privilege on column \"%s\" of relation \"%s\"; safe_backfill reads the key and the column and updates the column.",
+					   role, privilege, colname, target->relname),
+			 errhint("Run it as the table owner, or have the owner run: GRANT SELECT, UPDATE ON %s TO %s;",
+					 target->qualified, quote_identifier(role))));
+}
+
+static void
+require_column_privilege(BackfillTarget *target, AttrNumber attnum,
+						 const char *colname, AclMode mode, const char *modename)
+{
+	Oid			role = GetUserId();
+
+	/* A table-level grant covers every column; column grants are extra. */
+	if (pg_class_aclcheck(target->relid, role, mode) == ACLCHECK_OK ||
+		pg_attribute_aclcheck(target->relid, attnum, role, mode) == ACLCHECK_OK)
+		return;
+	report_missing_privilege(target, modename, colname);
+}
+
+/*
+ * Row-level security would make the UPDATE skip the rows the policies hide:
+ * the backfill would report success and leave NULLs behind.
+ */
+static void
+reject_row_level_security(BackfillTarget *target)
+{
+	if (check_enable_rls(target->relid, InvalidOid, true) != RLS_ENABLED)
+		return;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("row-level security is enabled for table \"%s\"", target->relname),
+			 errdetail("Policies could hide rows from safe_backfill, which would then leave them NULL."),
+			 errhint("Run it as the table owner or as a role with BYPASSRLS.")));
+}
+
+static void
+check_privileges(BackfillTarget *target)
+{
+	int			i;
+
+	require_column_privilege(target, target->attnum, target->colname,
+							 ACL_SELECT, "SELECT");
+	require_column_privilege(target, target->attnum, target->colname,
+							 ACL_UPDATE, "UPDATE");
+	for (i = 0; i < target->nkeys; i++)
+		require_column_privilege(target, target->keys[i].attnum,
+								 target->keys[i].name, ACL_SELECT, "SELECT");
+	reject_row_level_security(target);
+}
+
+/*
+ * The schema of the btree comparison operator a key column's index uses, so
+ * the statements can name it as OPERATOR(schema.>) and not depend on the
+ * caller's search_path.
+ */
+static Oid
+key_operator_namespace(Oid opfamily, Oid opcintype)
+{
+	Oid			opno = get_opfamily_member(opfamily, opcintype, opcintype,
+										   BTGreaterStrategyNumber);
+	HeapTuple	tup;
+	Oid			nsp;
+
+	if (!OidIsValid(opno))
+		return InvalidOid;
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	nsp = ((Form_pg_operator) GETSTRUCT(tup))->oprnamespace;
+	ReleaseSysCache(tup);
+	return nsp;
+}
+
+/*
+ * Use the primary key as the keyset when there is one.  Tables without one
+ * are walked by ranges of heap blocks (nkeys stays 0).
+ */
+static void
+resolve_primary_key(BackfillTarget *target, Relation rel)
+{
+	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+	Relation	index;
+	Oid			opnsp = InvalidOid;
+	bool		same_namespace = true;
+	int			i;
+
+	if (!OidIsValid(pkoid))
+		return;
+
+	index = index_open(pkoid, AccessShareLock);
+	target->nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	target->keys = palloc0(sizeof(KeyColumn) * target->nkeys);
+	for (i = 0; i < target->nkeys; i++)
+	{
+		KeyColumn  *key = &target->keys[i];
+		Form_pg_attribute att;
+		Oid			nsp;
+
+		key->attnum = index->rd_index->indkey.values[i];
+		att = TupleDescAttr(RelationGetDescr(rel), key->attnum - 1);
+		key->name = pstrdup(NameStr(att->attname));
+		key->typid = att->atttypid;
+		get_typlenbyval(key->typid, &key->typlen, &key->typbyval);
+
+		nsp = key_operator_namespace(index->rd_opfamily[i], index->rd_opcintype[i]);
+		if (i == 0)
+			opnsp = nsp;
+		else if (nsp != opnsp)
+			same_namespace = false;
+	}
+	index_close(index, AccessShareLock);
+
+	/*
+	 * A row comparison takes one operator name for all its columns; when the
+	 * key's types keep their operators in different schemas we have to leave
+	 * the name unqualified.
+	 */
+	if (same_namespace && OidIsValid(opnsp))
+		target->key_op_schema = pstrdup(quote_identifier(get_namespace_name(opnsp)));
+}
+
+static char *
+display_name(Oid relid, const char *nspname, const char *relname,
+			 const char *colname)
+{
+	if (RelationIsVisible(relid))
+		return psprintf("%s.%s", quote_identifier(relname), quote_identifier(colname));
+	return psprintf("%s.%s", quote_qualified_identifier(nspname, relname),
+					quote_identifier(colname));
+}
+
+BackfillTarget *
+resolve_target(Oid relid, const char *colname)
+{
+	BackfillTarget *target = palloc0(sizeof(BackfillTarget));
+	Relation	rel;
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errdetail("It may have been dropped after the name was resolved."),
+				 errhint("Pass the table by name, e.g. 'my_schema.my_table'.")));
+
+	target->relid = relid;
+	target->relkind = rel->rd_rel->relkind;
+	target->relname = pstrdup(RelationGetRelationName(rel));
+	target->nspname = get_namespace_name(RelationGetNamespace(rel));
+	target->qualified = pstrdup(quote_qualified_identifier(target->nspname,
+														   target->relname));
+	require_table(rel);
+
+	resolve_column(target, colname);
+	resolve_primary_key(target, rel);
+	check_privileges(target);
+
+	target->only = (target->relkind == RELKIND_RELATION);
+	target->has_children = target->only && rel->rd_rel->relhassubclass &&
+		has_subclass(relid);
+	target->display = display_name(relid, target->nspname, target->relname,
+								   target->colname);
+	get_typlenbyval(target->atttypid, &target->typlen, &target->typbyval);
+
+	relation_close(rel, AccessShareLock);
+	return target;
+}
+
+/*
+ * Start of every batch: take the lock the UPDATE will take anyway, then make
+ * sure the table and column are still the ones we validated.  Without this a
+ * concurrent DROP or ALTER TYPE would surface as a confusing planner error,
+ * or worse, as a value of the old type written into the new column.
+ */
+void
+recheck_target(BackfillTarget *target)
+{
+	HeapTuple	tup;
+	Form_pg_attribute att;
+
+	LockRelationOid(target->relid, RowExclusiveLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target->relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" was dropped while safe_backfill was running",
+						target->relname),
+				 errdetail("Batches committed before the drop are gone with the table.")));
+
+	tup = SearchSysCacheAttName(target->relid, target->colname);
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" was dropped or renamed while safe_backfill was running",
+						target->colname, target->relname),
+				 errdetail("Batches committed before the change are kept."),
+				 errhint("Call safe_backfill again with the column's current name.")));
+	att = (Form_pg_attribute) GETSTRUCT(tup);
+	if (att->attnum != target->attnum || att->atttypid != target->atttypid ||
+		att->atttypmod != target->atttypmod)
+	{
+		ReleaseSysCache(tup);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("column \"%s\" of relation \"%s\" changed while safe_backfill was running",
+						target->colname, target->relname),
+				 errdetail("Its type changed after the value was checked; batches committed before the change are kept."),
+				 errhint("Call safe_backfill again, so the value is checked against the new type.")));
+	}
+	ReleaseSysCache(tup);
+}
+
+/* Leaf relations that store rows: the table itself, or its partitions. */
+static List *
+storage_relations(Oid relid)
+{
+	List	   *leaves = NIL;
+	ListCell   *lc;
+	List	   *all;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return list_make1_oid(relid);
+
+	all = find_all_inheritors(relid, AccessShareLock, NULL);
+	foreach(lc, all)
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (get_rel_relkind(child) == RELKIND_RELATION)
+			leaves = lappend_oid(leaves, child);
+	}
+	return leaves;
+}
+
+/*
+ * The planner's own row estimate: right after an ANALYZE it is reltuples,
+ * before any it extrapolates from the table's size, which is what a freshly
+ * seeded table needs.
+ */
+double
+estimate_table_rows(Oid relid)
+{
+	List	   *leaves = storage_relations(relid);
+	ListCell   *lc;
+	double		total = 0;
+
+	foreach(lc, leaves)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);
+		int32	   *widths = palloc0(sizeof(int32) * (RelationGetNumberOfAttributes(rel) + 1));
+		BlockNumber pages;
+		double		tuples;
+		double		allvisfrac;
+
+		estimate_rel_size(rel, widths, &pages, &tuples, &allvisfrac);
+		total += tuples;
+		pfree(widths);
+		table_close(rel, AccessShareLock);
+	}
+	return total;
+}
+
+/* Size of the largest leaf: a ctid range is applied to each leaf alike. */
+BlockNumber
+table_block_count(Oid relid)
+{
+	List	   *leaves = storage_relations(relid);
+	ListCell   *lc;
+	BlockNumber largest = 0;
+
+	foreach(lc, leaves)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);
+		BlockNumber n = RelationGetNumberOfBlocks(rel);
+
+		largest = Max(largest, n);
+		table_close(rel, AccessShareLock);
+	}
+	return largest;
+}
+
+int
+storage_relation_count(Oid relid)
+{
+	return list_length(storage_relations(relid));
+}
