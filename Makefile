@@ -9,9 +9,8 @@ PG_CPPFLAGS = -I$(srcdir)
 PG_CFLAGS = -Wall -Werror
 
 REGRESS = basic keys errors quoting commits idempotence
-REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = backfill_concurrent
+ISOLATION = backfill_concurrent backfill_cancel
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
 
 TAP_TESTS = 1
@@ -20,3 +19,10 @@ PROVE_TESTS = test/t/*.pl
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Run one kind of test at a time against an already running server.
+installcheck-regress-only:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-isolation-only:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)

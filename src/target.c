@@ -13,6 +13,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/stratnum.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
@@ -176,6 +177,9 @@ check_privileges(BackfillTarget *target)
 	for (i = 0; i < target->nkeys; i++)
 		require_column_privilege(target, target->keys[i].attnum,
 								 target->keys[i].name, ACL_SELECT, "SELECT");
+	/* the sweep that proves nothing was missed reads ctid ranges */
+	require_column_privilege(target, SelfItemPointerAttributeNumber, "ctid",
+							 ACL_SELECT, "SELECT");
 	reject_row_level_security(target);
 }
 

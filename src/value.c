@@ -68,18 +68,21 @@ assignment_coercion(BackfillTarget *target, Node *expr, Oid exprtype)
 }
 
 /*
- * Evaluate the coercion.  Errors keep their own SQLSTATE and message (value
- * too long, invalid input syntax, domain check violated) and gain a detail
- * and hint that say no row was touched.
+ * Coerce and evaluate.  Errors keep their own SQLSTATE and message (value too
+ * long, invalid input syntax, domain check violated) and gain a detail and
+ * hint that say no row was touched.
  */
 static Datum
-evaluate_coercion(BackfillTarget *target, Node *coerced)
+evaluate_coercion(BackfillTarget *target, Node *expr, Oid exprtype)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Const	   *result = NULL;
 
 	PG_TRY();
 	{
+		/* an untyped literal is already read by its input function here */
+		Node	   *coerced = assignment_coercion(target, expr, exprtype);
+
 		result = (Const *) evaluate_expr((Expr *) coerced, target->atttypid,
 										 target->atttypmod,
 										 get_typcollation(target->atttypid));
@@ -119,7 +122,6 @@ coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype)
 {
 	Oid			exprtype;
 	Node	   *expr = value_as_expression(value, valtype, &exprtype);
-	Node	   *coerced = assignment_coercion(target, expr, exprtype);
 
-	target->value = evaluate_coercion(target, coerced);
+	target->value = evaluate_coercion(target, expr, exprtype);
 }

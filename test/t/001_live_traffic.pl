@@ -1,0 +1,172 @@
+# safe_backfill under live traffic, cancel, progress and a column changed
+# mid-run, on a throwaway cluster of its own.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('traffic');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION safe_backfill');
+
+# Run SQL in a psql of its own, in the background.
+sub start_psql
+{
+	my ($sql) = @_;
+	my %run = (out => '', err => '');
+	$run{h} = IPC::Run::start(
+		[ 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
+		'>', \$run{out}, '2>', \$run{err});
+	return \%run;
+}
+
+sub wait_for
+{
+	my ($query, $what) = @_;
+	$node->poll_query_until('postgres', $query)
+	  or die "timed out waiting for $what";
+}
+
+my $backfill_running = q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'CALL safe_backfill(%'};
+
+# --- random updates and inserts of NULL rows while the backfill runs -----------
+$node->safe_psql('postgres', q{
+	CREATE TABLE busy (id bigserial PRIMARY KEY, other int NOT NULL DEFAULT 0, status text);
+	INSERT INTO busy (other) SELECT 0 FROM generate_series(1, 20000);
+	CREATE TABLE busy_nokey (n bigint, other int NOT NULL DEFAULT 0, status text);
+	INSERT INTO busy_nokey (n) SELECT g FROM generate_series(1, 20000) g;
+});
+
+my $script = "$PostgreSQL::Test::Utils::tmp_check/traffic.sql";
+PostgreSQL::Test::Utils::append_to_file($script, q{
+\set r random(1, 20000)
+UPDATE busy SET other = other + 1 WHERE id = :r;
+UPDATE busy_nokey SET other = other + 1 WHERE n = :r;
+INSERT INTO busy (other) VALUES (1);
+INSERT INTO busy_nokey (n) VALUES (20000 + :r);
+UPDATE busy SET status = NULL WHERE id = :r;
+});
+
+for my $table ('busy', 'busy_nokey')
+{
+	my $bf = start_psql(
+		"SET safe_backfill.progress_interval = 0; CALL safe_backfill('$table', 'status', 'done', 200, pause_ms => 20)");
+	wait_for($backfill_running, 'backfill to start');
+
+	my ($out, $err) = ('', '');
+	IPC::Run::run(
+		[ 'pgbench', '-n', '-c', '2', '-t', '300', '-f', $script, '-d', $node->connstr('postgres') ],
+		'>', \$out, '2>', \$err) or die "pgbench failed: $err";
+	like($out, qr/number of transactions actually processed: 600/, "$table: traffic ran");
+
+	# Every insert and update above committed while the backfill was running.
+	my $still_running = $node->safe_psql('postgres', $backfill_running);
+	is($still_running, 't', "$table: the traffic finished before the backfill");
+
+	$bf->{h}->finish;
+	is($bf->{h}->result(0), 0, "$table: backfill succeeded") or diag $bf->{err};
+	is($node->safe_psql('postgres', "SELECT count(*) FROM $table WHERE status IS NULL"),
+		'0', "$table: no NULL left after concurrent updates and inserts");
+}
+
+# --- progress lines ---------------------------------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE TABLE progress (id int PRIMARY KEY, v text);
+	INSERT INTO progress SELECT generate_series(1, 3000);
+});
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET safe_backfill.progress_interval = 1; CALL safe_backfill('progress', 'v', 'x', 500, pause_ms => 5)");
+is($ret, 0, 'progress run succeeded');
+like($stderr,
+	qr/NOTICE:  safe_backfill: progress\.v: batch \d+, \d+ of ~\d+ rows \(\d+%\), \d+\.\d+ s\/batch, eta \d+ s/,
+	'progress line shows batch, rows, percent, time per batch and eta');
+like($stderr, qr/NOTICE:  safe_backfill: progress\.v: filled 3000 rows\nDETAIL:  \d+ batches/,
+	'summary with rows and batches');
+my $progress_lines = () = $stderr =~ /batch \d+, \d+ of/g;
+cmp_ok($progress_lines, '>=', 2, 'several progress lines at a 1 ms interval');
+
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"UPDATE progress SET v = NULL; SET safe_backfill.progress_interval = '1h'; CALL safe_backfill('progress', 'v', 'x', 500)");
+unlike($stderr, qr/ of ~/, 'no progress line within the interval');
+
+# --- cancel between batches: committed batches stay, a re-run finishes -----------
+$node->safe_psql('postgres', q{
+	CREATE TABLE cancelled (id int PRIMARY KEY, v text);
+	INSERT INTO cancelled SELECT generate_series(1, 2000);
+});
+my $bf = start_psql(
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('cancelled', 'v', 'x', 100, pause_ms => 200)");
+wait_for(q{SELECT count(v) >= 300 FROM cancelled}, 'three batches');
+$node->safe_psql('postgres',
+	q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL safe_backfill(%'});
+$bf->{h}->finish;
+isnt($bf->{h}->result(0), 0, 'cancelled backfill reports an error');
+like($bf->{err}, qr/canceling statement due to user request/, 'the error is the cancel');
+my $filled = $node->safe_psql('postgres', 'SELECT count(v) FROM cancelled');
+ok($filled >= 300 && $filled < 2000 && $filled % 100 == 0,
+	"whole committed batches stay after the cancel ($filled rows)");
+$node->safe_psql('postgres', "CALL safe_backfill('cancelled', 'v', 'x', 100)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM cancelled WHERE v IS NULL'),
+	'0', 're-running after a cancel finishes the job');
+
+# --- the column changes under a running backfill ------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE TABLE altered (id int PRIMARY KEY, v text);
+	INSERT INTO altered SELECT generate_series(1, 2000);
+});
+$bf = start_psql(
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('altered', 'v', 'x', 100, pause_ms => 200)");
+wait_for(q{SELECT count(v) >= 200 FROM altered}, 'two batches');
+$node->safe_psql('postgres', 'ALTER TABLE altered RENAME COLUMN v TO w');
+$bf->{h}->finish;
+isnt($bf->{h}->result(0), 0, 'backfill stops when its column is renamed');
+like($bf->{err},
+	qr/column "v" of relation "altered" was dropped or renamed while safe_backfill was running/,
+	'and says why');
+cmp_ok($node->safe_psql('postgres', 'SELECT count(w) FROM altered'), '>=', 200,
+	'batches committed before the rename are kept');
+
+$bf = start_psql(
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('altered', 'w', '1', 100, pause_ms => 200)");
+wait_for(q{SELECT count(*) FILTER (WHERE w = '1') >= 100 FROM altered}, 'a batch');
+$node->safe_psql('postgres', 'ALTER TABLE altered ALTER COLUMN w TYPE integer USING w::integer');
+$bf->{h}->finish;
+like($bf->{err},
+	qr/column "w" of relation "altered" changed while safe_backfill was running/,
+	'a type change under a running backfill stops it');
+
+$node->safe_psql('postgres', q{
+	CREATE TABLE dropped (id int PRIMARY KEY, v text);
+	INSERT INTO dropped SELECT generate_series(1, 2000);
+});
+$bf = start_psql(
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('dropped', 'v', 'x', 100, pause_ms => 200)");
+wait_for(q{SELECT count(v) >= 100 FROM dropped}, 'a batch');
+$node->safe_psql('postgres', 'DROP TABLE dropped');
+$bf->{h}->finish;
+like($bf->{err}, qr/relation "dropped" was dropped while safe_backfill was running/,
+	'a dropped table stops it with a clear error');
+
+# --- rows keep arriving with NULL: bounded sweeps, then a clear error --------------
+# (a trigger stands in for an application that writes NULL on every update)
+$node->safe_psql('postgres', q{
+	CREATE TABLE stubborn (id int PRIMARY KEY, v text);
+	INSERT INTO stubborn SELECT generate_series(1, 50);
+	CREATE FUNCTION renull() RETURNS trigger LANGUAGE plpgsql AS
+	$$ BEGIN IF NEW.id = 1 THEN UPDATE stubborn SET v = NULL WHERE id = 2; END IF;
+	          IF NEW.id = 2 THEN UPDATE stubborn SET v = NULL WHERE id = 1; END IF;
+	          RETURN NULL; END $$;
+	CREATE TRIGGER renull AFTER UPDATE OF v ON stubborn FOR EACH ROW
+	  WHEN (NEW.v IS NOT NULL) EXECUTE FUNCTION renull();
+});
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('stubborn', 'v', 'x', 10)");
+isnt($ret, 0, 'a column that keeps getting NULL makes the backfill give up');
+like($stderr, qr/rows with NULL keep appearing/, 'with a message saying so');
+like($stderr, qr/HINT:  .*SET DEFAULT/, 'and a hint about a column default');
+
+$node->stop;
+done_testing();
