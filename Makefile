@@ -26,3 +26,6 @@ installcheck-regress-only:
 
 installcheck-isolation-only:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+installcheck-tap-only:
+	$(prove_installcheck)

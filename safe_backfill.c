@@ -53,7 +53,7 @@ require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname)
 			 IsTransactionBlock() ?
 			 errdetail("The CALL runs inside a transaction block (BEGIN ... COMMIT), where a procedure cannot commit; %s commits after every batch.", procname) :
 			 errdetail("The CALL runs inside a function, or a procedure with a SET clause or SECURITY DEFINER, where a procedure cannot commit; %s commits after every batch.", procname),
-			 errhint("Run CALL %s(...) as a statement of its own, with autocommit on. In a Django migration, set atomic = False on the Migration class.", procname)));
+			 errhint("Run CALL %s(...) as a statement of its own with autocommit on: not after BEGIN, and not in a query string with other statements (psql -c 'SET ...; CALL ...'). In a Django migration, set atomic = False on the Migration class.", procname)));
 }
 
 static void
