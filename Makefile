@@ -1,6 +1,6 @@
 # safe_backfill: PGXS build
 MODULE_big = safe_backfill
-OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o
+OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o
 EXTENSION = safe_backfill
 DATA = safe_backfill--1.0.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"

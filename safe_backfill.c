@@ -8,12 +8,16 @@
 
 #include "access/xact.h"
 #include "nodes/parsenodes.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 
 PG_MODULE_MAGIC;
 
 int			safe_backfill_progress_interval_ms = 1000;
+int			safe_backfill_lock_timeout_ms = 100;
+int			safe_backfill_max_lock_attempts = 30;
 
 void		_PG_init(void);
 
@@ -26,6 +30,21 @@ _PG_init(void)
 							&safe_backfill_progress_interval_ms,
 							1000, 0, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("safe_backfill.lock_timeout",
+							"Longest time an ACCESS EXCLUSIVE request of safe_set_not_null may wait in the lock queue.",
+							"Other sessions queue behind a waiting ACCESS EXCLUSIVE request, so this bounds how long they can be held up.",
+							&safe_backfill_lock_timeout_ms,
+							100, 1, 60 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_backfill.max_lock_attempts",
+							"Attempts at each ACCESS EXCLUSIVE step before safe_set_not_null gives up.",
+							"Attempts are spaced by an exponential backoff with jitter, up to 10 s apart.",
+							&safe_backfill_max_lock_attempts,
+							30, 1, 1000,
+							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000
@@ -102,9 +121,11 @@ safe_backfill(PG_FUNCTION_ARGS)
 	require_argument(fcinfo, 2, "value");
 	require_argument(fcinfo, 3, "batch_size");
 	require_argument(fcinfo, 4, "pause_ms");
+	require_argument(fcinfo, 5, "set_not_null");
 
 	opts.batch_size = PG_GETARG_INT32(3);
 	opts.pause_ms = PG_GETARG_INT32(4);
+	opts.set_not_null = PG_GETARG_BOOL(5);
 	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,
 				  "Each batch is one transaction that holds its row locks until it commits; larger batches would block other writers.");
 	require_range("pause_ms", opts.pause_ms, 0, 60 * 1000,
@@ -120,6 +141,9 @@ safe_backfill(PG_FUNCTION_ARGS)
 
 	PushActiveSnapshot(GetTransactionSnapshot());
 	target = resolve_target(relid, colname);
+	check_backfill_privileges(target);
+	if (opts.set_not_null)
+		require_table_owner(target, "safe_backfill(..., set_not_null => true)");
 	coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);
 	PopActiveSnapshot();
 
@@ -128,7 +152,75 @@ safe_backfill(PG_FUNCTION_ARGS)
 				(errmsg("safe_backfill: %s: column is already NOT NULL, nothing to fill",
 						target->display)));
 	else
+	{
 		run_backfill(target, &opts);
+		if (opts.set_not_null)
+		{
+			LockPolicy	policy = {safe_backfill_lock_timeout_ms,
+			safe_backfill_max_lock_attempts};
+
+			run_set_not_null(target, &policy, -1);
+		}
+	}
+
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* lock_timeout argument: NULL means the GUC; otherwise 1 ms to 60 s. */
+static int
+lock_timeout_argument(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *iv;
+	double		ms;
+
+	if (PG_ARGISNULL(argno))
+		return safe_backfill_lock_timeout_ms;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	ms = (double) iv->time / 1000.0 +
+		((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * SECS_PER_DAY * 1000.0;
+	if (ms < 1 || ms > 60 * 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lock_timeout must be between 1 ms and 60 s, not %s",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(iv)))),
+				 errdetail("Every session that arrives while an ACCESS EXCLUSIVE request waits queues behind it for up to this long."),
+				 errhint("Nothing was changed; use a short timeout such as '100ms' and let the retries do the waiting.")));
+	return (int) ms;
+}
+
+PG_FUNCTION_INFO_V1(safe_set_not_null);
+
+/*
+ * CALL safe_set_not_null(tbl regclass, col name, drop_check boolean DEFAULT NULL,
+ *						  lock_timeout interval DEFAULT NULL,
+ *						  max_attempts integer DEFAULT NULL)
+ */
+Datum
+safe_set_not_null(PG_FUNCTION_ARGS)
+{
+	LockPolicy	policy;
+	BackfillTarget *target;
+	int			drop_check;
+
+	require_nonatomic_call(fcinfo, "safe_set_not_null");
+	require_argument(fcinfo, 0, "tbl");
+	require_argument(fcinfo, 1, "col");
+
+	drop_check = PG_ARGISNULL(2) ? -1 : (PG_GETARG_BOOL(2) ? 1 : 0);
+	policy.lock_timeout_ms = lock_timeout_argument(fcinfo, 3);
+	policy.max_attempts = PG_ARGISNULL(4) ? safe_backfill_max_lock_attempts
+		: PG_GETARG_INT32(4);
+	require_range("max_attempts", policy.max_attempts, 1, 1000,
+				  "Each attempt waits for the sessions holding locks on the table, then for at most lock_timeout in the lock queue.");
+
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "safe_set_not_null: SPI_connect_ext failed");
+	target = resolve_target(PG_GETARG_OID(0), pstrdup(NameStr(*PG_GETARG_NAME(1))));
+	require_table_owner(target, "safe_set_not_null");
+
+	run_set_not_null(target, &policy, drop_check);
 
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -27,6 +27,8 @@
 
 /* GUCs (safe_backfill.c) */
 extern int	safe_backfill_progress_interval_ms;
+extern int	safe_backfill_lock_timeout_ms;
+extern int	safe_backfill_max_lock_attempts;
 
 /* One column of the primary key used as the keyset. */
 typedef struct KeyColumn
@@ -76,7 +78,15 @@ typedef struct BackfillOptions
 {
 	int			batch_size;
 	int			pause_ms;
+	bool		set_not_null;	/* promote once every row is filled */
 } BackfillOptions;
+
+/* How ACCESS EXCLUSIVE steps wait and retry. */
+typedef struct LockPolicy
+{
+	int			lock_timeout_ms;
+	int			max_attempts;
+} LockPolicy;
 
 /* Totals of one run, for progress and the summary. */
 typedef struct BackfillStats
@@ -96,6 +106,8 @@ extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname
 /* target.c */
 extern BackfillTarget *resolve_target(Oid relid, const char *colname);
 extern void recheck_target(BackfillTarget *target);
+extern void check_backfill_privileges(BackfillTarget *target);
+extern void require_table_owner(BackfillTarget *target, const char *procname);
 extern double estimate_table_rows(Oid relid);
 extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
@@ -108,6 +120,11 @@ extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
+extern char *sql_count_nulls(BackfillTarget *target);
+extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
+extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_set_not_null(BackfillTarget *target);
+extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;
@@ -121,6 +138,17 @@ extern char *iterator_describe_position(BatchIterator *it);
 extern void iterator_free(BatchIterator *it);
 
 /* backfill.c */
+extern void commit_transaction(void);
 extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
+
+/* locking.c */
+extern char *describe_lock_holders(Oid relid);
+extern void run_exclusive_step(BackfillTarget *target, const char *procname,
+							   const char *what, const char *sql,
+							   const LockPolicy *policy, double *held_ms);
+
+/* not_null.c */
+extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,
+							 int drop_check);
 
 #endif							/* SAFE_BACKFILL_H */

@@ -24,8 +24,8 @@ typedef struct PassState
  * After SPI_commit the next transaction starts by itself from PostgreSQL 15
  * on; before that the caller had to start it.
  */
-static void
-commit_batch(void)
+void
+commit_transaction(void)
 {
 	SPI_commit();
 #if PG_VERSION_NUM < 150000
@@ -111,7 +111,7 @@ run_one_batch(PassState *pass)
 	CHECK_FOR_INTERRUPTS();
 	recheck_target(pass->target);
 	ran = iterator_run_batch(pass->it, &filled, &scanned);
-	commit_batch();
+	commit_transaction();
 	if (!ran)
 		return false;
 

@@ -129,3 +129,44 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 		appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.<) $3");
 	return buf.data;
 }
+
+/*
+ * The NOT NULL promotion.  No ONLY: constraints and NOT NULL recurse to
+ * partitions and inheritance children, which is what makes the parent's
+ * SET NOT NULL skip their scans too.
+ */
+char *
+sql_count_nulls(BackfillTarget *target)
+{
+	return psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s IS NULL",
+					target->qualified, quote_identifier(target->colname));
+}
+
+char *
+sql_add_not_null_check(BackfillTarget *target, const char *conname)
+{
+	return psprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID",
+					target->qualified, quote_identifier(conname),
+					quote_identifier(target->colname));
+}
+
+char *
+sql_validate_constraint(BackfillTarget *target, const char *conname)
+{
+	return psprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s",
+					target->qualified, quote_identifier(conname));
+}
+
+char *
+sql_set_not_null(BackfillTarget *target)
+{
+	return psprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL",
+					target->qualified, quote_identifier(target->colname));
+}
+
+char *
+sql_drop_constraint(BackfillTarget *target, const char *conname)
+{
+	return psprintf("ALTER TABLE %s DROP CONSTRAINT %s",
+					target->qualified, quote_identifier(conname));
+}

@@ -165,8 +165,8 @@ reject_row_level_security(BackfillTarget *target)
 			 errhint("Run it as the table owner or as a role with BYPASSRLS.")));
 }
 
-static void
-check_privileges(BackfillTarget *target)
+void
+check_backfill_privileges(BackfillTarget *target)
 {
 	int			i;
 
@@ -288,7 +288,6 @@ resolve_target(Oid relid, const char *colname)
 
 	resolve_column(target, colname);
 	resolve_primary_key(target, rel);
-	check_privileges(target);
 
 	target->only = (target->relkind == RELKIND_RELATION);
 	target->has_children = target->only && rel->rd_rel->relhassubclass &&
@@ -299,6 +298,43 @@ resolve_target(Oid relid, const char *colname)
 
 	relation_close(rel, AccessShareLock);
 	return target;
+}
+
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* ALTER TABLE needs ownership; say so before anything is changed. */
+void
+require_table_owner(BackfillTarget *target, const char *procname)
+{
+	Oid			role = GetUserId();
+	Oid			owner = relation_owner(target->relid);
+
+#if PG_VERSION_NUM >= 160000
+	if (object_ownercheck(RelationRelationId, target->relid, role))
+		return;
+#else
+	if (pg_class_ownercheck(target->relid, role))
+		return;
+#endif
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("must be owner of table %s", target->relname),
+			 errdetail("%s runs ALTER TABLE, which only the owner may run; role \"%s\" is not a member of the owning role \"%s\".",
+					   procname, GetUserNameFromId(role, false),
+					   GetUserNameFromId(owner, false)),
+			 errhint("Run it as role \"%s\" (SET ROLE), or as a member of it.",
+					 GetUserNameFromId(owner, false))));
 }
 
 /*

@@ -1,0 +1,216 @@
+/*
+ * locking.c
+ *		Take ACCESS EXCLUSIVE without ever making other sessions queue behind
+ *		us for longer than lock_timeout, retrying with backoff.
+ *
+ * A waiting ACCESS EXCLUSIVE request blocks every later request on the table,
+ * even plain SELECTs.  So each attempt first waits for the sessions that hold
+ * conflicting locks to finish (waiting on their virtual transaction ids, which
+ * puts nobody behind us), bounded by a backoff; only when they are gone does
+ * it join the table's lock queue, and then for at most lock_timeout.  The DDL
+ * that follows takes milliseconds because it never scans the table.
+ */
+#include "safe_backfill.h"
+
+#include "access/xact.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#endif
+
+/* Longest pause between two attempts. */
+#define MAX_BACKOFF_MS	10000
+
+static void
+set_local_lock_timeout(int ms)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%d", ms);
+	(void) set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+typedef void (*LockedAction) (void *arg);
+
+/*
+ * Run action in a subtransaction with lock_timeout set; true if it ran,
+ * false if it gave up on a lock timeout (everything it did is rolled back).
+ * Any other error propagates.
+ */
+static bool
+run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ran = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		set_local_lock_timeout(timeout_ms);
+		action(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ran = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return ran;
+}
+
+static void
+wait_for_holders_action(void *arg)
+{
+	Oid			relid = *(Oid *) arg;
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	WaitForLockers(tag, AccessExclusiveLock, false);
+}
+
+typedef struct DdlAttempt
+{
+	Oid			relid;
+	const char *sql;
+	TimestampTz acquired;
+} DdlAttempt;
+
+static void
+exclusive_ddl_action(void *arg)
+{
+	DdlAttempt *attempt = (DdlAttempt *) arg;
+	int			rc;
+
+	LockRelationOid(attempt->relid, AccessExclusiveLock);
+	attempt->acquired = GetCurrentTimestamp();
+	rc = SPI_execute(attempt->sql, false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "safe_backfill: \"%s\" failed: %s", attempt->sql,
+			 SPI_result_code_string(rc));
+}
+
+static int
+backoff_ms(const LockPolicy *policy, int attempt)
+{
+	double		base = policy->lock_timeout_ms;
+	double		jitter;
+	int			i;
+
+	for (i = 1; i < attempt && base < MAX_BACKOFF_MS; i++)
+		base *= 2;
+	base = Min(base, MAX_BACKOFF_MS);
+#if PG_VERSION_NUM >= 150000
+	jitter = pg_prng_double(&pg_global_prng_state);
+#else
+	jitter = (double) random() / ((double) MAX_RANDOM_VALUE + 1);
+#endif
+	return (int) Max(1.0, base * (0.75 + 0.5 * jitter));
+}
+
+/* "pid 123 (idle in transaction, transaction open 4.2 s), pid 456 (...)" */
+char *
+describe_lock_holders(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	StringInfoData buf;
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args(
+		"SELECT l.pid, coalesce(a.state, 'unknown'),"
+		" coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - a.xact_start), 0)::float8"
+		" FROM pg_catalog.pg_locks l"
+		" LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+		" WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted"
+		" AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+		"                   WHERE datname = pg_catalog.current_database())"
+		" AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()"
+		" GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1",
+		1, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: lock holder query failed: %s",
+			 SPI_result_code_string(rc));
+
+	initStringInfo(&buf);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		appendStringInfo(&buf, "%spid %s (%s, transaction open %.1f s)",
+						 i > 0 ? ", " : "",
+						 SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+						 strtod(SPI_getvalue(tup, desc, 3), NULL));
+	}
+	if (SPI_processed == 0)
+		appendStringInfoString(&buf, "sessions that have finished since");
+	SPI_freetuptable(SPI_tuptable);
+	return buf.data;
+}
+
+/*
+ * Run one DDL statement that needs ACCESS EXCLUSIVE, in its own transaction,
+ * and commit it.  Adds the time the lock was held to *held_ms.
+ */
+void
+run_exclusive_step(BackfillTarget *target, const char *procname,
+				   const char *what, const char *sql,
+				   const LockPolicy *policy, double *held_ms)
+{
+	int			attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		int			wait_ms = backoff_ms(policy, attempt);
+		DdlAttempt	ddl = {target->relid, sql, 0};
+
+		CHECK_FOR_INTERRUPTS();
+		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid) &&
+			run_with_lock_timeout(policy->lock_timeout_ms, exclusive_ddl_action, &ddl))
+		{
+			commit_transaction();
+			*held_ms += (double) (GetCurrentTimestamp() - ddl.acquired) / 1000.0;
+			return;
+		}
+
+		if (attempt >= policy->max_attempts)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("%s: %s: could not get ACCESS EXCLUSIVE lock for %s after %d attempts",
+							procname, target->display, what, attempt),
+					 errdetail("Sessions holding locks on relation \"%s\": %s. Steps completed before this one are kept; calling it again resumes from here.",
+							   target->relname, describe_lock_holders(target->relid)),
+					 errhint("Let those sessions finish (or end them with pg_terminate_backend), or call again with a larger max_attempts or lock_timeout.")));
+
+		ereport(NOTICE,
+				(errmsg("%s: %s: %s waits for %s; attempt %d of %d",
+						procname, target->display, what,
+						describe_lock_holders(target->relid), attempt,
+						policy->max_attempts)));
+		commit_transaction();
+	}
+}

@@ -1,0 +1,290 @@
+/*
+ * not_null.c
+ *		Make a column NOT NULL without scanning the table under ACCESS
+ *		EXCLUSIVE.
+ *
+ * ALTER COLUMN SET NOT NULL skips its full-table scan when a valid CHECK
+ * constraint already proves the column has no NULLs.  So: find such a CHECK
+ * or add one NOT VALID (brief ACCESS EXCLUSIVE, no scan), VALIDATE it (scans,
+ * but under SHARE UPDATE EXCLUSIVE: reads and writes go on), SET NOT NULL
+ * (brief, proven by the CHECK), and drop the helper CHECK in a statement of
+ * its own.  Each step is its own transaction, so a failure or a cancel leaves
+ * a state a second call resumes from.
+ */
+#include "safe_backfill.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_constraint.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#define PROCNAME "safe_set_not_null"
+
+/* The label in the names of the CHECK constraints this procedure adds. */
+#define HELPER_LABEL "not_null_safe_backfill"
+
+typedef struct ProvingCheck
+{
+	char	   *name;			/* NULL when there is none */
+	bool		validated;
+	bool		is_helper;		/* added by an earlier call of ours */
+} ProvingCheck;
+
+static NullTest *
+column_is_not_null(BackfillTarget *target)
+{
+	NullTest   *test = makeNode(NullTest);
+
+	test->arg = (Expr *) makeVar(1, target->attnum, target->atttypid,
+								 target->atttypmod,
+								 get_typcollation(target->atttypid), 0);
+	test->nulltesttype = IS_NOT_NULL;
+	test->argisrow = false;
+	test->location = -1;
+	return test;
+}
+
+/*
+ * Does this CHECK expression prove the column IS NOT NULL?  The same proof
+ * PostgreSQL itself makes before skipping the scan (weak implication: a CHECK
+ * only promises its expression is not false).
+ */
+static bool
+check_proves_not_null(Node *expr, NullTest *test)
+{
+	expr = eval_const_expressions(NULL, expr);
+	expr = (Node *) canonicalize_qual((Expr *) expr, true);
+	return predicate_implied_by(list_make1(test),
+								make_ands_implicit((Expr *) expr), true);
+}
+
+/* Prefer a validated CHECK, else one NOT VALID we can validate. */
+static ProvingCheck
+find_proving_check(BackfillTarget *target)
+{
+	ProvingCheck found = {NULL, false, false};
+	NullTest   *test = column_is_not_null(target);
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(target->relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		bin;
+
+		if (con->contype != CONSTRAINT_CHECK || (found.name && found.validated))
+			continue;
+		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
+						   RelationGetDescr(conrel), &isnull);
+		if (isnull ||
+			!check_proves_not_null(stringToNode(TextDatumGetCString(bin)), test))
+			continue;
+		if (found.name == NULL || con->convalidated)
+		{
+			found.name = pstrdup(NameStr(con->conname));
+			found.validated = con->convalidated;
+			found.is_helper = strstr(found.name, HELPER_LABEL) != NULL;
+		}
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return found;
+}
+
+static bool
+column_is_already_not_null(BackfillTarget *target)
+{
+	HeapTuple	tup = SearchSysCacheAttName(target->relid, target->colname);
+	bool		notnull;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" was dropped or renamed while %s was running",
+						target->colname, target->relname, PROCNAME)));
+	notnull = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+	ReleaseSysCache(tup);
+	return notnull;
+}
+
+static int64
+count_nulls(BackfillTarget *target)
+{
+	int			rc = SPI_execute(sql_count_nulls(target), true, 0);
+	bool		isnull;
+	int64		n;
+
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "safe_backfill: counting NULLs failed: %s",
+			 SPI_result_code_string(rc));
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+/*
+ * VALIDATE the CHECK; true if it holds.  A check_violation means NULLs are
+ * left: caught in a subtransaction so the caller can undo its own step and
+ * report how many.
+ */
+static bool
+validate_check(BackfillTarget *target, const char *conname)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		valid = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			rc = SPI_execute(sql_validate_constraint(target, conname), false, 0);
+
+		if (rc != SPI_OK_UTILITY)
+			elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_CHECK_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		valid = false;
+	}
+	PG_END_TRY();
+	return valid;
+}
+
+static void
+report_nulls_left(BackfillTarget *target, int64 nulls, bool removed_helper)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("column \"%s\" of relation \"%s\" contains " INT64_FORMAT " null values",
+					target->colname, target->relname, nulls),
+			 removed_helper ?
+			 errdetail("The CHECK constraint could not be validated; the constraint this call added was removed and nothing else changed.") :
+			 errdetail("The existing CHECK constraint could not be validated and was left as it was; nothing changed."),
+			 errhint("Fill them first: CALL safe_backfill('%s', '%s', <value>);",
+					 target->qualified, target->colname)));
+}
+
+static double
+ms_since(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
+
+/*
+ * The promotion itself.  drop_check: 1 drop the CHECK used, 0 keep it,
+ * -1 drop it only if this procedure added it.
+ */
+void
+run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_check)
+{
+	ProvingCheck check;
+	double		held_ms = 0;
+	int			exclusive_steps = 0;
+	bool		added = false;
+	TimestampTz started = GetCurrentTimestamp();
+
+	if (column_is_already_not_null(target))
+	{
+		ereport(NOTICE,
+				(errmsg("%s: %s: column is already NOT NULL, nothing to do",
+						PROCNAME, target->display)));
+		return;
+	}
+
+	check = find_proving_check(target);
+	if (check.name == NULL)
+	{
+		check.name = ChooseConstraintName(target->relname, target->colname,
+										  HELPER_LABEL,
+										  get_rel_namespace(target->relid), NIL);
+		check.is_helper = true;
+		run_exclusive_step(target, PROCNAME, "ADD CHECK NOT VALID",
+						   sql_add_not_null_check(target, check.name), policy, &held_ms);
+		exclusive_steps++;
+		added = true;
+		ereport(NOTICE,
+				(errmsg("%s: %s: added CHECK (%s IS NOT NULL) NOT VALID as \"%s\"",
+						PROCNAME, target->display,
+						quote_identifier(target->colname), check.name)));
+	}
+	else
+		ereport(NOTICE,
+				(errmsg("%s: %s: using existing CHECK constraint \"%s\"%s",
+						PROCNAME, target->display, check.name,
+						check.validated ? "" : " (NOT VALID)")));
+
+	if (!check.validated)
+	{
+		TimestampTz t0 = GetCurrentTimestamp();
+
+		if (!validate_check(target, check.name))
+		{
+			int64		nulls = count_nulls(target);
+
+			commit_transaction();
+			if (added)
+				run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
+								   sql_drop_constraint(target, check.name), policy, &held_ms);
+			report_nulls_left(target, nulls, added);
+		}
+		commit_transaction();
+		ereport(NOTICE,
+				(errmsg("%s: %s: validated \"%s\" without blocking reads or writes",
+						PROCNAME, target->display, check.name),
+				 errdetail("VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE.", ms_since(t0))));
+	}
+
+	run_exclusive_step(target, PROCNAME, "SET NOT NULL",
+					   sql_set_not_null(target), policy, &held_ms);
+	exclusive_steps++;
+
+	if (drop_check == 1 || (drop_check == -1 && check.is_helper))
+	{
+		run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
+						   sql_drop_constraint(target, check.name), policy, &held_ms);
+		exclusive_steps++;
+	}
+
+	ereport(NOTICE,
+			(errmsg("%s: %s: column is NOT NULL, proven by \"%s\" without a table scan%s",
+					PROCNAME, target->display, check.name,
+					(drop_check == 1 || (drop_check == -1 && check.is_helper)) ?
+					", which was then dropped" : ", which is kept"),
+			 errdetail("ACCESS EXCLUSIVE held %d times, %.2f ms in total; %.2f s overall.",
+					   exclusive_steps, held_ms, ms_since(started) / 1000.0)));
+}
