@@ -8,9 +8,9 @@ PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 PG_CPPFLAGS = -I$(srcdir)
 PG_CFLAGS = -Wall -Werror
 
-REGRESS = basic keys errors quoting commits idempotence
+REGRESS = basic keys errors quoting commits idempotence not_null
 
-ISOLATION = backfill_concurrent backfill_cancel
+ISOLATION = backfill_concurrent backfill_cancel set_not_null_locks
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
 
 TAP_TESTS = 1

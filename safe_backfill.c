@@ -60,7 +60,8 @@ _PG_init(void)
  * which case it is and what to change, before anything else happens.
  */
 void
-require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname)
+require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname,
+					   const char *commits)
 {
 	if (fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic)
@@ -70,8 +71,8 @@ require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname)
 			(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 			 errmsg("%s cannot run inside a transaction block or a function", procname),
 			 IsTransactionBlock() ?
-			 errdetail("The CALL runs inside a transaction block (BEGIN ... COMMIT), where a procedure cannot commit; %s commits after every batch.", procname) :
-			 errdetail("The CALL runs inside a function, or a procedure with a SET clause or SECURITY DEFINER, where a procedure cannot commit; %s commits after every batch.", procname),
+			 errdetail("The CALL runs inside a transaction block (BEGIN ... COMMIT), where a procedure cannot commit; %s commits %s.", procname, commits) :
+			 errdetail("The CALL runs inside a function, or a procedure with a SET clause or SECURITY DEFINER, where a procedure cannot commit; %s commits %s.", procname, commits),
 			 errhint("Run CALL %s(...) as a statement of its own with autocommit on: not after BEGIN, and not in a query string with other statements (psql -c 'SET ...; CALL ...'). In a Django migration, set atomic = False on the Migration class.", procname)));
 }
 
@@ -115,7 +116,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 	char	   *colname;
 	Oid			valtype;
 
-	require_nonatomic_call(fcinfo, "safe_backfill");
+	require_nonatomic_call(fcinfo, "safe_backfill", "after every batch");
 	require_argument(fcinfo, 0, "tbl");
 	require_argument(fcinfo, 1, "col");
 	require_argument(fcinfo, 2, "value");
@@ -204,7 +205,7 @@ safe_set_not_null(PG_FUNCTION_ARGS)
 	BackfillTarget *target;
 	int			drop_check;
 
-	require_nonatomic_call(fcinfo, "safe_set_not_null");
+	require_nonatomic_call(fcinfo, "safe_set_not_null", "after every step");
 	require_argument(fcinfo, 0, "tbl");
 	require_argument(fcinfo, 1, "col");
 

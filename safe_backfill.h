@@ -101,7 +101,8 @@ typedef struct BackfillStats
 } BackfillStats;
 
 /* safe_backfill.c */
-extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname);
+extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname,
+								   const char *commits);
 
 /* target.c */
 extern BackfillTarget *resolve_target(Oid relid, const char *colname);

@@ -68,7 +68,7 @@ require_table(Relation rel)
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 			 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-			 errdetail("\"%s\" is %s; safe_backfill fills columns of ordinary and partitioned tables.",
+			 errdetail("\"%s\" is %s; only ordinary and partitioned tables are supported.",
 					   RelationGetRelationName(rel), relkind_description(relkind)),
 			 errhint("Pass the table that stores the rows.")));
 }
@@ -86,7 +86,7 @@ resolve_column(BackfillTarget *target, const char *colname)
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						colname, target->relname),
-				 errdetail("safe_backfill fills an existing column; nothing was changed."),
+				 errdetail("Nothing was changed."),
 				 errhint("Add the column first, as nullable and without a volatile default: ALTER TABLE %s ADD COLUMN %s ...;",
 						 target->qualified, quote_identifier(colname))));
 
