@@ -122,6 +122,7 @@ extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool h
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
 extern char *sql_count_nulls(BackfillTarget *target);
+extern char *sql_count_rows(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target);
@@ -129,8 +130,12 @@ extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;
-extern BatchIterator *iterator_create_keyset(BackfillTarget *target, int batch_size);
-extern BatchIterator *iterator_create_ctid(BackfillTarget *target, int batch_size);
+extern BatchIterator *iterator_create_keyset(BackfillTarget *target, int batch_size,
+											 double rows);
+extern BatchIterator *iterator_create_ctid(BackfillTarget *target, int batch_size,
+										   double rows);
+extern BatchIterator *iterator_create_sweep(BackfillTarget *target, int batch_size,
+											double rows);
 extern bool iterator_run_batch(BatchIterator *it, int64 *rows_filled, int64 *rows_scanned);
 extern bool iterator_finished(BatchIterator *it);
 extern double iterator_fraction_done(BatchIterator *it);

@@ -100,24 +100,26 @@ pause_between_batches(int pause_ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* One batch in its own transaction; false when the pass has no range left. */
+/*
+ * One batch in its own transaction; false when the pass has no range left.
+ * *filled is the number of rows it wrote.
+ */
 static bool
-run_one_batch(PassState *pass)
+run_one_batch(PassState *pass, int64 *filled)
 {
-	int64		filled;
 	int64		scanned;
 	bool		ran;
 
 	CHECK_FOR_INTERRUPTS();
 	recheck_target(pass->target);
-	ran = iterator_run_batch(pass->it, &filled, &scanned);
+	ran = iterator_run_batch(pass->it, filled, &scanned);
 	commit_transaction();
 	if (!ran)
 		return false;
 
 	pass->stats->batches++;
-	pass->stats->rows_filled += filled;
-	pass->pass_filled += filled;
+	pass->stats->rows_filled += *filled;
+	pass->pass_filled += *filled;
 	if (pass->sweep == 0)
 		pass->stats->rows_scanned += scanned;
 	return true;
@@ -129,16 +131,18 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 {
 	PassState	pass = {target, it, stats, sweep, 0};
 	ErrorContextCallback errcb;
+	int64		filled;
 
 	errcb.callback = batch_error_context;
 	errcb.arg = &pass;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	while (run_one_batch(&pass))
+	while (run_one_batch(&pass, &filled))
 	{
 		report_progress(&pass);
-		if (!iterator_finished(it))
+		/* the pause spreads out writes; a batch that wrote nothing needs none */
+		if (!iterator_finished(it) && filled > 0)
 			pause_between_batches(opts->pause_ms);
 	}
 
@@ -172,7 +176,7 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 							 target->colname, target->qualified, target->colname)));
 
 		stats->sweeps++;
-		it = iterator_create_ctid(target, opts->batch_size);
+		it = iterator_create_sweep(target, opts->batch_size, stats->estimated_rows);
 		filled = run_pass(target, it, stats, stats->sweeps, opts);
 		iterator_free(it);
 		if (filled == 0)
@@ -189,15 +193,17 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: nothing to fill, no NULL values found (0 rows written)",
 						target->display),
-				 errdetail("Checked in " INT64_FORMAT " batches and %d sweeps, %.2f s.",
-						   stats->batches, stats->sweeps, seconds)));
+				 errdetail_plural("Checked in " INT64_FORMAT " batches including %d sweep of the table, %.2f s.",
+								  "Checked in " INT64_FORMAT " batches including %d sweeps of the table, %.2f s.",
+								  stats->sweeps, stats->batches, stats->sweeps, seconds)));
 	else
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: filled " INT64_FORMAT " rows",
 						target->display, stats->rows_filled),
-				 errdetail(INT64_FORMAT " batches (%d sweeps) in %.2f s, %.0f rows/s.",
-						   stats->batches, stats->sweeps, seconds,
-						   seconds > 0 ? stats->rows_filled / seconds : 0.0)));
+				 errdetail_plural(INT64_FORMAT " batches including %d sweep of the table, %.2f s, %.0f rows/s.",
+								  INT64_FORMAT " batches including %d sweeps of the table, %.2f s, %.0f rows/s.",
+								  stats->sweeps, stats->batches, stats->sweeps, seconds,
+								  seconds > 0 ? stats->rows_filled / seconds : 0.0)));
 }
 
 void
@@ -215,9 +221,10 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 						target->display),
 				 errhint("Call safe_backfill on each child table too.")));
 
-	it = target->nkeys > 0 ? iterator_create_keyset(target, opts->batch_size)
-		: iterator_create_ctid(target, opts->batch_size);
-	stats.estimated_rows = iterator_estimated_rows(it);
+	stats.estimated_rows = estimate_table_rows(target->relid);
+	it = target->nkeys > 0 ?
+		iterator_create_keyset(target, opts->batch_size, stats.estimated_rows) :
+		iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
 	run_pass(target, it, &stats, 0, opts);
 	iterator_free(it);
 

@@ -39,10 +39,12 @@ struct BatchIterator
 	double		estimated_rows;
 	int64		rows_scanned;
 
-	/* ctid ranges: [next_block, next_block + blocks_per_batch) */
+	/* ctid ranges: [next_block, next_block + stride) */
 	BlockNumber next_block;
 	BlockNumber range_start;
-	BlockNumber blocks_per_batch;
+	BlockNumber blocks_per_batch;	/* blocks holding about batch_size rows */
+	BlockNumber stride;			/* blocks in the next range */
+	bool		sweeping;		/* mostly reading: widen ranges that write little */
 	BlockNumber table_blocks;
 	SPIPlanPtr	ctid_update_plan[2];	/* [has_upper] */
 };
@@ -104,32 +106,26 @@ iterator_free(BatchIterator *it)
  * --------------------------------------------------------------------- */
 
 BatchIterator *
-iterator_create_keyset(BackfillTarget *target, int batch_size)
+iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 {
 	BatchIterator *it = iterator_alloc(target, batch_size);
 
 	it->lower = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
 	it->upper = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
-	it->estimated_rows = estimate_table_rows(target->relid);
+	it->estimated_rows = rows;
 	return it;
 }
 
+/* Parameter types of the bound query: the lower bound key, then the offset. */
 static Oid *
-key_types(BackfillTarget *target, Oid first, int extra)
+bound_param_types(BackfillTarget *target)
 {
-	Oid		   *types = palloc(sizeof(Oid) * (target->nkeys * 2 + 2));
-	int			n = 0;
+	Oid		   *types = palloc(sizeof(Oid) * (target->nkeys + 1));
 	int			i;
 
-	if (OidIsValid(first))
-		types[n++] = first;
 	for (i = 0; i < target->nkeys; i++)
-		types[n++] = target->keys[i].typid;
-	if (extra == 1)
-		types[n++] = INT8OID;
-	else if (extra == 2)
-		for (i = 0; i < target->nkeys; i++)
-			types[n++] = target->keys[i].typid;
+		types[i] = target->keys[i].typid;
+	types[target->nkeys] = INT8OID;
 	return types;
 }
 
@@ -141,15 +137,12 @@ bound_plan(BatchIterator *it)
 
 	if (it->bound_plan[lower] == NULL)
 	{
-		Oid			offset_type = INT8OID;
+		Oid		   *types = bound_param_types(t);
 
-		if (lower)
-			it->bound_plan[lower] = prepare_kept_plan(sql_key_bound(t, true),
-													  t->nkeys + 1,
-													  key_types(t, InvalidOid, 1));
-		else
-			it->bound_plan[lower] = prepare_kept_plan(sql_key_bound(t, false),
-													  1, &offset_type);
+		/* without a lower bound only the offset, the last type, is used */
+		it->bound_plan[lower] = prepare_kept_plan(sql_key_bound(t, lower),
+												  lower ? t->nkeys + 1 : 1,
+												  lower ? types : &types[t->nkeys]);
 	}
 	return it->bound_plan[lower];
 }
@@ -278,11 +271,10 @@ keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
  * --------------------------------------------------------------------- */
 
 BatchIterator *
-iterator_create_ctid(BackfillTarget *target, int batch_size)
+iterator_create_ctid(BackfillTarget *target, int batch_size, double rows)
 {
 	BatchIterator *it = iterator_alloc(target, batch_size);
 	BlockNumber blocks = table_block_count(target->relid);
-	double		rows = estimate_table_rows(target->relid);
 	int			leaves = Max(1, storage_relation_count(target->relid));
 	double		rows_per_block = (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
 	double		per_batch = batch_size / rows_per_block / leaves;
@@ -291,7 +283,37 @@ iterator_create_ctid(BackfillTarget *target, int batch_size)
 	it->estimated_rows = rows;
 	it->table_blocks = blocks;
 	it->blocks_per_batch = (BlockNumber) Max(1.0, Min(per_batch, (double) MaxBlockNumber / 2));
+	it->stride = it->blocks_per_batch;
 	return it;
+}
+
+/*
+ * A sweep after the main pass expects to write next to nothing, so its
+ * ranges start SWEEP_WIDENING times wider; a range that writes more than
+ * half a batch brings them back to batch size, so a transaction still never
+ * writes much more than batch_size rows.
+ */
+#define SWEEP_WIDENING 8
+
+BatchIterator *
+iterator_create_sweep(BackfillTarget *target, int batch_size, double rows)
+{
+	BatchIterator *it = iterator_create_ctid(target, batch_size, rows);
+
+	it->sweeping = true;
+	it->stride = it->blocks_per_batch * SWEEP_WIDENING;
+	return it;
+}
+
+static void
+adapt_sweep_stride(BatchIterator *it, int64 filled)
+{
+	if (!it->sweeping)
+		return;
+	if (filled * 2 > it->batch_size)
+		it->stride = it->blocks_per_batch;
+	else
+		it->stride = Min(it->stride * 2, it->blocks_per_batch * SWEEP_WIDENING);
 }
 
 static SPIPlanPtr
@@ -311,10 +333,8 @@ ctid_update_plan(BatchIterator *it, bool has_upper)
 }
 
 static Datum
-block_start_tid(BlockNumber block)
+block_start_tid(ItemPointer tid, BlockNumber block)
 {
-	ItemPointer tid = palloc(sizeof(ItemPointerData));
-
 	ItemPointerSet(tid, block, 0);
 	return PointerGetDatum(tid);
 }
@@ -329,6 +349,8 @@ static bool
 ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 {
 	Datum		args[3];
+	ItemPointerData first;
+	ItemPointerData past;
 	bool		has_upper;
 	int			rc;
 
@@ -337,11 +359,11 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	it->range_start = it->next_block;
 
 	args[0] = it->target->value;
-	args[1] = block_start_tid(it->next_block);
+	args[1] = block_start_tid(&first, it->next_block);
 	if (has_upper)
 	{
-		it->next_block = Min(it->table_blocks, it->next_block + it->blocks_per_batch);
-		args[2] = block_start_tid(it->next_block);
+		it->next_block = Min(it->table_blocks, it->next_block + it->stride);
+		args[2] = block_start_tid(&past, it->next_block);
 	}
 
 	rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args, NULL, false, 0);
@@ -349,6 +371,7 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 		elog(ERROR, "safe_backfill: batch update failed: %s",
 			 SPI_result_code_string(rc));
 	*filled = (int64) SPI_processed;
+	adapt_sweep_stride(it, *filled);
 	*scanned = has_upper ?
 		(int64) ((it->next_block - it->range_start) * (it->estimated_rows / Max(1, it->table_blocks))) :
 		*filled;

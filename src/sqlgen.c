@@ -10,6 +10,7 @@
 
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 static const char *
 relation_clause(BackfillTarget *target)
@@ -128,6 +129,15 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 	if (has_upper)
 		appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.<) $3");
 	return buf.data;
+}
+
+/* Exact row count of one leaf table, for progress when it was never analyzed. */
+char *
+sql_count_rows(Oid relid)
+{
+	return psprintf("SELECT pg_catalog.count(*) FROM ONLY %s",
+					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											   get_rel_name(relid)));
 }
 
 /*

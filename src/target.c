@@ -403,9 +403,37 @@ storage_relations(Oid relid)
 }
 
 /*
- * The planner's own row estimate: right after an ANALYZE it is reltuples,
- * before any it extrapolates from the table's size, which is what a freshly
- * seeded table needs.
+ * A table never vacuumed or analyzed has no reltuples, and the planner's
+ * guess from its width can be off by half, which makes progress and eta
+ * nonsense.  Count it then: one read-only scan, a small price next to the
+ * update of every row that follows.
+ */
+static bool
+never_analyzed(Relation rel)
+{
+	return rel->rd_rel->reltuples < 0 ||
+		(rel->rd_rel->reltuples == 0 && rel->rd_rel->relpages == 0 &&
+		 RelationGetNumberOfBlocks(rel) > 0);
+}
+
+static double
+count_rows(Oid relid)
+{
+	int			rc = SPI_execute(sql_count_rows(relid), true, 0);
+	bool		isnull;
+	double		n;
+
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "safe_backfill: counting rows failed: %s", SPI_result_code_string(rc));
+	n = (double) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+/*
+ * The planner's own row estimate (reltuples scaled to the current size), or
+ * an exact count for a table that was never analyzed.
  */
 double
 estimate_table_rows(Oid relid)
@@ -422,7 +450,10 @@ estimate_table_rows(Oid relid)
 		double		tuples;
 		double		allvisfrac;
 
-		estimate_rel_size(rel, widths, &pages, &tuples, &allvisfrac);
+		if (never_analyzed(rel))
+			tuples = count_rows(RelationGetRelid(rel));
+		else
+			estimate_rel_size(rel, widths, &pages, &tuples, &allvisfrac);
 		total += tuples;
 		pfree(widths);
 		table_close(rel, AccessShareLock);

@@ -84,8 +84,8 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres',
 	"SET safe_backfill.progress_interval = 1; CALL safe_backfill('progress', 'v', 'x', 500, pause_ms => 5)");
 is($ret, 0, 'progress run succeeded');
 like($stderr,
-	qr/NOTICE:  safe_backfill: progress\.v: batch \d+, \d+ of ~\d+ rows \(\d+%\), \d+\.\d+ s\/batch, eta \d+ s/,
-	'progress line shows batch, rows, percent, time per batch and eta');
+	qr/NOTICE:  safe_backfill: progress\.v: batch \d+, \d+ of ~3000 rows \(\d+%\), \d+\.\d+ s\/batch, eta \d+ s/,
+	'progress line shows batch, rows of the exact count of a never analyzed table, percent, time per batch and eta');
 like($stderr, qr/NOTICE:  safe_backfill: progress\.v: filled 3000 rows\nDETAIL:  \d+ batches/,
 	'summary with rows and batches');
 my $progress_lines = () = $stderr =~ /batch \d+, \d+ of/g;

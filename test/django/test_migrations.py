@@ -1,0 +1,504 @@
+"""
+End-to-end test of the Django migrations of this project against a real,
+running PostgreSQL with the safe_backfill extension installed.  Started by
+run_test.sh, which sets PGHOST/PGPORT/PGUSER/PGDATABASE and the batch size.
+
+Prints TAP lines ("ok N - ...", "not ok N - ...") and a plan at the end.
+Exit status: 0 all passed, 1 some failed, anything else: did not finish.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import psycopg2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+DB = os.environ["PGDATABASE"]
+ROWS = int(os.environ.get("DJANGO_TEST_ROWS", "50000"))
+BATCH = int(os.environ["SAFE_BACKFILL_BATCH_SIZE"])
+OPS_ROWS = int(os.environ.get("DJANGO_TEST_OPS_ROWS", "10000"))
+TMP = os.environ.get("DJANGO_TEST_TMP", "/tmp")
+# A safety net for waits, not a pass/fail threshold.
+WAIT_LIMIT_S = 120
+
+# ---------------------------------------------------------------------------
+# TAP
+
+counter = 0
+failures = 0
+
+
+def diag(text):
+    for line in str(text).rstrip("\n").splitlines():
+        print("#   " + line)
+
+
+def ok(condition, description, details=None):
+    global counter, failures
+    counter += 1
+    if condition:
+        print("ok %d - %s" % (counter, description))
+    else:
+        failures += 1
+        print("not ok %d - %s" % (counter, description))
+        if details:
+            diag(details)
+    sys.stdout.flush()
+    return condition
+
+
+def tail(text, lines=8):
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------
+# running Django
+
+def django_env(extra=None):
+    env = dict(os.environ)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DJANGO_SETTINGS_MODULE"] = "djproject.settings"
+    for key in ("DEMOAPP_FORCE_ATOMIC", "OPSDEMO_FORCE_ATOMIC", "PGOPTIONS"):
+        env.pop(key, None)
+    env.update(extra or {})
+    return env
+
+
+def manage(*args, env=None):
+    """Run manage.py; returns (exit code, stdout and stderr together)."""
+    proc = subprocess.run(
+        [PYTHON, os.path.join(HERE, "manage.py")] + list(args),
+        cwd=HERE, env=django_env(env), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, universal_newlines=True, timeout=WAIT_LIMIT_S)
+    return proc.returncode, proc.stdout
+
+
+# Runs inside "manage.py shell -c": a migration that fails prints what failed.
+MIGRATE_EXPECTING_ERROR = r'''
+import sys
+from django.core.management import call_command
+from django.db import transaction
+def find_pgcode(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "pgcode", None):
+            return exc.pgcode
+        exc = exc.__cause__ or exc.__context__
+    return None
+try:
+    if {in_atomic}:
+        with transaction.atomic():
+            call_command("migrate", "{app}", "{target}", verbosity=1)
+    else:
+        call_command("migrate", "{app}", "{target}", verbosity=1)
+    print("RESULT: migrated")
+except Exception as exc:
+    print("RESULT: failed")
+    print("EXCEPTION:", type(exc).__name__)
+    print("SQLSTATE:", find_pgcode(exc))
+    print("MESSAGE:", exc)
+'''
+
+
+def migrate_expecting_error(app, target, env=None, in_atomic=False):
+    code = MIGRATE_EXPECTING_ERROR.format(app=app, target=target, in_atomic=in_atomic)
+    return manage("shell", "-c", code, env=env)
+
+
+GET_LIST_LARGE = r'''
+from django.test import Client
+response = Client().get("/list_large/")
+print("STATUS:", response.status_code)
+print("BODY:", response.content.decode())
+'''
+
+
+def get_list_large(env=None):
+    """GET /list_large/ through Django's test client; (status, json or None, output)."""
+    rc, out = manage("shell", "-c", GET_LIST_LARGE, env=env)
+    status = re.search(r"^STATUS: (\d+)", out, re.M)
+    body = re.search(r"^BODY: (.*)$", out, re.M)
+    try:
+        data = json.loads(body.group(1)) if body else None
+    except ValueError:
+        data = None
+    return (int(status.group(1)) if status else None), data, out
+
+
+# ---------------------------------------------------------------------------
+# looking at the database
+
+def connect(dbname=DB, autocommit=True):
+    conn = psycopg2.connect(dbname=dbname)
+    conn.autocommit = autocommit
+    return conn
+
+
+monitor = None
+
+
+def q(sql, params=None):
+    with monitor.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else None
+
+
+def q1(sql, params=None):
+    rows = q(sql, params)
+    return rows[0][0] if rows else None
+
+
+def column_info(table, column):
+    """(exists, attnotnull)"""
+    rows = q("SELECT attnotnull FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+             "AND attname = %s AND NOT attisdropped AND attnum > 0",
+             ['"%s"' % table, column])
+    return (bool(rows), bool(rows and rows[0][0]))
+
+
+def check_constraints(table):
+    return q("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+             "WHERE conrelid = to_regclass(%s) AND contype = 'c'", ['"%s"' % table])
+
+
+def applied(app):
+    return [r[0] for r in q("SELECT name FROM django_migrations WHERE app = %s ORDER BY name", [app])]
+
+
+def null_count(table, column):
+    return q1('SELECT count(*) FROM "%s" WHERE "%s" IS NULL' % (table, column))
+
+
+def proc_exists(name):
+    return q1("SELECT count(*) FROM pg_proc WHERE proname = %s", [name]) > 0
+
+
+# ---------------------------------------------------------------------------
+# the test
+
+def setup_database():
+    admin = connect("postgres")
+    with admin.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % DB)
+        cur.execute('CREATE DATABASE "%s"' % DB)
+    admin.close()
+    global monitor
+    monitor = connect()
+    q("CREATE EXTENSION safe_backfill")
+    ok(q1("SELECT extversion FROM pg_extension WHERE extname = 'safe_backfill'") is not None,
+       "created database %s with the safe_backfill extension" % DB)
+    if not proc_exists("safe_set_not_null"):
+        diag("safe_set_not_null() is not in the installed extension yet: "
+             "the NOT NULL steps (demoapp 0004, opsdemo 0004) cannot pass")
+
+
+def test_demoapp_setup():
+    rc, out = manage("migrate", "demoapp", "0001")
+    ok(rc == 0, "demoapp: migrate to 0001_initial", tail(out))
+    rc, out = manage("seed_large_table", "--large-count", str(ROWS))
+    counts = (q1("SELECT count(*) FROM small_user"), q1("SELECT count(*) FROM large_user"))
+    ok(rc == 0 and counts == (10, ROWS),
+       "demoapp: seed_large_table inserted 10 small and %d large users" % ROWS,
+       "counts %r\n%s" % (counts, tail(out)))
+    rc, out = manage("migrate", "demoapp", "0002")
+    exists, notnull = column_info("large_user", "status")
+    ok(rc == 0 and exists and not notnull and null_count("large_user", "status") == ROWS,
+       "demoapp: 0002 added status, nullable, NULL in every row", tail(out))
+
+
+def test_demoapp_atomic_refused():
+    rc, out = migrate_expecting_error("demoapp", "0003", env={"DEMOAPP_FORCE_ATOMIC": "1"})
+    ok("RESULT: failed" in out and "SQLSTATE: 2D000" in out,
+       "demoapp: 0003 made atomic fails with SQLSTATE 2D000", tail(out))
+    ok("atomic = False" in out and "cannot run inside a transaction block" in out,
+       "demoapp: the error says to set atomic = False", tail(out))
+    untouched = (q1("SELECT count(status) FROM large_user"), q1("SELECT count(status) FROM small_user"))
+    ok(untouched == (0, 0) and "0003_backfill_status_field" not in applied("demoapp"),
+       "demoapp: the failed atomic 0003 changed no row and was not recorded",
+       "non-NULL counts %r, applied %r" % (untouched, applied("demoapp")))
+
+
+def test_demoapp_backfill_under_traffic():
+    """
+    Run 0003 in a subprocess while a row lock, taken before it started,
+    stops it in the middle of large_user: then, with the migration provably
+    running, other sessions read and write the table under lock_timeout 2s.
+    """
+    ids = [r[0] for r in q("SELECT id FROM large_user ORDER BY id")]
+    held_id = ids[len(ids) * 3 // 5]
+    early_ids, late_ids = ids[:3], ids[-3:]
+
+    blocker = connect(autocommit=False)
+    blocker_pid = blocker.get_backend_pid()
+    with blocker.cursor() as cur:
+        cur.execute("SELECT id FROM large_user WHERE id = %s FOR NO KEY UPDATE", [held_id])
+
+    log_path = os.path.join(TMP, "migrate_0003.log")
+    log = open(log_path, "w+")
+    proc = subprocess.Popen([PYTHON, os.path.join(HERE, "manage.py"), "migrate", "demoapp", "0003"],
+                            cwd=HERE, env=django_env(), stdout=log, stderr=subprocess.STDOUT)
+    observer = connect()
+    try:
+        # Wait until the CALL on large_user is waiting for our row lock.
+        waiting_pid = None
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            waiting_pid = q1("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND %s = ANY(pg_blocking_pids(pid)) AND query LIKE %s",
+                             [blocker_pid, "%safe_backfill(%large_user%"])
+            if waiting_pid:
+                break
+            time.sleep(0.05)
+        ok(waiting_pid is not None,
+           "demoapp: 0003 is running and reached the row locked at id %d" % held_id,
+           "migrate exited with %r" % proc.poll())
+
+        with observer.cursor() as cur:
+            cur.execute("SET lock_timeout = '2s'")
+        if waiting_pid:
+            filled = q1("SELECT count(status) FROM large_user")
+            ok(0 < filled < ROWS,
+               "demoapp: batches before the locked row are committed and visible "
+               "(%d of %d rows filled)" % (filled, ROWS))
+            modes = sorted(r[0] for r in q(
+                "SELECT mode FROM pg_locks WHERE pid = %s AND locktype = 'relation' "
+                "AND relation = 'large_user'::regclass",
+                [waiting_pid]))
+            ok(set(modes) <= {"AccessShareLock", "RowShareLock", "RowExclusiveLock"},
+               "demoapp: the running backfill holds no lock on large_user that blocks "
+               "readers or writers (%s)" % ", ".join(modes))
+
+            errors = []
+            for round_no in range(3):
+                try:
+                    with observer.cursor() as cur:
+                        cur.execute("UPDATE large_user SET name = name || '.' WHERE id = %s",
+                                    [early_ids[round_no]])
+                        assert cur.rowcount == 1
+                        cur.execute("UPDATE large_user SET name = name || '.' WHERE id = %s",
+                                    [late_ids[round_no]])
+                        assert cur.rowcount == 1
+                        cur.execute("INSERT INTO large_user (name) VALUES (%s)",
+                                    ["inserted during 0003, round %d" % round_no])
+                        cur.execute("SELECT id, name, status FROM large_user ORDER BY id LIMIT 20")
+                        assert len(cur.fetchall()) == 20
+                        cur.execute("SELECT count(*) FROM large_user")
+                except Exception as exc:  # lock timeout, assertion
+                    errors.append("round %d: %r" % (round_no, exc))
+            ok(not errors,
+               "demoapp: during 0003 another session updated rows before and after the "
+               "batch in progress, inserted and read, 3 times, each under lock_timeout 2s",
+               "\n".join(errors))
+
+            status, data, out = get_list_large(env={"PGOPTIONS": "-c lock_timeout=2s"})
+            ok(status == 200 and data and len(data["users"]) == 20,
+               "demoapp: GET /list_large/ answers while 0003 runs", tail(out))
+            ok(proc.poll() is None, "demoapp: 0003 was still running during all of that")
+    finally:
+        blocker.rollback()
+        blocker.close()
+        try:
+            proc.wait(timeout=WAIT_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        observer.close()
+    log.seek(0)
+    out = log.read()
+    log.close()
+    ok(proc.returncode == 0 and "Applying demoapp.0003_backfill_status_field... OK" in out,
+       "demoapp: migrate 0003 finished once the row lock was released", tail(out))
+
+
+def test_demoapp_after_backfill():
+    nulls = (null_count("large_user", "status"), null_count("small_user", "status"))
+    total = q1("SELECT count(*) FROM large_user")
+    ok(nulls == (0, 0) and total == ROWS + 3,
+       "demoapp: after 0003 no NULL status is left, rows inserted during it included",
+       "NULLs %r, rows %d" % (nulls, total))
+    transactions = q1("SELECT count(DISTINCT xmin::text) FROM large_user")
+    ok(transactions >= ROWS // BATCH,
+       "demoapp: large_user was filled in %d transactions (>= %d rows / %d per batch)"
+       % (transactions, ROWS, BATCH))
+
+
+def test_demoapp_not_null():
+    rc, out = manage("sqlmigrate", "demoapp", "0004")
+    ok(rc == 0 and "safe_set_not_null" in out and "SET NOT NULL" not in out,
+       "demoapp: 0004's SQL is CALL safe_set_not_null, no plain SET NOT NULL", tail(out))
+    rc, out = manage("migrate", "demoapp", "0004")
+    ok(rc == 0, "demoapp: migrate 0004 (safe_set_not_null) succeeded", tail(out))
+    flags = (column_info("large_user", "status")[1], column_info("small_user", "status")[1])
+    ok(flags == (True, True), "demoapp: status is NOT NULL in pg_attribute on both tables",
+       "attnotnull (large, small) = %r" % (flags,))
+    checks = check_constraints("large_user") + check_constraints("small_user")
+    ok(not checks, "demoapp: no helper CHECK constraint is left", repr(checks))
+
+
+def test_demoapp_state():
+    rc, out = manage("showmigrations", "demoapp")
+    marks = re.findall(r"^ \[X\] (\S+)", out, re.M)
+    ok(rc == 0 and len(marks) == 4 and "[ ]" not in out,
+       "demoapp: showmigrations shows 0001 to 0004 applied", out)
+    status, data, out = get_list_large()
+    ok(status == 200 and data and len(data["users"]) == 20
+       and all(u["status"] == "active" for u in data["users"])
+       and [u["id"] for u in data["users"]] == sorted(u["id"] for u in data["users"]),
+       "demoapp: GET /list_large/ returns the first 20 users by id, status active", tail(out))
+
+
+def test_demoapp_rollback_and_replay():
+    rc, out = manage("migrate", "demoapp", "0001")
+    exists, _ = column_info("large_user", "status")
+    ok(rc == 0 and not exists and q1("SELECT count(*) FROM large_user") == ROWS + 3,
+       "demoapp: rolled back to 0001: status column gone, rows kept", tail(out))
+    rc, out = manage("migrate", "demoapp")
+    flags = (column_info("large_user", "status")[1], column_info("small_user", "status")[1])
+    ok(rc == 0 and flags == (True, True) and null_count("large_user", "status") == 0
+       and not check_constraints("large_user"),
+       "demoapp: replayed 0002 to 0004: every row filled, status NOT NULL again",
+       "attnotnull %r\n%s" % (flags, tail(out)))
+    ok(len(applied("demoapp")) == 4, "demoapp: all four migrations recorded again",
+       repr(applied("demoapp")))
+
+
+def test_operations():
+    table, column = "opsdemo_Account", "planCode"
+    rc, out = manage("migrate", "opsdemo", "0002")
+    q('INSERT INTO "opsdemo_Account" (name) SELECT \'account \' || g FROM generate_series(1, %s) g',
+      [OPS_ROWS])
+    q('ANALYZE "opsdemo_Account"')
+    ok(rc == 0 and null_count(table, column) == OPS_ROWS,
+       "opsdemo: 0002 added nullable plan (db_column planCode, table opsdemo_Account); "
+       "%d rows seeded" % OPS_ROWS, tail(out))
+
+    rc, out = migrate_expecting_error("opsdemo", "0003", env={"OPSDEMO_FORCE_ATOMIC": "1"})
+    ok("EXCEPTION: AtomicMigrationError" in out and "atomic = False" in out
+       and "SafeBackfill" in out,
+       "opsdemo: SafeBackfill in an atomic migration refuses, saying to set atomic = False",
+       tail(out))
+    ok(null_count(table, column) == OPS_ROWS and "0003_backfill_account_plan" not in applied("opsdemo"),
+       "opsdemo: the refused SafeBackfill changed nothing and was not recorded")
+
+    rc, out = migrate_expecting_error("opsdemo", "0003", in_atomic=True)
+    ok("EXCEPTION: AtomicMigrationError" in out and "transaction.atomic()" in out
+       and null_count(table, column) == OPS_ROWS,
+       "opsdemo: SafeBackfill inside transaction.atomic() refuses and changes nothing", tail(out))
+
+    rc, out = manage("sqlmigrate", "opsdemo", "0003")
+    ok(rc == 0 and "CALL safe_backfill(tbl => '\"opsdemo_Account\"'::regclass, col => 'planCode'::name, "
+       "value => 'free', batch_size => %d" % BATCH in out,
+       "opsdemo: sqlmigrate shows SafeBackfill's CALL with names from the model state", tail(out))
+
+    # Progress lines after every batch, to see them reach the migration's output.
+    rc, out = manage("migrate", "opsdemo", "0003",
+                     env={"PGOPTIONS": "-c safe_backfill.progress_interval=1"})
+    ok(rc == 0 and null_count(table, column) == 0,
+       "opsdemo: SafeBackfill filled every row", tail(out))
+    summary = re.search(r"Applying opsdemo\.0003_backfill_account_plan\.\.\.\s*\n"
+                        r"(?:.*\n)*?\s+NOTICE:\s+safe_backfill: \"opsdemo_Account\"\.\"planCode\": "
+                        r"filled %d rows\n(?:.*\n)*? OK" % OPS_ROWS, out)
+    progress = re.findall(r"^\s+NOTICE:\s+safe_backfill: .*: batch \d+", out, re.M)
+    ok(summary is not None and len(progress) >= 2,
+       "opsdemo: the extension's progress NOTICEs and summary appear in the migrate output "
+       "(%d progress lines)" % len(progress), tail(out, 40))
+    transactions = q1('SELECT count(DISTINCT xmin::text) FROM "opsdemo_Account"')
+    ok(transactions >= OPS_ROWS // BATCH,
+       "opsdemo: filled in %d transactions" % transactions)
+
+    rc, out = migrate_expecting_error("opsdemo", "0004", env={"OPSDEMO_FORCE_ATOMIC": "1"})
+    ok("EXCEPTION: AtomicMigrationError" in out and "SafeSetNotNull" in out
+       and "atomic = False" in out and not column_info(table, column)[1],
+       "opsdemo: SafeSetNotNull in an atomic migration refuses and changes nothing", tail(out))
+
+    rc, out = manage("sqlmigrate", "opsdemo", "0004")
+    ok(rc == 0 and "CALL safe_set_not_null(tbl => '\"opsdemo_Account\"'::regclass, "
+       "col => 'planCode'::name)" in out and "SET NOT NULL" not in out,
+       "opsdemo: sqlmigrate shows SafeSetNotNull's CALL", tail(out))
+    rc, out = manage("migrate", "opsdemo", "0004")
+    ok(rc == 0 and column_info(table, column)[1] and not check_constraints(table),
+       "opsdemo: SafeSetNotNull made planCode NOT NULL, no helper CHECK left", tail(out))
+
+    rc, out = manage("migrate", "opsdemo", "0002")
+    ok(rc == 0 and not column_info(table, column)[1] and null_count(table, column) == 0,
+       "opsdemo: reversed to 0002: DROP NOT NULL, the backfilled values stay", tail(out))
+    rc, out = manage("migrate", "opsdemo", "0004")
+    ok(rc == 0 and column_info(table, column)[1] and len(applied("opsdemo")) == 4,
+       "opsdemo: replayed 0003 and 0004", tail(out))
+
+
+def test_backfill_with_set_not_null():
+    table, column = "opsdemo_tag", "color"
+    rows = max(OPS_ROWS // 2, 1)
+    rc, out = manage("migrate", "opsdemo", "0005")
+    q("INSERT INTO opsdemo_tag (name) SELECT 'tag ' || g FROM generate_series(1, %s) g", [rows])
+    ok(rc == 0 and null_count(table, column) == rows,
+       "opsdemo: 0005 created opsdemo_tag with a nullable color; %d rows seeded" % rows, tail(out))
+
+    rc, out = migrate_expecting_error("opsdemo", "0006", env={"OPSDEMO_FORCE_ATOMIC": "1"})
+    ok("EXCEPTION: AtomicMigrationError" in out and "atomic = False" in out
+       and null_count(table, column) == rows,
+       "opsdemo: SafeBackfill(set_not_null=True) in an atomic migration refuses, changes nothing",
+       tail(out))
+
+    rc, out = manage("sqlmigrate", "opsdemo", "0006")
+    ok(rc == 0 and "set_not_null => true" in out and "SET NOT NULL" not in out,
+       "opsdemo: sqlmigrate shows CALL safe_backfill(..., set_not_null => true)", tail(out))
+    rc, out = manage("migrate", "opsdemo", "0006")
+    ok(rc == 0 and null_count(table, column) == 0 and column_info(table, column)[1]
+       and not check_constraints(table),
+       "opsdemo: SafeBackfill(set_not_null=True) filled every row and made color NOT NULL, "
+       "no helper CHECK left", tail(out, 15))
+    ok(re.search(r"NOTICE:\s+safe_backfill: opsdemo_tag\.color: filled %d rows" % rows, out)
+       and "safe_set_not_null" in out,
+       "opsdemo: both the backfill's and the NOT NULL step's NOTICEs reach the migrate output",
+       tail(out, 15))
+
+    rc, out = manage("migrate", "opsdemo", "0005")
+    ok(rc == 0 and not column_info(table, column)[1] and null_count(table, column) == 0,
+       "opsdemo: reversing 0006 runs DROP NOT NULL and keeps the values", tail(out))
+    rc, out = manage("migrate", "opsdemo")
+    ok(rc == 0 and column_info(table, column)[1] and len(applied("opsdemo")) == 6,
+       "opsdemo: replayed 0006", tail(out))
+
+
+def test_state_matches_models():
+    rc, out = manage("makemigrations", "--check", "--dry-run")
+    ok(rc == 0 and "No changes detected" in out,
+       "the migration state (SeparateDatabaseAndState, SafeSetNotNull) matches models.py",
+       tail(out))
+
+
+def main():
+    started = time.monotonic()
+    setup_database()
+    test_demoapp_setup()
+    test_demoapp_atomic_refused()
+    test_demoapp_backfill_under_traffic()
+    test_demoapp_after_backfill()
+    test_demoapp_not_null()
+    test_demoapp_state()
+    test_demoapp_rollback_and_replay()
+    test_operations()
+    test_backfill_with_set_not_null()
+    test_state_matches_models()
+    print("1..%d" % counter)
+    print("# django summary: %d tests, %d failed, %.1f s" % (counter, failures, time.monotonic() - started))
+    monitor.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    try:
+        status = main()
+    except BaseException:
+        import traceback
+        ok(False, "the test ran to its end", traceback.format_exc())
+        status = 2
+    sys.exit(status)
