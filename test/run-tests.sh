@@ -6,7 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 libipc-run-perl python3-django python3-psycopg2 make gcc"
+APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libipc-run-perl python3-django python3-psycopg2 make gcc"
 
 install_missing_packages() {
     local missing=""
