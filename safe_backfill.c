@@ -16,6 +16,14 @@
 PG_MODULE_MAGIC;
 
 int			safe_backfill_progress_interval_ms = 1000;
+int			safe_backfill_iteration = ITERATE_AUTO;
+
+static const struct config_enum_entry iteration_options[] = {
+	{"auto", ITERATE_AUTO, false},
+	{"key", ITERATE_KEY, false},
+	{"ctid", ITERATE_CTID, false},
+	{NULL, 0, false}
+};
 int			safe_backfill_lock_timeout_ms = 100;
 int			safe_backfill_max_lock_attempts = 30;
 
@@ -46,6 +54,21 @@ _PG_init(void)
 							30, 1, 1000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("safe_backfill.iteration",
+							 "How the main pass walks the table: auto, key or ctid.",
+							 "auto walks the primary key when there is one and ranges of heap blocks otherwise; ctid always walks heap blocks, in physical order.",
+							 &safe_backfill_iteration,
+							 ITERATE_AUTO, iteration_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("safe_backfill.reuse_space",
+							 "Prune the pages each batch rewrote and record their free space, so later batches reuse it.",
+							 "Without it every backfill doubles the table; the pruning is what any page access does.",
+							 &safe_backfill_reuse_space,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("safe_backfill");

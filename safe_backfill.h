@@ -25,10 +25,20 @@
 /* Sweeps that still find NULL rows before we give up and say why. */
 #define SAFE_BACKFILL_MAX_SWEEPS		10
 
+/* safe_backfill.iteration */
+typedef enum IterationChoice
+{
+	ITERATE_AUTO,
+	ITERATE_KEY,
+	ITERATE_CTID
+} IterationChoice;
+
 /* GUCs (safe_backfill.c) */
+extern int	safe_backfill_iteration;
 extern int	safe_backfill_progress_interval_ms;
 extern int	safe_backfill_lock_timeout_ms;
 extern int	safe_backfill_max_lock_attempts;
+extern bool safe_backfill_reuse_space;
 
 /* One column of the primary key used as the keyset. */
 typedef struct KeyColumn
@@ -112,6 +122,7 @@ extern void require_table_owner(BackfillTarget *target, const char *procname);
 extern double estimate_table_rows(Oid relid);
 extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
+extern List *storage_relations(Oid relid);
 
 /* value.c */
 extern void coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype);
@@ -121,6 +132,7 @@ extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
+extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
 extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
@@ -138,6 +150,7 @@ extern BatchIterator *iterator_create_sweep(BackfillTarget *target, int batch_si
 											double rows);
 extern bool iterator_run_batch(BatchIterator *it, int64 *rows_filled, int64 *rows_scanned);
 extern bool iterator_finished(BatchIterator *it);
+extern bool iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
@@ -152,6 +165,9 @@ extern char *describe_lock_holders(Oid relid);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 							   const char *what, const char *sql,
 							   const LockPolicy *policy, double *held_ms);
+
+/* space.c */
+extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
 
 /* not_null.c */
 extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,

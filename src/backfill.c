@@ -110,12 +110,19 @@ run_one_batch(PassState *pass, int64 *filled)
 	int64		scanned;
 	bool		ran;
 
+	BlockNumber freed_start;
+	BlockNumber freed_end;
+
 	CHECK_FOR_INTERRUPTS();
 	recheck_target(pass->target);
 	ran = iterator_run_batch(pass->it, filled, &scanned);
 	commit_transaction();
 	if (!ran)
 		return false;
+
+	/* the old versions are dead now that the batch committed */
+	if (*filled > 0 && iterator_freed_blocks(pass->it, &freed_start, &freed_end))
+		reuse_freed_space(pass->target, freed_start, freed_end);
 
 	pass->stats->batches++;
 	pass->stats->rows_filled += *filled;
@@ -222,7 +229,7 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 				 errhint("Call safe_backfill on each child table too.")));
 
 	stats.estimated_rows = estimate_table_rows(target->relid);
-	it = target->nkeys > 0 ?
+	it = (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID) ?
 		iterator_create_keyset(target, opts->batch_size, stats.estimated_rows) :
 		iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
 	run_pass(target, it, &stats, 0, opts);

@@ -35,6 +35,8 @@ struct BatchIterator
 	Datum	   *lower;
 	Datum	   *upper;
 	SPIPlanPtr	bound_plan[2];	/* [has_lower] */
+	SPIPlanPtr	ctid_range_plan[2];	/* [has_lower] */
+	BlockNumber expected_blocks;	/* blocks a batch of rows normally spans */
 	SPIPlanPtr	key_update_plan[2][2];	/* [has_lower][has_upper] */
 	double		estimated_rows;
 	int64		rows_scanned;
@@ -47,6 +49,10 @@ struct BatchIterator
 	bool		sweeping;		/* mostly reading: widen ranges that write little */
 	BlockNumber table_blocks;
 	SPIPlanPtr	ctid_update_plan[2];	/* [has_upper] */
+
+	/* blocks whose rows the last batch rewrote: [freed_start, freed_end) */
+	BlockNumber freed_start;
+	BlockNumber freed_end;
 };
 
 /*
@@ -94,6 +100,8 @@ iterator_free(BatchIterator *it)
 			SPI_freeplan(it->bound_plan[i]);
 		if (it->ctid_update_plan[i])
 			SPI_freeplan(it->ctid_update_plan[i]);
+		if (it->ctid_range_plan[i])
+			SPI_freeplan(it->ctid_range_plan[i]);
 		for (j = 0; j < 2; j++)
 			if (it->key_update_plan[i][j])
 				SPI_freeplan(it->key_update_plan[i][j]);
@@ -105,6 +113,15 @@ iterator_free(BatchIterator *it)
  * Primary-key keyset
  * --------------------------------------------------------------------- */
 
+static BlockNumber
+expected_blocks_per_batch(BackfillTarget *target, int batch_size, double rows)
+{
+	BlockNumber blocks = table_block_count(target->relid);
+	double		rows_per_block = (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
+
+	return (BlockNumber) Max(1.0, batch_size / rows_per_block);
+}
+
 BatchIterator *
 iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 {
@@ -113,6 +130,7 @@ iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 	it->lower = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
 	it->upper = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
 	it->estimated_rows = rows;
+	it->expected_blocks = expected_blocks_per_batch(target, batch_size, rows);
 	return it;
 }
 
@@ -251,11 +269,73 @@ advance_lower_bound(BatchIterator *it)
 	it->has_lower = true;
 }
 
+/*
+ * Where the batch's rows are.  Only a range about as long as a batch of rows
+ * is worth pruning: when the key order does not follow the physical order
+ * (random uuids, say) the rows of a batch are spread over the whole table.
+ */
+static void
+note_key_range_blocks(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *args = palloc(sizeof(Datum) * t->nkeys * 2);
+	int			lower = it->has_lower ? 1 : 0;
+	int			n = 0;
+	int			i;
+	bool		null1,
+				null2;
+	ItemPointer first,
+				last;
+	BlockNumber b1,
+				b2;
+
+	it->freed_start = it->freed_end = 0;
+	if (!safe_backfill_reuse_space || t->relkind != RELKIND_RELATION)
+		return;
+	if (it->ctid_range_plan[lower] == NULL)
+	{
+		Oid		   *types = palloc(sizeof(Oid) * t->nkeys * 2);
+
+		for (i = 0; i < t->nkeys * (lower + 1); i++)
+			types[i] = t->keys[i % t->nkeys].typid;
+		it->ctid_range_plan[lower] =
+			prepare_kept_plan(sql_key_range_ctids(t, lower), t->nkeys * (lower + 1), types);
+	}
+	if (lower)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->lower[i];
+	for (i = 0; i < t->nkeys; i++)
+		args[n++] = it->upper[i];
+
+	if (SPI_execute_plan(it->ctid_range_plan[lower], args, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "safe_backfill: batch block range query failed");
+	first = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &null1));
+	last = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 2, &null2));
+	if (!null1 && !null2)
+	{
+		b1 = ItemPointerGetBlockNumber(first);
+		b2 = ItemPointerGetBlockNumber(last);
+		if (Max(b1, b2) - Min(b1, b2) <= it->expected_blocks * 4 + 16)
+		{
+			it->freed_start = Min(b1, b2);
+			it->freed_end = Max(b1, b2) + 1;
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pfree(args);
+}
+
 static bool
 keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 {
 	bool		has_upper = find_upper_bound(it);
 
+	it->freed_start = it->freed_end = 0;
+	if (has_upper)
+		note_key_range_blocks(it);
 	*filled = update_key_range(it, has_upper);
 	*scanned = has_upper ? it->batch_size : *filled;
 	if (has_upper)
@@ -372,6 +452,8 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 			 SPI_result_code_string(rc));
 	*filled = (int64) SPI_processed;
 	adapt_sweep_stride(it, *filled);
+	it->freed_start = it->range_start;
+	it->freed_end = has_upper ? it->next_block : it->range_start;
 	*scanned = has_upper ?
 		(int64) ((it->next_block - it->range_start) * (it->estimated_rows / Max(1, it->table_blocks))) :
 		*filled;
@@ -400,6 +482,15 @@ bool
 iterator_finished(BatchIterator *it)
 {
 	return it->finished;
+}
+
+/* The blocks the last batch left dead row versions in, if worth pruning. */
+bool
+iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end)
+{
+	*start = it->freed_start;
+	*end = it->freed_end;
+	return it->freed_end > it->freed_start;
 }
 
 double

@@ -83,6 +83,25 @@ sql_key_bound(BackfillTarget *target, bool has_lower)
 	return buf.data;
 }
 
+/*
+ * The ctids of the first and the last row of a keyset batch, read before it
+ * is updated: the block range its old row versions will leave dead.
+ * $1..$n is the lower bound (if any), then the upper bound.
+ */
+char *
+sql_key_range_ctids(BackfillTarget *target, bool has_lower)
+{
+	char	   *keys = sql_key_list(target);
+	const char *rel = relation_clause(target);
+	int			upper_param = has_lower ? target->nkeys + 1 : 1;
+
+	return psprintf("SELECT (SELECT ctid FROM %s%s%s ORDER BY %s LIMIT 1),"
+					" (SELECT ctid FROM %s WHERE %s)",
+					rel, has_lower ? " WHERE " : "",
+					has_lower ? key_comparison(target, ">", 1) : "", keys,
+					rel, key_comparison(target, "=", upper_param));
+}
+
 static void
 append_update_head(StringInfo buf, BackfillTarget *target)
 {

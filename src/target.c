@@ -381,7 +381,7 @@ recheck_target(BackfillTarget *target)
 }
 
 /* Leaf relations that store rows: the table itself, or its partitions. */
-static List *
+List *
 storage_relations(Oid relid)
 {
 	List	   *leaves = NIL;
