@@ -11,11 +11,13 @@ CREATE PROCEDURE safe_backfill(
     value      anycompatible,
     batch_size integer DEFAULT 10000,
     pause_ms   integer DEFAULT 0,
-    set_not_null boolean DEFAULT false)
+    set_not_null boolean DEFAULT false,
+    target_batch_ms integer DEFAULT NULL,
+    max_replica_lag interval DEFAULT NULL)
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'safe_backfill';
 
-COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean) IS
+COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval) IS
 'Fill the NULLs of a column with a value, in batches that each commit';
 
 -- drop_check: NULL drops the CHECK only if this call added it, true always,

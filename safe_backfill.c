@@ -17,6 +17,11 @@ PG_MODULE_MAGIC;
 
 int			safe_backfill_progress_interval_ms = 1000;
 int			safe_backfill_iteration = ITERATE_AUTO;
+int			safe_backfill_target_batch_ms = 200;
+int			safe_backfill_batch_lock_timeout_ms = 1000;
+int			safe_backfill_max_batch_retries = 10;
+int			safe_backfill_max_replica_lag_ms = 0;
+int			safe_backfill_max_replica_wait_ms = 10 * 60 * 1000;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -55,6 +60,41 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("safe_backfill.target_batch_ms",
+							"Time each batch should take; batches shrink or grow toward it, never beyond batch_size.",
+							"0 keeps every batch at batch_size rows.",
+							&safe_backfill_target_batch_ms,
+							200, 0, 60 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_backfill.batch_lock_timeout",
+							"Longest wait of a batch for row locks held by other transactions before it is rolled back and retried smaller.",
+							"0 leaves the session's lock_timeout in effect.",
+							&safe_backfill_batch_lock_timeout_ms,
+							1000, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_backfill.max_batch_retries",
+							"Retries of a batch that timed out on row locks or hit a deadlock, before safe_backfill gives up.",
+							NULL,
+							&safe_backfill_max_batch_retries,
+							10, 0, 1000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_backfill.max_replica_lag",
+							"Before each batch, wait while a standby replays this far behind.",
+							"0 does not watch standbys.  The lag is the larger of pg_stat_replication.replay_lag and the age of the oldest batch commit the standby has not replayed.",
+							&safe_backfill_max_replica_lag_ms,
+							0, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_backfill.max_replica_wait",
+							"Longest wait for standbys before one batch; then safe_backfill stops with an error.",
+							NULL,
+							&safe_backfill_max_replica_wait_ms,
+							10 * 60 * 1000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomEnumVariable("safe_backfill.iteration",
 							 "How the main pass walks the table: auto, key or ctid.",
 							 "auto walks the primary key when there is one and ranges of heap blocks otherwise; ctid always walks heap blocks, in physical order.",
@@ -124,11 +164,36 @@ require_range(const char *name, int value, int min, int max, const char *why)
 			 errhint("Nothing was changed; call it again with a %s in range.", name)));
 }
 
+/* An interval argument in milliseconds, checked against [min_ms, max_ms]. */
+static int
+interval_argument_ms(FunctionCallInfo fcinfo, int argno, const char *name,
+					 int min_ms, int max_ms, const char *why)
+{
+	Interval   *iv = PG_GETARG_INTERVAL_P(argno);
+	double		ms;
+
+	ms = (double) iv->time / 1000.0 +
+		((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * SECS_PER_DAY * 1000.0;
+	if (ms < min_ms || ms > max_ms)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %d ms and %d s, not %s", name,
+						min_ms, max_ms / 1000,
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(iv)))),
+				 errdetail("%s", why),
+				 errhint("Nothing was changed; call it again with a %s in range.", name)));
+	return (int) ms;
+}
+
 PG_FUNCTION_INFO_V1(safe_backfill);
 
 /*
  * CALL safe_backfill(tbl regclass, col name, value anycompatible,
- *					  batch_size integer DEFAULT 10000, pause_ms integer DEFAULT 0)
+ *					  batch_size integer DEFAULT 10000, pause_ms integer DEFAULT 0,
+ *					  set_not_null boolean DEFAULT false,
+ *					  target_batch_ms integer DEFAULT NULL,
+ *					  max_replica_lag interval DEFAULT NULL)
  */
 Datum
 safe_backfill(PG_FUNCTION_ARGS)
@@ -150,10 +215,20 @@ safe_backfill(PG_FUNCTION_ARGS)
 	opts.batch_size = PG_GETARG_INT32(3);
 	opts.pause_ms = PG_GETARG_INT32(4);
 	opts.set_not_null = PG_GETARG_BOOL(5);
+	opts.target_batch_ms = PG_ARGISNULL(6) ? safe_backfill_target_batch_ms
+		: PG_GETARG_INT32(6);
+	opts.batch_lock_timeout_ms = safe_backfill_batch_lock_timeout_ms;
+	opts.max_batch_retries = safe_backfill_max_batch_retries;
+	opts.max_replica_lag_ms = PG_ARGISNULL(7) ? safe_backfill_max_replica_lag_ms
+		: interval_argument_ms(fcinfo, 7, "max_replica_lag", 0, 3600 * 1000,
+							   "It is how far behind a standby may replay before safe_backfill waits; 0 does not watch standbys.");
+	opts.max_replica_wait_ms = safe_backfill_max_replica_wait_ms;
 	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,
 				  "Each batch is one transaction that holds its row locks until it commits; larger batches would block other writers.");
 	require_range("pause_ms", opts.pause_ms, 0, 60 * 1000,
 				  "pause_ms is the sleep between two batches, in milliseconds.");
+	require_range("target_batch_ms", opts.target_batch_ms, 0, 60 * 1000,
+				  "target_batch_ms is the time each batch should take, in milliseconds; 0 keeps batches at batch_size rows.");
 
 	relid = PG_GETARG_OID(0);
 	valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
@@ -163,6 +238,8 @@ safe_backfill(PG_FUNCTION_ARGS)
 		elog(ERROR, "safe_backfill: SPI_connect_ext failed");
 	colname = pstrdup(NameStr(*PG_GETARG_NAME(1)));
 
+	if (opts.max_replica_lag_ms > 0)
+		require_replica_visibility();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	target = resolve_target(relid, colname);
 	check_backfill_privileges(target);
@@ -191,29 +268,6 @@ safe_backfill(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* lock_timeout argument: NULL means the GUC; otherwise 1 ms to 60 s. */
-static int
-lock_timeout_argument(FunctionCallInfo fcinfo, int argno)
-{
-	Interval   *iv;
-	double		ms;
-
-	if (PG_ARGISNULL(argno))
-		return safe_backfill_lock_timeout_ms;
-	iv = PG_GETARG_INTERVAL_P(argno);
-	ms = (double) iv->time / 1000.0 +
-		((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * SECS_PER_DAY * 1000.0;
-	if (ms < 1 || ms > 60 * 1000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lock_timeout must be between 1 ms and 60 s, not %s",
-						DatumGetCString(DirectFunctionCall1(interval_out,
-															IntervalPGetDatum(iv)))),
-				 errdetail("Every session that arrives while an ACCESS EXCLUSIVE request waits queues behind it for up to this long."),
-				 errhint("Nothing was changed; use a short timeout such as '100ms' and let the retries do the waiting.")));
-	return (int) ms;
-}
-
 PG_FUNCTION_INFO_V1(safe_set_not_null);
 
 /*
@@ -233,7 +287,9 @@ safe_set_not_null(PG_FUNCTION_ARGS)
 	require_argument(fcinfo, 1, "col");
 
 	drop_check = PG_ARGISNULL(2) ? -1 : (PG_GETARG_BOOL(2) ? 1 : 0);
-	policy.lock_timeout_ms = lock_timeout_argument(fcinfo, 3);
+	policy.lock_timeout_ms = PG_ARGISNULL(3) ? safe_backfill_lock_timeout_ms
+		: interval_argument_ms(fcinfo, 3, "lock_timeout", 1, 60 * 1000,
+							   "Every session that arrives while an ACCESS EXCLUSIVE request waits queues behind it for up to this long; keep it short and let the retries do the waiting.");
 	policy.max_attempts = PG_ARGISNULL(4) ? safe_backfill_max_lock_attempts
 		: PG_GETARG_INT32(4);
 	require_range("max_attempts", policy.max_attempts, 1, 1000,

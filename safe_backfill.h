@@ -39,6 +39,11 @@ extern int	safe_backfill_progress_interval_ms;
 extern int	safe_backfill_lock_timeout_ms;
 extern int	safe_backfill_max_lock_attempts;
 extern bool safe_backfill_reuse_space;
+extern int	safe_backfill_target_batch_ms;
+extern int	safe_backfill_batch_lock_timeout_ms;
+extern int	safe_backfill_max_batch_retries;
+extern int	safe_backfill_max_replica_lag_ms;
+extern int	safe_backfill_max_replica_wait_ms;
 
 /* One column of the primary key used as the keyset. */
 typedef struct KeyColumn
@@ -86,9 +91,14 @@ typedef struct BackfillTarget
 /* What the caller asked for, after the argument checks. */
 typedef struct BackfillOptions
 {
-	int			batch_size;
+	int			batch_size;		/* the size, or with target_batch_ms the largest */
 	int			pause_ms;
 	bool		set_not_null;	/* promote once every row is filled */
+	int			target_batch_ms;	/* 0: fixed batch_size */
+	int			batch_lock_timeout_ms;	/* 0: the session's lock_timeout */
+	int			max_batch_retries;
+	int			max_replica_lag_ms;	/* 0: do not watch standbys */
+	int			max_replica_wait_ms;
 } BackfillOptions;
 
 /* How ACCESS EXCLUSIVE steps wait and retry. */
@@ -108,6 +118,10 @@ typedef struct BackfillStats
 	int64		rows_filled;
 	int64		batches;
 	int			sweeps;
+	double		replica_wait_ms;	/* time spent waiting for standbys */
+	double	   *batch_ms;		/* main-pass batch durations */
+	int			ntimes;
+	int			maxtimes;
 } BackfillStats;
 
 /* safe_backfill.c */
@@ -150,6 +164,8 @@ extern BatchIterator *iterator_create_sweep(BackfillTarget *target, int batch_si
 											double rows);
 extern bool iterator_run_batch(BatchIterator *it, int64 *rows_filled, int64 *rows_scanned);
 extern bool iterator_finished(BatchIterator *it);
+extern int	iterator_batch_size(BatchIterator *it);
+extern void iterator_set_batch_size(BatchIterator *it, int rows);
 extern bool iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
@@ -158,9 +174,12 @@ extern void iterator_free(BatchIterator *it);
 
 /* backfill.c */
 extern void commit_transaction(void);
+extern void sleep_interruptibly(int ms);
 extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
 
 /* locking.c */
+typedef void (*LockedAction) (void *arg);
+extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg);
 extern char *describe_lock_holders(Oid relid);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 							   const char *what, const char *sql,
@@ -168,6 +187,13 @@ extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
+
+/* replicas.c */
+extern void replica_lag_reset(void);
+extern void replica_lag_note_commit(void);
+extern void require_replica_visibility(void);
+extern void wait_for_replicas(BackfillTarget *target, int limit_ms, int max_wait_ms,
+							  double *waited_ms);
 
 /* not_null.c */
 extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,

@@ -1,6 +1,7 @@
 -- The main use: add a nullable column, fill it, in batches.
 CREATE EXTENSION safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE TABLE large_user (id bigserial PRIMARY KEY, name varchar(100) NOT NULL);

@@ -2,6 +2,7 @@
 -- different xmin, and a batch's rows share one.
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE TABLE c_pk (id int PRIMARY KEY);

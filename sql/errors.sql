@@ -2,6 +2,7 @@
 -- detail and hint; after each one the table is shown unchanged.
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set SHOW_CONTEXT never
 
 CREATE TABLE target (id int PRIMARY KEY, name text,
@@ -53,6 +54,10 @@ CALL safe_backfill('target', 'status', 'active', -5);
 CALL safe_backfill('target', 'status', 'active', 1000001);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 CALL safe_backfill('target', 'status', 'active', 10, pause_ms => -1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+CALL safe_backfill('target', 'status', 'active', target_batch_ms => -1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+CALL safe_backfill('target', 'status', 'active', target_batch_ms => 60001);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM unchanged;
 
@@ -155,6 +160,14 @@ ALTER TABLE target DISABLE ROW LEVEL SECURITY;
 SET safe_backfill.progress_interval = -1;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SET safe_backfill.no_such_setting = 1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET safe_backfill.target_batch_ms = -1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET safe_backfill.batch_lock_timeout = -1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET safe_backfill.max_batch_retries = -1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET safe_backfill.iteration = 'sideways';
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- and the column-privilege role can fill what it was granted

@@ -2,6 +2,7 @@
 -- and a CALL after an interrupted one finishes the job.
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE TABLE again (id int PRIMARY KEY, v text);

@@ -3,6 +3,7 @@
 -- the key range, so count(DISTINCT xmin) shows how many batches wrote rows.
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE TABLE k_bigint (id bigint PRIMARY KEY);

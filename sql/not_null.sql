@@ -3,6 +3,7 @@
 -- skipped: "existing constraints on column ... are sufficient to prove ...".
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE VIEW nn_state AS

@@ -2,6 +2,7 @@
 -- are schema-qualified, so no name, value or search_path changes the SQL.
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE SCHEMA "my schema";

@@ -4,6 +4,7 @@
 -- grew with the setting on and off, and that every row was filled.
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
 CREATE FUNCTION seed(name text, with_key boolean) RETURNS void LANGUAGE plpgsql AS $$
@@ -48,4 +49,3 @@ RESET safe_backfill.iteration;
 SELECT count(*) FILTER (WHERE status IS NULL) AS nulls,
        round(pg_table_size('by_ctid')::numeric / (SELECT before FROM sizes WHERE name = 'by_ctid'), 1) < 1.5 AS grew_less_than_half
 FROM by_ctid;
-SET safe_backfill.iteration = 'sideways';

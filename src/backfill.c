@@ -5,6 +5,8 @@
  */
 #include "safe_backfill.h"
 
+#include <math.h>
+
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -16,6 +18,7 @@ typedef struct PassState
 	BackfillTarget *target;
 	BatchIterator *it;
 	BackfillStats *stats;
+	const BackfillOptions *opts;
 	int			sweep;			/* 0 for the main pass */
 	int64		pass_filled;
 } PassState;
@@ -88,16 +91,98 @@ report_progress(PassState *pass)
 						fraction * 100, elapsed / Max(1, stats->batches), eta)));
 }
 
-/* Sleep between batches without ignoring a cancel. */
-static void
-pause_between_batches(int pause_ms)
+/* Sleep without ignoring a cancel. */
+void
+sleep_interruptibly(int ms)
 {
-	if (pause_ms <= 0)
+	if (ms <= 0)
 		return;
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 pause_ms, PG_WAIT_EXTENSION);
+					 ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/* One attempt at a batch, run by run_with_lock_timeout() in a subtransaction. */
+typedef struct BatchAttempt
+{
+	BatchIterator *it;
+	bool		ran;
+	int64		filled;
+	int64		scanned;
+} BatchAttempt;
+
+static void
+batch_attempt_action(void *arg)
+{
+	BatchAttempt *attempt = (BatchAttempt *) arg;
+
+	attempt->ran = iterator_run_batch(attempt->it, &attempt->filled, &attempt->scanned);
+}
+
+/*
+ * A batch that waited longer than batch_lock_timeout for a row lock (or hit
+ * a deadlock) was rolled back: none of its rows stay locked.  Try the same
+ * range again, smaller, after a pause; give up after max_batch_retries.
+ */
+static void
+prepare_batch_retry(PassState *pass, int attempt)
+{
+	int			rows = iterator_batch_size(pass->it);
+	int			smaller = Max(1, rows / 2);
+	int			wait_ms = Min(10000, 50 << Min(attempt - 1, 8));
+
+	if (attempt > pass->opts->max_batch_retries)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("safe_backfill: %s: batch " INT64_FORMAT " could not get its row locks after %d attempts",
+						pass->target->display, pass->stats->batches + 1, attempt),
+				 errdetail("Each attempt waited up to %d ms for rows locked by other transactions. The " INT64_FORMAT " rows filled before are committed and kept.",
+						   pass->opts->batch_lock_timeout_ms, pass->stats->rows_filled),
+				 errhint("Find the long transactions holding row locks on \"%s\" (pg_locks, pg_stat_activity), then call safe_backfill again; it continues with the rows still NULL.",
+						 pass->target->relname)));
+
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: batch " INT64_FORMAT " waited more than %d ms for a row lock and was rolled back; retrying with %d rows in %d ms (attempt %d of %d)",
+					pass->target->display, pass->stats->batches + 1,
+					pass->opts->batch_lock_timeout_ms, smaller, wait_ms,
+					attempt + 1, pass->opts->max_batch_retries + 1)));
+	commit_transaction();
+	iterator_set_batch_size(pass->it, smaller);
+	sleep_interruptibly(wait_ms);
+}
+
+static void
+record_batch_time(BackfillStats *stats, double ms)
+{
+	if (stats->ntimes == stats->maxtimes)
+	{
+		stats->maxtimes = Max(64, stats->maxtimes * 2);
+		stats->batch_ms = stats->batch_ms ?
+			repalloc(stats->batch_ms, sizeof(double) * stats->maxtimes) :
+			palloc(sizeof(double) * stats->maxtimes);
+	}
+	stats->batch_ms[stats->ntimes++] = ms;
+}
+
+/*
+ * Aim each main-pass batch at target_batch_ms: scale the next one by how far
+ * this one was off, by at most a factor of two either way, within
+ * [min(100, batch_size), batch_size].
+ */
+static void
+adapt_batch_size(PassState *pass, double batch_ms)
+{
+	const BackfillOptions *opts = pass->opts;
+	double		ratio;
+	int			rows;
+
+	if (opts->target_batch_ms <= 0 || pass->sweep > 0 || iterator_finished(pass->it))
+		return;
+	ratio = opts->target_batch_ms / Max(batch_ms, 0.1);
+	ratio = Max(0.5, Min(2.0, ratio));
+	rows = (int) Min((double) opts->batch_size, iterator_batch_size(pass->it) * ratio);
+	iterator_set_batch_size(pass->it, Max(Min(100, opts->batch_size), rows));
 }
 
 /*
@@ -107,18 +192,36 @@ pause_between_batches(int pause_ms)
 static bool
 run_one_batch(PassState *pass, int64 *filled)
 {
-	int64		scanned;
-	bool		ran;
-
+	BatchAttempt attempt = {pass->it, false, 0, 0};
 	BlockNumber freed_start;
 	BlockNumber freed_end;
+	TimestampTz started;
+	double		batch_ms;
+	int			size = iterator_batch_size(pass->it);
+	int			n;
 
-	CHECK_FOR_INTERRUPTS();
-	recheck_target(pass->target);
-	ran = iterator_run_batch(pass->it, filled, &scanned);
+	wait_for_replicas(pass->target, pass->opts->max_replica_lag_ms,
+					  pass->opts->max_replica_wait_ms, &pass->stats->replica_wait_ms);
+	for (n = 1;; n++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		recheck_target(pass->target);
+		started = GetCurrentTimestamp();
+		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
+								  batch_attempt_action, &attempt))
+			break;
+		prepare_batch_retry(pass, n);
+	}
 	commit_transaction();
-	if (!ran)
+	if (attempt.filled > 0)
+		replica_lag_note_commit();
+	/* a retry shrank this batch only; the next ones keep their size */
+	if (n > 1)
+		iterator_set_batch_size(pass->it, size);
+	*filled = attempt.filled;
+	if (!attempt.ran)
 		return false;
+	batch_ms = (double) (GetCurrentTimestamp() - started) / 1000.0;
 
 	/* the old versions are dead now that the batch committed */
 	if (*filled > 0 && iterator_freed_blocks(pass->it, &freed_start, &freed_end))
@@ -128,7 +231,11 @@ run_one_batch(PassState *pass, int64 *filled)
 	pass->stats->rows_filled += *filled;
 	pass->pass_filled += *filled;
 	if (pass->sweep == 0)
-		pass->stats->rows_scanned += scanned;
+	{
+		pass->stats->rows_scanned += attempt.scanned;
+		record_batch_time(pass->stats, batch_ms);
+		adapt_batch_size(pass, batch_ms);
+	}
 	return true;
 }
 
@@ -136,7 +243,7 @@ static int64
 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 		 int sweep, const BackfillOptions *opts)
 {
-	PassState	pass = {target, it, stats, sweep, 0};
+	PassState	pass = {target, it, stats, opts, sweep, 0};
 	ErrorContextCallback errcb;
 	int64		filled;
 
@@ -150,7 +257,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 		report_progress(&pass);
 		/* the pause spreads out writes; a batch that wrote nothing needs none */
 		if (!iterator_finished(it) && filled > 0)
-			pause_between_batches(opts->pause_ms);
+			sleep_interruptibly(opts->pause_ms);
 	}
 
 	error_context_stack = errcb.previous;
@@ -191,6 +298,28 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 	}
 }
 
+static int
+compare_doubles(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of the main pass's batch times. */
+static double
+batch_time_percentile(BackfillStats *stats, double p)
+{
+	int			rank;
+
+	if (stats->ntimes == 0)
+		return 0;
+	qsort(stats->batch_ms, stats->ntimes, sizeof(double), compare_doubles);
+	rank = (int) ceil(p * stats->ntimes);
+	return stats->batch_ms[Max(1, Min(stats->ntimes, rank)) - 1];
+}
+
 static void
 report_summary(BackfillTarget *target, BackfillStats *stats)
 {
@@ -207,10 +336,12 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: filled " INT64_FORMAT " rows",
 						target->display, stats->rows_filled),
-				 errdetail_plural(INT64_FORMAT " batches including %d sweep of the table, %.2f s, %.0f rows/s.",
-								  INT64_FORMAT " batches including %d sweeps of the table, %.2f s, %.0f rows/s.",
+				 errdetail_plural(INT64_FORMAT " batches including %d sweep of the table, %.2f s, %.0f rows/s; batch time p50 %.1f ms, p99 %.1f ms.",
+								  INT64_FORMAT " batches including %d sweeps of the table, %.2f s, %.0f rows/s; batch time p50 %.1f ms, p99 %.1f ms.",
 								  stats->sweeps, stats->batches, stats->sweeps, seconds,
-								  seconds > 0 ? stats->rows_filled / seconds : 0.0)));
+								  seconds > 0 ? stats->rows_filled / seconds : 0.0,
+								  batch_time_percentile(stats, 0.5),
+								  batch_time_percentile(stats, 0.99))));
 }
 
 void
@@ -221,6 +352,7 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 
 	stats.started = GetCurrentTimestamp();
 	stats.last_report = stats.started;
+	replica_lag_reset();
 
 	if (target->has_children)
 		ereport(NOTICE,

@@ -434,22 +434,26 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	bool		has_upper;
 	int			rc;
 
+	BlockNumber end;
+
 	it->table_blocks = table_block_count(it->target->relid);
 	has_upper = it->next_block < it->table_blocks;
 	it->range_start = it->next_block;
+	end = Min(it->table_blocks, it->next_block + it->stride);
 
 	args[0] = it->target->value;
 	args[1] = block_start_tid(&first, it->next_block);
 	if (has_upper)
-	{
-		it->next_block = Min(it->table_blocks, it->next_block + it->stride);
-		args[2] = block_start_tid(&past, it->next_block);
-	}
+		args[2] = block_start_tid(&past, end);
 
 	rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: batch update failed: %s",
 			 SPI_result_code_string(rc));
+
+	/* only now: a batch that failed is retried from the same block */
+	if (has_upper)
+		it->next_block = end;
 	*filled = (int64) SPI_processed;
 	adapt_sweep_stride(it, *filled);
 	it->freed_start = it->range_start;
@@ -482,6 +486,32 @@ bool
 iterator_finished(BatchIterator *it)
 {
 	return it->finished;
+}
+
+/* Rows the next batch covers (about, for block ranges). */
+int
+iterator_batch_size(BatchIterator *it)
+{
+	if (!it->by_ctid)
+		return it->batch_size;
+	return (int) Min((double) INT_MAX,
+					 it->stride * Max(1.0, it->estimated_rows / Max(1, it->table_blocks)));
+}
+
+/* Resize the next batches: adaptive sizing and retries after lock timeouts. */
+void
+iterator_set_batch_size(BatchIterator *it, int rows)
+{
+	rows = Max(1, rows);
+	if (!it->by_ctid)
+		it->batch_size = rows;
+	else
+	{
+		double		per_block = Max(1.0, it->estimated_rows / Max(1, it->table_blocks));
+
+		it->stride = (BlockNumber) Max(1.0, rows / per_block);
+		it->blocks_per_batch = Min(it->blocks_per_batch, it->stride);
+	}
 }
 
 /* The blocks the last batch left dead row versions in, if worth pruning. */

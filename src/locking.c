@@ -38,14 +38,13 @@ set_local_lock_timeout(int ms)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
-typedef void (*LockedAction) (void *arg);
-
 /*
- * Run action in a subtransaction with lock_timeout set; true if it ran,
- * false if it gave up on a lock timeout (everything it did is rolled back).
- * Any other error propagates.
+ * Run action in a subtransaction with lock_timeout set (timeout_ms > 0; else
+ * the session's own); true if it ran, false if it gave up on a lock timeout
+ * or a deadlock, with everything it did rolled back.  Any other error
+ * propagates.
  */
-static bool
+bool
 run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -56,7 +55,8 @@ run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		set_local_lock_timeout(timeout_ms);
+		if (timeout_ms > 0)
+			set_local_lock_timeout(timeout_ms);
 		action(arg);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -73,7 +73,8 @@ run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
 			ReThrowError(edata);
 		FreeErrorData(edata);
 	}
