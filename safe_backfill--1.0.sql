@@ -34,3 +34,64 @@ AS 'MODULE_PATHNAME', 'safe_set_not_null';
 
 COMMENT ON PROCEDURE safe_set_not_null(regclass, name, boolean, interval, integer) IS
 'Make a column NOT NULL through a validated CHECK, without a table scan under ACCESS EXCLUSIVE';
+
+-- One row per run of safe_backfill, updated in the same transaction as each
+-- batch, so it is exact after a crash or a cancel; a later CALL with the same
+-- table, column and value resumes after last_key / last_block.  Written by
+-- the procedure as the table's owner; readable by everyone through the view.
+CREATE TABLE safe_backfill_jobs (
+    id             bigserial PRIMARY KEY,
+    relid          oid NOT NULL,
+    attnum         integer NOT NULL,
+    table_name     text NOT NULL,
+    column_name    name NOT NULL,
+    value_text     text NOT NULL,
+    iteration      text NOT NULL CHECK (iteration IN ('key', 'ctid')),
+    phase          text NOT NULL DEFAULT 'main' CHECK (phase IN ('main', 'sweep', 'done')),
+    last_key       text[],
+    last_block     bigint,
+    rows_estimated bigint,
+    rows_scanned   bigint NOT NULL DEFAULT 0,
+    rows_done      bigint NOT NULL DEFAULT 0,
+    batches        bigint NOT NULL DEFAULT 0,
+    started_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    updated_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at    timestamptz,
+    state          text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed')),
+    error          text,
+    pid            integer,
+    username       name NOT NULL DEFAULT current_user
+);
+CREATE INDEX safe_backfill_jobs_target ON safe_backfill_jobs (relid, attnum, id);
+SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs', '');
+GRANT SELECT ON safe_backfill_jobs TO PUBLIC;
+
+-- Progress of every run, from any session.  A run whose session no longer
+-- holds its advisory lock was interrupted (cancelled, failed, or its backend
+-- died); calling safe_backfill again with the same arguments resumes it.
+CREATE VIEW safe_backfill_progress AS
+SELECT j.id,
+       j.table_name,
+       j.column_name,
+       CASE WHEN j.state = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.pid = j.pid
+                   AND l.classid = j.relid AND l.objid = j.attnum::pg_catalog.oid AND l.objsubid = 2)
+            THEN 'interrupted' ELSE j.state END AS state,
+       j.phase,
+       j.rows_done,
+       j.rows_estimated,
+       pg_catalog.round(100.0 * LEAST(j.rows_scanned, j.rows_estimated)
+                        / NULLIF(j.rows_estimated, 0), 1) AS percent,
+       pg_catalog.round(j.rows_done / NULLIF(EXTRACT(epoch FROM j.updated_at - j.started_at), 0)) AS rows_per_second,
+       CASE WHEN j.state = 'running' AND j.rows_scanned > 0 AND j.rows_estimated > j.rows_scanned
+            THEN (j.updated_at - j.started_at) * ((j.rows_estimated - j.rows_scanned)::float8 / j.rows_scanned) END AS eta,
+       j.batches,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       j.pid,
+       j.username,
+       j.error
+FROM safe_backfill_jobs j;
+GRANT SELECT ON safe_backfill_progress TO PUBLIC;

@@ -223,6 +223,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 		: interval_argument_ms(fcinfo, 7, "max_replica_lag", 0, 3600 * 1000,
 							   "It is how far behind a standby may replay before safe_backfill waits; 0 does not watch standbys.");
 	opts.max_replica_wait_ms = safe_backfill_max_replica_wait_ms;
+	opts.procoid = fcinfo->flinfo->fn_oid;
 	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,
 				  "Each batch is one transaction that holds its row locks until it commits; larger batches would block other writers.");
 	require_range("pause_ms", opts.pause_ms, 0, 60 * 1000,

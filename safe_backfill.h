@@ -14,6 +14,7 @@
 
 #include "access/attnum.h"
 #include "storage/block.h"
+#include "utils/array.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -99,7 +100,23 @@ typedef struct BackfillOptions
 	int			max_batch_retries;
 	int			max_replica_lag_ms;	/* 0: do not watch standbys */
 	int			max_replica_wait_ms;
+	Oid			procoid;		/* our procedure: its schema holds the jobs table */
 } BackfillOptions;
+
+/* Where an earlier, unfinished run of the same backfill stopped. */
+typedef struct JobPosition
+{
+	bool		resumed;
+	bool		sweeping;		/* the main pass had finished */
+	bool		by_ctid;
+	Datum	   *keys;			/* text of the last key done, nkeys of them */
+	int			nkeys;
+	bool		has_block;
+	int64		block;			/* next block of a ctid pass */
+	int64		rows_done;
+} JobPosition;
+
+typedef struct BackfillJob BackfillJob;
 
 /* How ACCESS EXCLUSIVE steps wait and retry. */
 typedef struct LockPolicy
@@ -113,6 +130,7 @@ typedef struct BackfillStats
 {
 	TimestampTz started;
 	TimestampTz last_report;
+	TimestampTz last_activity;
 	double		estimated_rows;
 	int64		rows_scanned;
 	int64		rows_filled;
@@ -167,6 +185,10 @@ extern bool iterator_finished(BatchIterator *it);
 extern int	iterator_batch_size(BatchIterator *it);
 extern void iterator_set_batch_size(BatchIterator *it, int rows);
 extern bool iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end);
+extern bool iterator_by_ctid(BatchIterator *it);
+extern ArrayType *iterator_position_keys(BatchIterator *it);
+extern BlockNumber iterator_position_block(BatchIterator *it);
+extern char *iterator_resume(BatchIterator *it, const JobPosition *pos);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
@@ -179,7 +201,18 @@ extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
 
 /* locking.c */
 typedef void (*LockedAction) (void *arg);
-extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg);
+typedef void (*FailedAction) (ErrorData *edata, void *arg);
+extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
+								  FailedAction on_error);
+
+/* jobs.c */
+extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
+							  double estimated_rows, JobPosition *pos);
+extern int64 job_id(BackfillJob *job);
+extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
+							 BlockNumber block, int64 filled, int64 scanned);
+extern void job_finish(BackfillJob *job, const char *error);
+extern void job_release(BackfillJob *job);
 extern char *describe_lock_holders(Oid relid);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 							   const char *what, const char *sql,

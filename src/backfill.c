@@ -9,6 +9,7 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "tcop/tcopprot.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
@@ -19,6 +20,7 @@ typedef struct PassState
 	BatchIterator *it;
 	BackfillStats *stats;
 	const BackfillOptions *opts;
+	BackfillJob *job;
 	int			sweep;			/* 0 for the main pass */
 	int64		pass_filled;
 } PassState;
@@ -55,6 +57,27 @@ batch_error_context(void *arg)
 		errcontext("safe_backfill: %s: batch " INT64_FORMAT ", %s",
 				   pass->target->display, pass->stats->batches + 1,
 				   iterator_describe_position(pass->it));
+}
+
+/*
+ * pg_stat_activity shows the CALL; append where it is, about once a second,
+ * so another session can see it without the NOTICEs.
+ */
+static void
+report_activity(PassState *pass)
+{
+	BackfillStats *stats = pass->stats;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(stats->last_activity, now, 1000))
+		return;
+	stats->last_activity = now;
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("%s /* safe_backfill: %s, batch " INT64_FORMAT ", " INT64_FORMAT " rows filled, %.0f%% */",
+									debug_query_string ? debug_query_string : "CALL safe_backfill(...)",
+									pass->sweep > 0 ? "sweep" : "main pass",
+									stats->batches, stats->rows_filled,
+									iterator_fraction_done(pass->it) * 100));
 }
 
 /* At most one line per progress_interval; 0 turns the lines off. */
@@ -107,6 +130,7 @@ sleep_interruptibly(int ms)
 typedef struct BatchAttempt
 {
 	BatchIterator *it;
+	BackfillJob *job;
 	bool		ran;
 	int64		filled;
 	int64		scanned;
@@ -118,6 +142,16 @@ batch_attempt_action(void *arg)
 	BatchAttempt *attempt = (BatchAttempt *) arg;
 
 	attempt->ran = iterator_run_batch(attempt->it, &attempt->filled, &attempt->scanned);
+}
+
+/* The batch failed for good: say so in the jobs table, then let it raise. */
+static void
+batch_failed(ErrorData *edata, void *arg)
+{
+	BatchAttempt *attempt = (BatchAttempt *) arg;
+
+	job_finish(attempt->job, edata->message);
+	commit_transaction();
 }
 
 /*
@@ -192,7 +226,7 @@ adapt_batch_size(PassState *pass, double batch_ms)
 static bool
 run_one_batch(PassState *pass, int64 *filled)
 {
-	BatchAttempt attempt = {pass->it, false, 0, 0};
+	BatchAttempt attempt = {pass->it, pass->job, false, 0, 0};
 	BlockNumber freed_start;
 	BlockNumber freed_end;
 	TimestampTz started;
@@ -208,10 +242,15 @@ run_one_batch(PassState *pass, int64 *filled)
 		recheck_target(pass->target);
 		started = GetCurrentTimestamp();
 		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
-								  batch_attempt_action, &attempt))
+								  batch_attempt_action, &attempt, batch_failed))
 			break;
 		prepare_batch_retry(pass, n);
 	}
+	if (attempt.ran)
+		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
+						 iterator_position_keys(pass->it),
+						 iterator_position_block(pass->it),
+						 attempt.filled, pass->sweep > 0 ? 0 : attempt.scanned);
 	commit_transaction();
 	if (attempt.filled > 0)
 		replica_lag_note_commit();
@@ -241,9 +280,9 @@ run_one_batch(PassState *pass, int64 *filled)
 
 static int64
 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
-		 int sweep, const BackfillOptions *opts)
+		 int sweep, const BackfillOptions *opts, BackfillJob *job)
 {
-	PassState	pass = {target, it, stats, opts, sweep, 0};
+	PassState	pass = {target, it, stats, opts, job, sweep, 0};
 	ErrorContextCallback errcb;
 	int64		filled;
 
@@ -254,6 +293,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 
 	while (run_one_batch(&pass, &filled))
 	{
+		report_activity(&pass);
 		report_progress(&pass);
 		/* the pause spreads out writes; a batch that wrote nothing needs none */
 		if (!iterator_finished(it) && filled > 0)
@@ -272,7 +312,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
  */
 static void
 sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
-				  const BackfillOptions *opts)
+				  const BackfillOptions *opts, BackfillJob *job)
 {
 	for (;;)
 	{
@@ -291,7 +331,7 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 
 		stats->sweeps++;
 		it = iterator_create_sweep(target, opts->batch_size, stats->estimated_rows);
-		filled = run_pass(target, it, stats, stats->sweeps, opts);
+		filled = run_pass(target, it, stats, stats->sweeps, opts, job);
 		iterator_free(it);
 		if (filled == 0)
 			break;
@@ -344,11 +384,41 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
 								  batch_time_percentile(stats, 0.99))));
 }
 
+static void
+report_resume(BackfillTarget *target, BackfillJob *job, const JobPosition *pos,
+			  const char *where)
+{
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT " %s, after %s; " INT64_FORMAT " rows were filled before",
+					target->display, job_id(job),
+					pos->sweeping ? "at its sweep" : "in its main pass", where,
+					pos->rows_done)));
+}
+
+static void
+backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
+				  BackfillStats *stats, BackfillJob *job, BatchIterator *it,
+				  const JobPosition *pos)
+{
+	if (pos->resumed)
+		report_resume(target, job, pos, pos->sweeping ? "the main pass" : iterator_resume(it, pos));
+	if (!pos->sweeping)
+		run_pass(target, it, stats, 0, opts, job);
+	iterator_free(it);
+
+	sweep_until_clean(target, stats, opts, job);
+	job_finish(job, NULL);
+	commit_transaction();
+	report_summary(target, stats);
+}
+
 void
 run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
 	BackfillStats stats = {0};
 	BatchIterator *it;
+	BackfillJob *volatile job = NULL;
+	JobPosition pos;
 
 	stats.started = GetCurrentTimestamp();
 	stats.last_report = stats.started;
@@ -364,9 +434,20 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	it = (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID) ?
 		iterator_create_keyset(target, opts->batch_size, stats.estimated_rows) :
 		iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
-	run_pass(target, it, &stats, 0, opts);
-	iterator_free(it);
 
-	sweep_until_clean(target, &stats, opts);
-	report_summary(target, &stats);
+	/* the column's advisory lock is a session lock: release it on any exit */
+	PG_TRY();
+	{
+		job = job_start(target, opts->procoid, iterator_by_ctid(it),
+						stats.estimated_rows, &pos);
+		commit_transaction();
+		backfill_with_job(target, opts, &stats, job, it, &pos);
+	}
+	PG_CATCH();
+	{
+		job_release(job);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	job_release(job);
 }

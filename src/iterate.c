@@ -21,6 +21,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/array.h"
 
 struct BatchIterator
 {
@@ -573,4 +574,73 @@ iterator_describe_position(BatchIterator *it)
 		return psprintf("the first %d keys", it->batch_size);
 	return psprintf("keys (%s) after %s", sql_key_list(it->target),
 					key_text(it, it->lower));
+}
+
+bool
+iterator_by_ctid(BatchIterator *it)
+{
+	return it->by_ctid;
+}
+
+/* The last key done, as text[], for the jobs table; NULL before any batch. */
+ArrayType *
+iterator_position_keys(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *texts;
+	int			i;
+
+	if (it->by_ctid || !it->has_lower)
+		return NULL;
+	texts = palloc(sizeof(Datum) * t->nkeys);
+	for (i = 0; i < t->nkeys; i++)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(t->keys[i].typid, &outfunc, &isvarlena);
+		texts[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, it->lower[i]));
+	}
+	return construct_array(texts, t->nkeys, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+BlockNumber
+iterator_position_block(BatchIterator *it)
+{
+	return it->by_ctid ? it->next_block : InvalidBlockNumber;
+}
+
+/*
+ * Continue where an earlier run stopped; returns the position, for the
+ * NOTICE.  The key is read back through the key types' input functions.
+ */
+char *
+iterator_resume(BatchIterator *it, const JobPosition *pos)
+{
+	BackfillTarget *t = it->target;
+	MemoryContext old;
+	int			i;
+
+	if (it->by_ctid)
+	{
+		if (!pos->has_block)
+			return pstrdup("the first block");
+		it->next_block = (BlockNumber) pos->block;
+		return psprintf("block %u", it->next_block);
+	}
+	if (pos->nkeys != t->nkeys)
+		return pstrdup("the first key");
+	old = MemoryContextSwitchTo(it->cxt);
+	for (i = 0; i < t->nkeys; i++)
+	{
+		Oid			infunc;
+		Oid			ioparam;
+
+		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
+		it->lower[i] = OidInputFunctionCall(infunc, TextDatumGetCString(pos->keys[i]),
+											ioparam, -1);
+	}
+	MemoryContextSwitchTo(old);
+	it->has_lower = true;
+	return psprintf("key %s", key_text(it, it->lower));
 }

@@ -45,7 +45,8 @@ set_local_lock_timeout(int ms)
  * propagates.
  */
 bool
-run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg)
+run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
+					  FailedAction on_error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -75,7 +76,12 @@ run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg)
 		CurrentResourceOwner = owner;
 		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
 			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+		{
+			/* the subtransaction is gone: the caller may still write */
+			if (on_error)
+				on_error(edata, arg);
 			ReThrowError(edata);
+		}
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -190,8 +196,8 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 		DdlAttempt	ddl = {target->relid, sql, 0};
 
 		CHECK_FOR_INTERRUPTS();
-		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid) &&
-			run_with_lock_timeout(policy->lock_timeout_ms, exclusive_ddl_action, &ddl))
+		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
+			run_with_lock_timeout(policy->lock_timeout_ms, exclusive_ddl_action, &ddl, NULL))
 		{
 			commit_transaction();
 			*held_ms += (double) (GetCurrentTimestamp() - ddl.acquired) / 1000.0;

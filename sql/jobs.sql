@@ -1,0 +1,58 @@
+-- Every run is recorded in safe_backfill_jobs, in the same transaction as
+-- each batch, and shown by safe_backfill_progress; a run that did not finish
+-- is resumed by calling safe_backfill again with the same arguments.
+CREATE EXTENSION IF NOT EXISTS safe_backfill;
+SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
+\set VERBOSITY terse
+
+CREATE TABLE j (id int PRIMARY KEY, status text);
+INSERT INTO j SELECT generate_series(1, 5000);
+CALL safe_backfill('j', 'status', 'active', 1000);
+SELECT table_name, column_name, state, phase, rows_done, rows_estimated, percent,
+       batches >= 5 AS batches, rows_per_second > 0 AS rate, eta, pid = pg_backend_pid() AS pid,
+       username = current_user AS username, error, finished_at >= started_at AS finished
+FROM safe_backfill_progress;
+SELECT value_text, iteration, last_key FROM safe_backfill_jobs;
+
+-- an interrupted run (as a crash leaves it: "running", its session gone)
+UPDATE j SET status = NULL WHERE id > 3000;
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, last_key, rows_done, rows_scanned, pid)
+VALUES ('j'::regclass, 2, 'public.j', 'status', 'active', 'key', '{4000}', 3000, 4000, 0);
+SELECT id, state FROM safe_backfill_progress ORDER BY id;
+-- the same call resumes it after key 4000 (the sweep then finds 3001-4000)
+CALL safe_backfill('j', 'status', 'active', 1000);
+SELECT id, state, phase, rows_done FROM safe_backfill_progress ORDER BY id;
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM j;
+
+-- another value is another backfill: a new run, nothing resumed
+UPDATE j SET status = NULL WHERE id > 4900;
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, last_key, pid)
+VALUES ('j'::regclass, 2, 'public.j', 'status', 'other', 'key', '{4950}', 0);
+CALL safe_backfill('j', 'status', 'new', 1000);
+SELECT value_text, state, rows_done FROM safe_backfill_jobs WHERE id > 2 ORDER BY id;
+
+-- a batch that fails records the error and the state
+CREATE TABLE j_check (id int PRIMARY KEY, status text CHECK (status <> 'bad'));
+INSERT INTO j_check SELECT generate_series(1, 100);
+CALL safe_backfill('j_check', 'status', 'bad', 10);
+SELECT table_name, state, rows_done, error FROM safe_backfill_progress WHERE table_name = 'public.j_check';
+
+-- everyone can read the progress, nobody but the procedure writes the jobs
+CREATE ROLE regress_jobs_reader;
+SET ROLE regress_jobs_reader;
+SELECT count(*) > 0 AS visible FROM safe_backfill_progress;
+UPDATE safe_backfill_jobs SET last_key = '{1}';
+DELETE FROM safe_backfill_jobs;
+RESET ROLE;
+-- a role allowed to fill the table is recorded as itself
+GRANT SELECT, UPDATE ON j TO regress_jobs_reader;
+UPDATE j SET status = NULL WHERE id = 1;
+SET ROLE regress_jobs_reader;
+CALL safe_backfill('j', 'status', 'mine', 1000);
+RESET ROLE;
+SELECT value_text, state, rows_done, username FROM safe_backfill_jobs WHERE value_text = 'mine';
+DROP OWNED BY regress_jobs_reader;
+DROP ROLE regress_jobs_reader;

@@ -1,0 +1,70 @@
+# A backend killed in the middle of a backfill (the server goes through crash
+# recovery): the jobs table says exactly how far the committed batches went,
+# calling safe_backfill again resumes after the last committed key, and in
+# the end every row was filled exactly once.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('crash');
+$node->init;
+$node->append_conf('postgresql.conf', 'restart_after_crash = on');
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION safe_backfill;
+	CREATE TABLE t (id int PRIMARY KEY, status text);
+	INSERT INTO t SELECT generate_series(1, 20000);
+	-- counts the committed updates of every row
+	CREATE TABLE writes (id int PRIMARY KEY, n int NOT NULL);
+	CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  INSERT INTO writes VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = writes.n + 1;
+	  RETURN NEW;
+	END $$;
+	CREATE TRIGGER count_write BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION count_write();
+});
+
+my ($out, $err) = ('', '');
+my $bf = IPC::Run::start(
+	[ 'psql', '-X', '-d', $node->connstr('postgres'),
+	  '-c', 'SET safe_backfill.progress_interval = 0',
+	  '-c', "CALL safe_backfill('t', 'status', 'done', 500, pause_ms => 100)" ],
+	'>', \$out, '2>', \$err);
+$node->poll_query_until('postgres', 'SELECT count(status) >= 2000 FROM t')
+  or die 'the backfill never got going';
+my $pid = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND pid <> pg_backend_pid()});
+like($pid, qr/^\d+$/, 'found the backend running the backfill');
+is($node->safe_psql('postgres', q{SELECT query ~ 'safe_backfill: main pass, batch \d+, \d+ rows filled' FROM pg_stat_activity WHERE pid = } . $pid),
+	't', 'pg_stat_activity shows where the backfill is');
+kill 'KILL', $pid;
+$bf->finish;
+$node->poll_query_until('postgres', 'SELECT 1', '1') or die 'no restart after the crash';
+
+my $filled = $node->safe_psql('postgres', 'SELECT count(status) FROM t');
+is($node->safe_psql('postgres', 'SELECT rows_done FROM safe_backfill_jobs'), $filled,
+	"after the crash the job records exactly the committed rows ($filled)");
+is($node->safe_psql('postgres', 'SELECT state FROM safe_backfill_progress'), 'interrupted',
+	'and the progress view calls the run interrupted');
+my $last_key = $node->safe_psql('postgres', 'SELECT last_key[1] FROM safe_backfill_jobs');
+is($last_key, $node->safe_psql('postgres', 'SELECT max(id) FROM t WHERE status IS NOT NULL'),
+	'its last key is the last row committed');
+
+my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	SET safe_backfill.progress_interval = 0;
+	CALL safe_backfill('t', 'status', 'done', 500);
+});
+is($ret, 0, 'the second call succeeds') or diag $stderr;
+like($stderr, qr/resuming run 1 in its main pass, after key \($last_key\); $filled rows were filled before/,
+	'it resumes after the last committed key');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '0', 'every row is filled');
+is($node->safe_psql('postgres', 'SELECT count(*), min(n), max(n) FROM writes'), '20000|1|1',
+	'every row was written exactly once');
+is($node->safe_psql('postgres', 'SELECT state, rows_done FROM safe_backfill_progress'), 'done|20000',
+	'the run is done and counted every row');
+
+$node->stop;
+done_testing();
