@@ -202,6 +202,9 @@ extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
 /* locking.c */
 typedef void (*LockedAction) (void *arg);
 typedef void (*FailedAction) (ErrorData *edata, void *arg);
+extern bool run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
+								  const int *expected, int nexpected,
+								  FailedAction on_error);
 extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 								  FailedAction on_error);
 

@@ -39,14 +39,14 @@ set_local_lock_timeout(int ms)
 }
 
 /*
- * Run action in a subtransaction with lock_timeout set (timeout_ms > 0; else
- * the session's own); true if it ran, false if it gave up on a lock timeout
- * or a deadlock, with everything it did rolled back.  Any other error
- * propagates.
+ * Run action in a subtransaction (with lock_timeout set when timeout_ms > 0).
+ * True if it ran; false if it raised one of the expected SQLSTATEs, with
+ * everything it did rolled back.  Any other error propagates, after
+ * on_error (if given) has run in the still-usable outer transaction.
  */
 bool
-run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
-					  FailedAction on_error)
+run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
+					  const int *expected, int nexpected, FailedAction on_error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -67,6 +67,7 @@ run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		int			i;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -74,10 +75,10 @@ run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
-			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+		for (i = 0; i < nexpected && edata->sqlerrcode != expected[i]; i++)
+			;
+		if (i == nexpected)
 		{
-			/* the subtransaction is gone: the caller may still write */
 			if (on_error)
 				on_error(edata, arg);
 			ReThrowError(edata);
@@ -86,6 +87,17 @@ run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 	}
 	PG_END_TRY();
 	return ran;
+}
+
+/* The errors a retry can cure: a lock wait that timed out, a deadlock. */
+static const int lock_errors[] = {ERRCODE_LOCK_NOT_AVAILABLE, ERRCODE_T_R_DEADLOCK_DETECTED};
+
+bool
+run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
+					  FailedAction on_error)
+{
+	return run_in_subtransaction(action, arg, timeout_ms, lock_errors,
+								 lengthof(lock_errors), on_error);
 }
 
 static void

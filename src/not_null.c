@@ -25,8 +25,6 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -147,42 +145,31 @@ count_nulls(BackfillTarget *target)
  * left: caught in a subtransaction so the caller can undo its own step and
  * report how many.
  */
+typedef struct ValidateCall
+{
+	BackfillTarget *target;
+	const char *conname;
+} ValidateCall;
+
+static void
+validate_action(void *arg)
+{
+	ValidateCall *call = (ValidateCall *) arg;
+	int			rc = SPI_execute(sql_validate_constraint(call->target, call->conname),
+								 false, 0);
+
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
+}
+
 static bool
 validate_check(BackfillTarget *target, const char *conname)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		valid = true;
+	static const int nulls_found[] = {ERRCODE_CHECK_VIOLATION};
+	ValidateCall call = {target, conname};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			rc = SPI_execute(sql_validate_constraint(target, conname), false, 0);
-
-		if (rc != SPI_OK_UTILITY)
-			elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_CHECK_VIOLATION)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		valid = false;
-	}
-	PG_END_TRY();
-	return valid;
+	return run_in_subtransaction(validate_action, &call, 0, nulls_found,
+								 lengthof(nulls_found), NULL);
 }
 
 static void

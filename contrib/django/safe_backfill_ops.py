@@ -207,7 +207,21 @@ def _execute_showing_notices(schema_editor, sql, params, stream=None):
 # ---------------------------------------------------------------------------
 # operations
 
-class SafeBackfill(Operation):
+class _FieldOperation(Operation):
+    """What both operations share: they act on one field of one model."""
+
+    @property
+    def model_name_lower(self):
+        return self.model_name.lower()
+
+    def references_model(self, name, app_label):
+        return name.lower() == self.model_name_lower
+
+    def references_field(self, model_name, name, app_label):
+        return self.references_model(model_name, app_label) and name.lower() == self.name.lower()
+
+
+class SafeBackfill(_FieldOperation):
     """
     SafeBackfill(model_name, name, value, batch_size=10000, pause_ms=0,
                  set_not_null=False, field=None)
@@ -252,10 +266,6 @@ class SafeBackfill(Operation):
         self.set_not_null = bool(set_not_null)
         self.field = field
 
-    @property
-    def model_name_lower(self):
-        return self.model_name.lower()
-
     def state_forwards(self, app_label, state):
         if self.set_not_null:
             _not_null_state_forwards(app_label, state, self.model_name, self.name, self.field)
@@ -292,14 +302,9 @@ class SafeBackfill(Operation):
     def migration_name_fragment(self):
         return "backfill_%s_%s" % (self.model_name_lower, self.name.lower())
 
-    def references_model(self, name, app_label):
-        return name.lower() == self.model_name_lower
-
-    def references_field(self, model_name, name, app_label):
-        return self.references_model(model_name, app_label) and name.lower() == self.name.lower()
 
 
-class SafeSetNotNull(Operation):
+class SafeSetNotNull(_FieldOperation):
     """
     SafeSetNotNull(model_name, name, field=None, drop_check=None,
                    lock_timeout=None, max_attempts=None)
@@ -333,10 +338,6 @@ class SafeSetNotNull(Operation):
         self.drop_check = drop_check
         self.lock_timeout = lock_timeout
         self.max_attempts = max_attempts
-
-    @property
-    def model_name_lower(self):
-        return self.model_name.lower()
 
     def state_forwards(self, app_label, state):
         _not_null_state_forwards(app_label, state, self.model_name, self.name, self.field)
@@ -372,8 +373,3 @@ class SafeSetNotNull(Operation):
     def migration_name_fragment(self):
         return "set_not_null_%s_%s" % (self.model_name_lower, self.name.lower())
 
-    def references_model(self, name, app_label):
-        return name.lower() == self.model_name_lower
-
-    def references_field(self, model_name, name, app_label):
-        return self.references_model(model_name, app_label) and name.lower() == self.name.lower()
