@@ -13,11 +13,12 @@ CREATE PROCEDURE safe_backfill(
     pause_ms   integer DEFAULT 0,
     set_not_null boolean DEFAULT false,
     target_batch_ms integer DEFAULT NULL,
-    max_replica_lag interval DEFAULT NULL)
+    max_replica_lag interval DEFAULT NULL,
+    workers integer DEFAULT 1)
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'safe_backfill';
 
-COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval) IS
+COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer) IS
 'Fill the NULLs of a column with a value, in batches that each commit';
 
 -- drop_check: NULL drops the CHECK only if this call added it, true always,

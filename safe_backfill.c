@@ -193,7 +193,8 @@ PG_FUNCTION_INFO_V1(safe_backfill);
  *					  batch_size integer DEFAULT 10000, pause_ms integer DEFAULT 0,
  *					  set_not_null boolean DEFAULT false,
  *					  target_batch_ms integer DEFAULT NULL,
- *					  max_replica_lag interval DEFAULT NULL)
+ *					  max_replica_lag interval DEFAULT NULL,
+ *					  workers integer DEFAULT 1)
  */
 Datum
 safe_backfill(PG_FUNCTION_ARGS)
@@ -224,6 +225,11 @@ safe_backfill(PG_FUNCTION_ARGS)
 							   "It is how far behind a standby may replay before safe_backfill waits; 0 does not watch standbys.");
 	opts.max_replica_wait_ms = safe_backfill_max_replica_wait_ms;
 	opts.procoid = fcinfo->flinfo->fn_oid;
+	opts.workers = PG_ARGISNULL(8) ? 1 : PG_GETARG_INT32(8);
+	opts.stop = NULL;
+	opts.progress = NULL;
+	require_range("workers", opts.workers, 1, 64,
+				  "workers is how many background workers split the main pass; 1 runs it in this session.");
 	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,
 				  "Each batch is one transaction that holds its row locks until it commits; larger batches would block other writers.");
 	require_range("pause_ms", opts.pause_ms, 0, 60 * 1000,

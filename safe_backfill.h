@@ -54,6 +54,8 @@ typedef struct KeyColumn
 	Oid			typid;
 	int16		typlen;
 	bool		typbyval;
+	Oid			cmpproc;		/* btree comparison support function of the key */
+	Oid			collation;
 } KeyColumn;
 
 /*
@@ -101,7 +103,19 @@ typedef struct BackfillOptions
 	int			max_replica_lag_ms;	/* 0: do not watch standbys */
 	int			max_replica_wait_ms;
 	Oid			procoid;		/* our procedure: its schema holds the jobs table */
+	int			workers;		/* main pass split across this many workers */
+	/* in a parallel worker: the leader's stop flag and where to show progress */
+	volatile bool *stop;
+	struct SharedProgress *progress;
 } BackfillOptions;
+
+/* A parallel worker's progress, in shared memory, read by the leader. */
+typedef struct SharedProgress
+{
+	volatile int64 rows_filled;
+	volatile int64 rows_scanned;
+	volatile int64 batches;
+} SharedProgress;
 
 /* Where an earlier, unfinished run of the same backfill stopped. */
 typedef struct JobPosition
@@ -189,6 +203,8 @@ extern bool iterator_by_ctid(BatchIterator *it);
 extern ArrayType *iterator_position_keys(BatchIterator *it);
 extern BlockNumber iterator_position_block(BatchIterator *it);
 extern char *iterator_resume(BatchIterator *it, const JobPosition *pos);
+extern void iterator_limit_keys(BatchIterator *it, Datum *texts, int n);
+extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
@@ -196,6 +212,8 @@ extern void iterator_free(BatchIterator *it);
 
 /* backfill.c */
 extern void commit_transaction(void);
+extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
+						  BackfillStats *stats, const BackfillOptions *opts);
 extern void sleep_interruptibly(int ms);
 extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
 
@@ -223,6 +241,10 @@ extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
+
+/* parallel.c */
+extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
+								   BackfillStats *stats, bool by_ctid);
 
 /* replicas.c */
 extern void replica_lag_reset(void);

@@ -7,6 +7,7 @@
 
 #include <math.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
@@ -275,6 +276,12 @@ run_one_batch(PassState *pass, int64 *filled)
 		record_batch_time(pass->stats, batch_ms);
 		adapt_batch_size(pass, batch_ms);
 	}
+	if (pass->opts->progress)
+	{
+		pass->opts->progress->rows_filled = pass->stats->rows_filled;
+		pass->opts->progress->rows_scanned = pass->stats->rows_scanned;
+		pass->opts->progress->batches = pass->stats->batches;
+	}
 	return true;
 }
 
@@ -291,7 +298,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	while (run_one_batch(&pass, &filled))
+	while (!(opts->stop && *opts->stop) && run_one_batch(&pass, &filled))
 	{
 		report_activity(&pass);
 		report_progress(&pass);
@@ -364,24 +371,44 @@ static void
 report_summary(BackfillTarget *target, BackfillStats *stats)
 {
 	double		seconds = seconds_since(stats->started);
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, INT64_FORMAT " batches including %d %s of the table, %.2f s",
+					 stats->batches, stats->sweeps, stats->sweeps == 1 ? "sweep" : "sweeps",
+					 seconds);
+	if (stats->rows_filled > 0)
+		appendStringInfo(&detail, ", %.0f rows/s",
+						 seconds > 0 ? stats->rows_filled / seconds : 0.0);
+	/* batch times are this session's; a parallel main pass has none here */
+	if (stats->ntimes > 0)
+		appendStringInfo(&detail, "; batch time p50 %.1f ms, p99 %.1f ms",
+						 batch_time_percentile(stats, 0.5),
+						 batch_time_percentile(stats, 0.99));
+	appendStringInfoChar(&detail, '.');
 
 	if (stats->rows_filled == 0)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: nothing to fill, no NULL values found (0 rows written)",
 						target->display),
-				 errdetail_plural("Checked in " INT64_FORMAT " batches including %d sweep of the table, %.2f s.",
-								  "Checked in " INT64_FORMAT " batches including %d sweeps of the table, %.2f s.",
-								  stats->sweeps, stats->batches, stats->sweeps, seconds)));
+				 errdetail_internal("%s", detail.data)));
 	else
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: filled " INT64_FORMAT " rows",
 						target->display, stats->rows_filled),
-				 errdetail_plural(INT64_FORMAT " batches including %d sweep of the table, %.2f s, %.0f rows/s; batch time p50 %.1f ms, p99 %.1f ms.",
-								  INT64_FORMAT " batches including %d sweeps of the table, %.2f s, %.0f rows/s; batch time p50 %.1f ms, p99 %.1f ms.",
-								  stats->sweeps, stats->batches, stats->sweeps, seconds,
-								  seconds > 0 ? stats->rows_filled / seconds : 0.0,
-								  batch_time_percentile(stats, 0.5),
-								  batch_time_percentile(stats, 0.99))));
+				 errdetail_internal("%s", detail.data)));
+}
+
+/*
+ * The main pass alone, without a job record: what a parallel worker runs
+ * over its range.  False if the leader asked it to stop before the end.
+ */
+bool
+run_main_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
+			  const BackfillOptions *opts)
+{
+	run_pass(target, it, stats, 0, opts, NULL);
+	return iterator_finished(it);
 }
 
 static void
@@ -403,7 +430,19 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 	if (pos->resumed)
 		report_resume(target, job, pos, pos->sweeping ? "the main pass" : iterator_resume(it, pos));
 	if (!pos->sweeping)
-		run_pass(target, it, stats, 0, opts, job);
+	{
+		/* a resumed run continues in this session, from where it stopped */
+		if (opts->workers > 1 && !pos->resumed &&
+			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it)))
+		{
+			/* the workers keep no job record: note their pass as done */
+			job_record_batch(job, "sweep", NULL, InvalidBlockNumber,
+							 stats->rows_filled, stats->rows_scanned);
+			commit_transaction();
+		}
+		else
+			run_pass(target, it, stats, 0, opts, job);
+	}
 	iterator_free(it);
 
 	sweep_until_clean(target, stats, opts, job);

@@ -30,6 +30,13 @@ struct BatchIterator
 	int			batch_size;
 	bool		by_ctid;
 	bool		finished;
+	bool		finished_at_end;	/* the batch just run reached end_key */
+
+	/* a range of the table given to one parallel worker: keys up to end_key */
+	bool		has_end_key;
+	Datum	   *end_key;
+	bool		has_end_block;
+	BlockNumber end_block;
 
 	/* keyset: the last key of the previous batch, exclusive lower bound */
 	bool		has_lower;
@@ -329,10 +336,57 @@ note_key_range_blocks(BatchIterator *it)
 	pfree(args);
 }
 
+/* btree order of two keys, column by column, as the primary key sorts them */
+static int
+compare_keys(BatchIterator *it, Datum *a, Datum *b)
+{
+	BackfillTarget *t = it->target;
+	int			i;
+
+	for (i = 0; i < t->nkeys; i++)
+	{
+		int32		c = DatumGetInt32(OidFunctionCall2Coll(t->keys[i].cmpproc,
+														   t->keys[i].collation,
+														   a[i], b[i]));
+
+		if (c != 0)
+			return c;
+	}
+	return 0;
+}
+
+/* A worker's range ends at end_key: the batch that reaches it stops there. */
+static bool
+clip_to_end_key(BatchIterator *it, bool has_upper)
+{
+	BackfillTarget *t = it->target;
+	int			i;
+	MemoryContext old;
+
+	if (!it->has_end_key)
+		return has_upper;
+
+	if (has_upper && compare_keys(it, it->upper, it->end_key) < 0)
+		return true;
+	old = MemoryContextSwitchTo(it->cxt);
+	for (i = 0; i < t->nkeys; i++)
+		it->upper[i] = datumCopy(it->end_key[i], t->keys[i].typbyval, t->keys[i].typlen);
+	MemoryContextSwitchTo(old);
+	it->finished_at_end = true;
+	return true;
+}
+
 static bool
 keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 {
-	bool		has_upper = find_upper_bound(it);
+	bool		has_upper;
+
+	if (it->has_end_key && it->has_lower && compare_keys(it, it->lower, it->end_key) >= 0)
+	{
+		it->finished = true;
+		return false;
+	}
+	has_upper = clip_to_end_key(it, find_upper_bound(it));
 
 	it->freed_start = it->freed_end = 0;
 	if (has_upper)
@@ -341,7 +395,7 @@ keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	*scanned = has_upper ? it->batch_size : *filled;
 	if (has_upper)
 		advance_lower_bound(it);
-	else
+	if (!has_upper || it->finished_at_end)
 		it->finished = true;
 	it->rows_scanned += *scanned;
 	return true;
@@ -445,11 +499,20 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	int			rc;
 
 	BlockNumber end;
+	BlockNumber limit;
 
 	it->table_blocks = table_block_count(it->target->relid);
-	has_upper = it->next_block < it->table_blocks;
+	if (it->has_end_block && it->next_block >= it->end_block)
+	{
+		it->finished = true;
+		return false;
+	}
+	limit = it->has_end_block ? Min(it->end_block, it->table_blocks) : it->table_blocks;
+	has_upper = it->next_block < limit || it->has_end_block;
 	it->range_start = it->next_block;
-	end = Min(it->table_blocks, it->next_block + it->stride);
+	end = Min(limit, it->next_block + it->stride);
+	if (it->has_end_block && end <= it->next_block)
+		end = it->end_block;	/* the table is shorter than the range */
 
 	args[0] = it->target->value;
 	args[1] = block_start_tid(&first, it->next_block);
@@ -472,7 +535,7 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 		(int64) ((it->next_block - it->range_start) * (it->estimated_rows / Max(1, it->table_blocks))) :
 		*filled;
 	it->rows_scanned += *scanned;
-	if (!has_upper)
+	if (!has_upper || (it->has_end_block && it->next_block >= it->end_block))
 		it->finished = true;
 	return true;
 }
@@ -486,6 +549,7 @@ iterator_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 {
 	*filled = 0;
 	*scanned = 0;
+	it->finished_at_end = false;
 	if (it->finished)
 		return false;
 	return it->by_ctid ? ctid_run_batch(it, filled, scanned)
@@ -652,4 +716,36 @@ iterator_resume(BatchIterator *it, const JobPosition *pos)
 	MemoryContextSwitchTo(old);
 	it->has_lower = true;
 	return psprintf("key %s", key_text(it, it->lower));
+}
+
+/* Stop this iterator after the key given as text (a parallel worker's range). */
+void
+iterator_limit_keys(BatchIterator *it, Datum *texts, int n)
+{
+	BackfillTarget *t = it->target;
+	MemoryContext old = MemoryContextSwitchTo(it->cxt);
+	int			i;
+
+	Assert(n == t->nkeys);
+	it->end_key = palloc(sizeof(Datum) * t->nkeys);
+	for (i = 0; i < t->nkeys; i++)
+	{
+		Oid			infunc;
+		Oid			ioparam;
+
+		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
+		it->end_key[i] = OidInputFunctionCall(infunc, TextDatumGetCString(texts[i]),
+											  ioparam, -1);
+	}
+	it->has_end_key = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* Walk only [start, end) of the heap; end InvalidBlockNumber: to the end. */
+void
+iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end)
+{
+	it->next_block = start;
+	it->has_end_block = BlockNumberIsValid(end);
+	it->end_block = end;
 }

@@ -251,6 +251,8 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	AsOwner		saved;
 
+	if (job == NULL)
+		return;					/* a parallel worker: the leader keeps the record */
 	if (job->record_plan == NULL)
 	{
 		job->record_plan = SPI_prepare(psprintf("UPDATE %s SET phase = $2,"
@@ -289,6 +291,8 @@ job_finish(BackfillJob *job, const char *error)
 	char		nulls[2] = {' ', ' '};
 	AsOwner		saved;
 
+	if (job == NULL)
+		return;
 	args[0] = Int64GetDatum(job->id);
 	args[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[1] = error ? ' ' : 'n';

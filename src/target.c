@@ -10,6 +10,7 @@
 #include "safe_backfill.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/stratnum.h"
@@ -237,6 +238,9 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 		key->typid = att->atttypid;
 		get_typlenbyval(key->typid, &key->typlen, &key->typbyval);
 
+		key->cmpproc = get_opfamily_proc(index->rd_opfamily[i], index->rd_opcintype[i],
+										 index->rd_opcintype[i], BTORDER_PROC);
+		key->collation = index->rd_indcollation[i];
 		nsp = key_operator_namespace(index->rd_opfamily[i], index->rd_opcintype[i]);
 		if (i == 0)
 			opnsp = nsp;

@@ -1,0 +1,551 @@
+/*
+ * parallel.c
+ *		The main pass split across dynamic background workers.
+ *
+ * The leader (the backend running the CALL) cuts the key space into
+ * contiguous ranges - primary-key quantiles, or block ranges for a table
+ * without one - and starts one background worker per range, connected to the
+ * same database as the caller's role.  Each worker resolves and checks the
+ * target again (with its own privileges, which are the caller's), then runs
+ * the ordinary batch loop over its range, committing its own batches.  The
+ * leader holds no snapshot while it waits (it would keep the workers from
+ * pruning), relays progress, and re-raises the first error a worker hit.
+ * The sweeps that follow are the leader's, as in a serial run.
+ */
+#include "safe_backfill.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "utils/array.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/timestamp.h"
+
+#define MAX_WORKERS		64
+#define KEY_TEXT_LEN	1024
+#define ERROR_TEXT_LEN	1024
+
+typedef struct WorkerSlot
+{
+	/* the range, set by the leader */
+	bool		has_start;		/* keys: exclusive lower bound in start_key */
+	bool		has_end;		/* keys: inclusive upper bound in end_key */
+	char		start_key[KEY_TEXT_LEN];	/* text[] literal */
+	char		end_key[KEY_TEXT_LEN];
+	BlockNumber start_block;
+	BlockNumber end_block;		/* InvalidBlockNumber: to the end */
+
+	/* progress and outcome, set by the worker */
+	SharedProgress progress;
+	volatile bool started;
+	volatile bool done;
+	volatile bool failed;
+	int			sqlerrcode;
+	char		message[ERROR_TEXT_LEN];
+	char		detail[ERROR_TEXT_LEN];
+	char		hint[ERROR_TEXT_LEN];
+} WorkerSlot;
+
+typedef struct ParallelShared
+{
+	Oid			dboid;
+	Oid			sessionoid;		/* who logged in: can log in, so workers connect as it */
+	Oid			roleoid;		/* whose privileges the work runs with */
+	Oid			relid;
+	NameData	colname;
+	bool		by_ctid;
+	BackfillOptions opts;
+	volatile bool stop;			/* leader to workers: stop after this batch */
+	int			nworkers;
+	Size		value_offset;	/* the value, as text, after the slots */
+	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} ParallelShared;
+
+PGDLLEXPORT void safe_backfill_worker_main(Datum main_arg);
+
+static const char *
+shared_value(ParallelShared *sh)
+{
+	return (const char *) sh + sh->value_offset;
+}
+
+/* ---------------------------------------------------------------------
+ * Cutting the table into ranges
+ * --------------------------------------------------------------------- */
+
+/* The key at a given offset in key order, as a text[] literal; false if none. */
+static bool
+key_at_offset(BackfillTarget *target, int64 offset, char *buf)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(offset)};
+	Datum	   *texts;
+	char	   *literal;
+	bool		found;
+	int			i;
+
+	if (SPI_execute_with_args(sql_key_bound(target, false), 1, types, args, NULL,
+							  true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: finding range boundaries failed");
+	found = SPI_processed == 1;
+	if (found)
+	{
+		texts = palloc(sizeof(Datum) * target->nkeys);
+		for (i = 0; i < target->nkeys; i++)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+
+			texts[i] = CStringGetTextDatum(v);
+		}
+		/* array_in/array_out cache in fn_extra: call them with an FmgrInfo */
+		literal = OidOutputFunctionCall(F_ARRAY_OUT,
+										PointerGetDatum(construct_array(texts, target->nkeys, TEXTOID,
+																		-1, false, TYPALIGN_INT)));
+		found = strlen(literal) < KEY_TEXT_LEN;
+		if (found)
+			strlcpy(buf, literal, KEY_TEXT_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return found;
+}
+
+/*
+ * Primary-key quantiles from the row estimate; false when a boundary is
+ * missing (a tiny table) or its text too long to hand over.
+ */
+static bool
+cut_key_ranges(ParallelShared *sh, BackfillTarget *target, double rows)
+{
+	int			n = sh->nworkers;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		WorkerSlot *slot = &sh->slots[i];
+
+		slot->has_start = i > 0;
+		slot->has_end = i < n - 1;
+		if (slot->has_end &&
+			!key_at_offset(target, (int64) (rows * (i + 1) / n), slot->end_key))
+			return false;
+		if (slot->has_start)
+			strlcpy(slot->start_key, sh->slots[i - 1].end_key, KEY_TEXT_LEN);
+	}
+	return true;
+}
+
+static void
+cut_block_ranges(ParallelShared *sh, BackfillTarget *target)
+{
+	BlockNumber blocks = table_block_count(target->relid);
+	int			n = sh->nworkers;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		sh->slots[i].start_block = (BlockNumber) ((uint64) blocks * i / n);
+		sh->slots[i].end_block = i < n - 1 ?
+			(BlockNumber) ((uint64) blocks * (i + 1) / n) : InvalidBlockNumber;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * The leader
+ * --------------------------------------------------------------------- */
+
+static bool
+start_worker(dsm_segment *seg, int slotno, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "safe_backfill");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "safe_backfill_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "safe_backfill worker %d for PID %d",
+			 slotno + 1, MyProcPid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "safe_backfill worker");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	memcpy(worker.bgw_extra, &slotno, sizeof(int));
+	worker.bgw_notify_pid = MyProcPid;
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+static void
+sum_progress(ParallelShared *sh, int nstarted, BackfillStats *stats)
+{
+	int			i;
+
+	stats->rows_filled = stats->rows_scanned = stats->batches = 0;
+	for (i = 0; i < nstarted; i++)
+	{
+		stats->rows_filled += sh->slots[i].progress.rows_filled;
+		stats->rows_scanned += sh->slots[i].progress.rows_scanned;
+		stats->batches += sh->slots[i].progress.batches;
+	}
+}
+
+static void
+report_parallel_progress(BackfillTarget *target, BackfillStats *stats, int nworkers)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	double		elapsed = (double) (now - stats->started) / USECS_PER_SEC;
+	double		fraction = stats->estimated_rows > 0 ?
+		Min(1.0, stats->rows_scanned / stats->estimated_rows) : 0;
+
+	if (safe_backfill_progress_interval_ms <= 0 ||
+		!TimestampDifferenceExceeds(stats->last_report, now,
+									safe_backfill_progress_interval_ms))
+		return;
+	stats->last_report = now;
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: %d workers, batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), eta %.0f s",
+					target->display, nworkers, stats->batches, stats->rows_scanned,
+					Max(stats->estimated_rows, (double) stats->rows_scanned),
+					fraction * 100, fraction > 0 ? elapsed / fraction - elapsed : 0)));
+}
+
+/* Wait until every worker has stopped; true if all finished their range. */
+static bool
+wait_for_workers(ParallelShared *sh, BackgroundWorkerHandle **handles,
+				 int nstarted, BackfillTarget *target, BackfillStats *stats)
+{
+	for (;;)
+	{
+		int			running = 0;
+		int			i;
+		pid_t		pid;
+
+		for (i = 0; i < nstarted; i++)
+		{
+			BgwHandleStatus status = GetBackgroundWorkerPid(handles[i], &pid);
+
+			if (status != BGWH_STOPPED && status != BGWH_POSTMASTER_DIED)
+				running++;
+			else if (!sh->slots[i].done && !sh->stop)
+				sh->stop = true;	/* one failed or died: the others stop too */
+		}
+		sum_progress(sh, nstarted, stats);
+		if (running == 0)
+			break;
+		report_parallel_progress(target, stats, nstarted);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	for (int i = 0; i < nstarted; i++)
+		if (!sh->slots[i].done)
+			return false;
+	return true;
+}
+
+/* Re-raise the first error a worker hit, as it hit it. */
+static void
+raise_worker_error(ParallelShared *sh, int nstarted, BackfillTarget *target,
+				   BackfillStats *stats)
+{
+	int			i;
+
+	for (i = 0; i < nstarted; i++)
+	{
+		WorkerSlot *slot = &sh->slots[i];
+
+		if (slot->failed)
+			ereport(ERROR,
+					(errcode(slot->sqlerrcode),
+					 errmsg_internal("%s", slot->message),
+					 slot->detail[0] ? errdetail_internal("%s", slot->detail) : 0,
+					 slot->hint[0] ? errhint("%s", slot->hint) : 0,
+					 errcontext("safe_backfill worker %d of %d; " INT64_FORMAT " rows filled and committed by all workers",
+								i + 1, nstarted, stats->rows_filled)));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("safe_backfill: %s: a parallel worker stopped before finishing its range",
+					target->display),
+			 errdetail(INT64_FORMAT " rows were filled and committed; nothing is half-written.",
+					   stats->rows_filled),
+			 errhint("Call safe_backfill again: it fills the rows still NULL.")));
+}
+
+static dsm_segment *
+create_shared(BackfillTarget *target, const BackfillOptions *opts, int nworkers,
+			  bool by_ctid, ParallelShared **shp)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+	char	   *value;
+	Size		slots_size = offsetof(ParallelShared, slots) + sizeof(WorkerSlot) * nworkers;
+	dsm_segment *seg;
+	ParallelShared *sh;
+
+	getTypeOutputInfo(target->atttypid, &outfunc, &isvarlena);
+	value = OidOutputFunctionCall(outfunc, target->value);
+	seg = dsm_create(slots_size + strlen(value) + 1, 0);
+	/* the mapping must outlive the transaction we are in */
+	dsm_pin_mapping(seg);
+	sh = dsm_segment_address(seg);
+	memset(sh, 0, slots_size);
+	sh->dboid = MyDatabaseId;
+	sh->sessionoid = GetSessionUserId();
+	sh->roleoid = GetUserId();
+	sh->relid = target->relid;
+	namestrcpy(&sh->colname, target->colname);
+	sh->by_ctid = by_ctid;
+	sh->opts = *opts;
+	sh->nworkers = nworkers;
+	sh->value_offset = slots_size;
+	strcpy((char *) sh + slots_size, value);
+	*shp = sh;
+	return seg;
+}
+
+/*
+ * Run the main pass with up to opts->workers workers.  Returns false, having
+ * changed nothing, when it cannot run in parallel (no worker slot free, a
+ * table too small to cut); the caller then runs it serially.
+ */
+bool
+run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
+					   BackfillStats *stats, bool by_ctid)
+{
+	int			wanted = Min(opts->workers, MAX_WORKERS);
+	BackgroundWorkerHandle *handles[MAX_WORKERS];
+	ParallelShared *sh;
+	dsm_segment *volatile seg;
+	/* changed inside PG_TRY and read in PG_CATCH: must not live in a register */
+	volatile int nstarted = 0;
+	bool		complete = false;
+
+	seg = create_shared(target, opts, wanted, by_ctid, &sh);
+	if (by_ctid)
+		cut_block_ranges(sh, target);
+	else if (!cut_key_ranges(sh, target, stats->estimated_rows))
+	{
+		dsm_detach(seg);
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the table is too small to split or its keys too long; running in this session",
+						target->display)));
+		return false;
+	}
+
+	/* nothing of ours may hold back the pruning of the workers' dead rows */
+	commit_transaction();
+
+	PG_TRY();
+	{
+		while (nstarted < wanted && start_worker(seg, nstarted, &handles[nstarted]))
+			nstarted++;
+		if (nstarted == 0)
+		{
+			ereport(NOTICE,
+					(errmsg("safe_backfill: %s: no background worker slot is free (max_worker_processes = %d); running in this session",
+							target->display, max_worker_processes)));
+			dsm_detach(seg);
+			seg = NULL;
+		}
+		else
+		{
+			if (nstarted < wanted)
+			{
+				/* fewer workers: the last one takes the ranges nobody took */
+				WorkerSlot *last = &sh->slots[nstarted - 1];
+
+				last->has_end = sh->slots[wanted - 1].has_end;
+				last->end_block = sh->slots[wanted - 1].end_block;
+				ereport(NOTICE,
+						(errmsg("safe_backfill: %s: only %d of %d background workers could start (max_worker_processes = %d)",
+								target->display, nstarted, wanted, max_worker_processes)));
+			}
+			sh->nworkers = nstarted;
+			complete = wait_for_workers(sh, handles, nstarted, target, stats);
+		}
+	}
+	PG_CATCH();
+	{
+		/* cancelled: every worker stops after its current batch */
+		if (seg != NULL)
+		{
+			sh->stop = true;
+			for (int i = 0; i < nstarted; i++)
+				(void) WaitForBackgroundWorkerShutdown(handles[i]);
+			dsm_detach(seg);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (seg == NULL)
+		return false;
+	if (!complete)
+		raise_worker_error(sh, nstarted, target, stats);
+	dsm_detach(seg);
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * A worker
+ * --------------------------------------------------------------------- */
+
+static void
+record_worker_error(WorkerSlot *slot)
+{
+	ErrorData  *edata = CopyErrorData();
+
+	slot->sqlerrcode = edata->sqlerrcode;
+	strlcpy(slot->message, edata->message ? edata->message : "", ERROR_TEXT_LEN);
+	strlcpy(slot->detail, edata->detail ? edata->detail : "", ERROR_TEXT_LEN);
+	strlcpy(slot->hint, edata->hint ? edata->hint : "", ERROR_TEXT_LEN);
+	pg_write_barrier();
+	slot->failed = true;
+}
+
+static void
+parse_key_literal(const char *literal, Datum **keys, int *nkeys)
+{
+	Datum		array = OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1);
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  keys, NULL, nkeys);
+}
+
+static BatchIterator *
+worker_iterator(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
+{
+	BackfillOptions *opts = &sh->opts;
+	double		rows = estimate_table_rows(target->relid);
+	BatchIterator *it;
+
+	if (sh->by_ctid)
+	{
+		it = iterator_create_ctid(target, opts->batch_size, rows);
+		iterator_limit_blocks(it, slot->start_block, slot->end_block);
+		return it;
+	}
+	it = iterator_create_keyset(target, opts->batch_size, rows);
+	if (slot->has_start)
+	{
+		JobPosition pos = {0};
+
+		parse_key_literal(slot->start_key, &pos.keys, &pos.nkeys);
+		(void) iterator_resume(it, &pos);
+	}
+	if (slot->has_end)
+	{
+		Datum	   *keys;
+		int			nkeys;
+
+		parse_key_literal(slot->end_key, &keys, &nkeys);
+		iterator_limit_keys(it, keys, nkeys);
+	}
+	return it;
+}
+
+/* True if the range was filled to its end, false if the leader said stop. */
+static bool
+worker_fill_range(ParallelShared *sh, WorkerSlot *slot)
+{
+	BackfillStats stats = {0};
+	BackfillTarget *target;
+	BatchIterator *it;
+	BackfillOptions opts = sh->opts;
+	bool		completed;
+
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "safe_backfill worker: SPI_connect_ext failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	target = resolve_target(sh->relid, NameStr(sh->colname));
+	check_backfill_privileges(target);
+	coerce_value_to_column(target, CStringGetTextDatum(shared_value(sh)), TEXTOID);
+	it = worker_iterator(sh, slot, target);
+	PopActiveSnapshot();
+
+	stats.started = stats.last_report = GetCurrentTimestamp();
+	opts.stop = &sh->stop;
+	opts.progress = &slot->progress;
+	opts.workers = 1;
+	completed = run_main_pass(target, it, &stats, &opts);
+	iterator_free(it);
+	SPI_finish();
+	return completed;
+}
+
+void
+safe_backfill_worker_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	ParallelShared *sh;
+	WorkerSlot *slot;
+	int			slotno;
+	bool		completed = false;
+	Portal		volatile portal = NULL;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	memcpy(&slotno, MyBgworkerEntry->bgw_extra, sizeof(int));
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill worker: the leader is gone")));
+	sh = dsm_segment_address(seg);
+	slot = &sh->slots[slotno];
+	slot->started = true;
+
+	BackgroundWorkerInitializeConnectionByOid(sh->dboid, sh->sessionoid, 0);
+	/* the caller's current role (after SET ROLE): no more privileges than it has */
+	SetUserIdAndSecContext(sh->roleoid, SECURITY_LOCAL_USERID_CHANGE);
+	SetConfigOption("application_name", "safe_backfill worker", PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname("safe_backfill worker");
+	pgstat_report_activity(STATE_RUNNING, "safe_backfill worker");
+
+	StartTransactionCommand();
+
+	/*
+	 * A CALL runs inside an active portal, which survives the procedure's
+	 * commits and gives SPI the snapshot each statement needs; a worker has
+	 * none, so it makes one, like the top level of a backend would.
+	 */
+	PG_TRY();
+	{
+		portal = CreatePortal("safe_backfill worker", true, true);
+		portal->status = PORTAL_READY;
+		MarkPortalActive(portal);
+		ActivePortal = portal;
+		PortalContext = portal->portalContext;
+		completed = worker_fill_range(sh, slot);
+	}
+	PG_CATCH();
+	{
+		record_worker_error(slot);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MarkPortalDone(portal);
+	ActivePortal = NULL;
+	CommitTransactionCommand();
+
+	pg_write_barrier();
+	slot->done = completed;
+	pgstat_report_activity(STATE_IDLE, NULL);
+	dsm_detach(seg);
+	proc_exit(0);
+}

@@ -1,0 +1,92 @@
+# Parallel workers: a worker killed mid-run stops the leader with a clear
+# error and nothing half-written, a re-run finishes; cancelling the leader
+# stops every worker; too few worker slots run with what is there, none at
+# all run in the caller's session.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('parallel');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION safe_backfill;
+	CREATE TABLE t (id int PRIMARY KEY, status text);
+	INSERT INTO t SELECT generate_series(1, 20000);
+});
+
+my $workers_running = q{(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'safe_backfill worker')};
+
+sub start_backfill
+{
+	my ($call) = @_;
+	my %run = (out => '', err => '');
+	$run{h} = IPC::Run::start(
+		[ 'psql', '-X', '-d', $node->connstr('postgres'),
+		  '-c', 'SET safe_backfill.progress_interval = 0', '-c', $call ],
+		'>', \$run{out}, '2>', \$run{err});
+	return \%run;
+}
+
+# --- one worker killed --------------------------------------------------------------
+my $bf = start_backfill("CALL safe_backfill('t', 'status', 'x', 200, pause_ms => 100, workers => 2)");
+$node->poll_query_until("postgres", "SELECT $workers_running = 2") or die 'workers never started';
+$node->poll_query_until('postgres', 'SELECT count(status) >= 1000 FROM t') or die 'no progress';
+$node->safe_psql('postgres',
+	q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'safe_backfill worker' LIMIT 1});
+$bf->{h}->finish;
+isnt($bf->{h}->result(0), 0, 'the leader fails when a worker is killed');
+like($bf->{err}, qr/ERROR:  safe_backfill: t\.status: a parallel worker stopped before finishing its range/,
+	'with an error that says so');
+like($bf->{err}, qr/DETAIL:  \d+ rows were filled and committed; nothing is half-written\./,
+	'and what was kept');
+$node->poll_query_until("postgres", "SELECT $workers_running = 0") or die 'workers left behind';
+pass('the other worker stopped too');
+my $filled = $node->safe_psql('postgres', 'SELECT count(status) FROM t');
+is($filled % 200, 0, "only whole batches were committed ($filled rows)");
+$node->safe_psql('postgres', "CALL safe_backfill('t', 'status', 'x', 500, workers => 2)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '0',
+	'a re-run finishes the job');
+
+# --- the leader cancelled ----------------------------------------------------------------
+$node->safe_psql('postgres', 'UPDATE t SET status = NULL');
+$bf = start_backfill("CALL safe_backfill('t', 'status', 'y', 200, pause_ms => 100, workers => 2)");
+$node->poll_query_until("postgres", "SELECT $workers_running = 2") or die 'workers never started';
+$node->poll_query_until('postgres', q{SELECT count(*) >= 1000 FROM t WHERE status = 'y'}) or die 'no progress';
+$node->safe_psql('postgres',
+	q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()});
+$bf->{h}->finish;
+like($bf->{err}, qr/canceling statement due to user request/, 'the leader is cancelled');
+is($node->safe_psql("postgres", "SELECT $workers_running"), "0", 'and no worker is left running');
+my $kept = $node->safe_psql('postgres', q{SELECT count(*) FROM t WHERE status = 'y'});
+cmp_ok($kept, '>=', 1000, "committed batches stay ($kept rows)");
+sleep 1;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM t WHERE status = 'y'}), $kept,
+	'nothing is written after the cancel');
+
+# --- too few worker slots ------------------------------------------------------------------
+$node->append_conf('postgresql.conf', "max_worker_processes = 2\nmax_logical_replication_workers = 0");
+$node->restart;
+$node->safe_psql('postgres', 'UPDATE t SET status = NULL');
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('t', 'status', 'z', 1000, workers => 4)");
+is($ret, 0, 'runs with fewer workers') or diag $stderr;
+like($stderr, qr/only [12] of 4 background workers could start \(max_worker_processes = 2\)/,
+	'and says how many could start');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '0', 'every row filled');
+
+$node->append_conf('postgresql.conf', "max_worker_processes = 0");
+$node->restart;
+$node->safe_psql('postgres', 'UPDATE t SET status = NULL');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('t', 'status', 'w', 1000, workers => 2)");
+is($ret, 0, 'runs with no worker slot at all') or diag $stderr;
+like($stderr, qr/no background worker slot is free \(max_worker_processes = 0\); running in this session/,
+	'in the caller\'s session, saying so');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '0', 'every row filled');
+
+$node->stop;
+done_testing();
