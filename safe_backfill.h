@@ -104,6 +104,7 @@ typedef struct BackfillOptions
 	int			max_replica_wait_ms;
 	Oid			procoid;		/* our procedure: its schema holds the jobs table */
 	int			workers;		/* main pass split across this many workers */
+	int			reuse_lag;		/* batches to wait before pruning a batch's pages */
 	/* in a parallel worker: the leader's stop flag and where to show progress */
 	volatile bool *stop;
 	struct SharedProgress *progress;

@@ -49,3 +49,12 @@ RESET safe_backfill.iteration;
 SELECT count(*) FILTER (WHERE status IS NULL) AS nulls,
        round(pg_table_size('by_ctid')::numeric / (SELECT before FROM sizes WHERE name = 'by_ctid'), 1) < 1.5 AS grew_less_than_half
 FROM by_ctid;
+
+-- parallel workers reuse space too: each prunes the pages of its batch
+-- from two batches back, which the other workers' snapshots no longer see
+SELECT seed('par_reuse', true);
+INSERT INTO sizes VALUES ('par_reuse', pg_table_size('par_reuse'));
+CALL safe_backfill('par_reuse', 'status', 'x', 1000, workers => 2);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls,
+       round(pg_table_size('par_reuse')::numeric / (SELECT before FROM sizes WHERE name = 'par_reuse'), 1) < 1.7 AS far_from_doubled
+FROM par_reuse;

@@ -15,9 +15,25 @@
 #include "utils/timestamp.h"
 
 /* Which pass a batch belongs to, for progress and error context. */
+/*
+ * Block ranges whose rewritten rows wait to be pruned.  A dead row version
+ * can be pruned only once no running snapshot can see it; with parallel
+ * workers, another worker's batch is always running, with a snapshot from
+ * before our latest commit, so a worker prunes the range of two batches ago.
+ */
+#define REUSE_QUEUE 4
+
+typedef struct FreedRange
+{
+	BlockNumber start;
+	BlockNumber end;
+} FreedRange;
+
 typedef struct PassState
 {
 	BackfillTarget *target;
+	FreedRange	freed[REUSE_QUEUE];
+	int			nfreed;
 	BatchIterator *it;
 	BackfillStats *stats;
 	const BackfillOptions *opts;
@@ -125,6 +141,34 @@ sleep_interruptibly(int ms)
 					 ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+queue_freed_space(PassState *pass, BlockNumber start, BlockNumber end)
+{
+	int			lag = Min(pass->opts->reuse_lag, REUSE_QUEUE - 1);
+
+	pass->freed[pass->nfreed].start = start;
+	pass->freed[pass->nfreed].end = end;
+	pass->nfreed++;
+	if (pass->nfreed > lag)
+	{
+		reuse_freed_space(pass->target, pass->freed[0].start, pass->freed[0].end);
+		memmove(&pass->freed[0], &pass->freed[1], sizeof(FreedRange) * (pass->nfreed - 1));
+		pass->nfreed--;
+	}
+}
+
+/* End of a pass: the ranges still waiting get their chance now. */
+static void
+flush_freed_space(PassState *pass)
+{
+	int			i;
+
+	for (i = 0; i < pass->nfreed; i++)
+		reuse_freed_space(pass->target, pass->freed[i].start, pass->freed[i].end);
+	pass->nfreed = 0;
+	commit_transaction();
 }
 
 /* One attempt at a batch, run by run_with_lock_timeout() in a subtransaction. */
@@ -265,7 +309,7 @@ run_one_batch(PassState *pass, int64 *filled)
 
 	/* the old versions are dead now that the batch committed */
 	if (*filled > 0 && iterator_freed_blocks(pass->it, &freed_start, &freed_end))
-		reuse_freed_space(pass->target, freed_start, freed_end);
+		queue_freed_space(pass, freed_start, freed_end);
 
 	pass->stats->batches++;
 	pass->stats->rows_filled += *filled;
@@ -289,7 +333,7 @@ static int64
 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 		 int sweep, const BackfillOptions *opts, BackfillJob *job)
 {
-	PassState	pass = {target, it, stats, opts, job, sweep, 0};
+	PassState	pass = {target, {{0, 0}}, 0, it, stats, opts, job, sweep, 0};
 	ErrorContextCallback errcb;
 	int64		filled;
 
@@ -306,6 +350,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 		if (!iterator_finished(it) && filled > 0)
 			sleep_interruptibly(opts->pause_ms);
 	}
+	flush_freed_space(&pass);
 
 	error_context_stack = errcb.previous;
 	return pass.pass_filled;

@@ -482,6 +482,8 @@ worker_fill_range(ParallelShared *sh, WorkerSlot *slot)
 	opts.stop = &sh->stop;
 	opts.progress = &slot->progress;
 	opts.workers = 1;
+	/* the other workers' running batches keep our latest dead rows visible */
+	opts.reuse_lag = 2;
 	completed = run_main_pass(target, it, &stats, &opts);
 	iterator_free(it);
 	SPI_finish();

@@ -220,6 +220,16 @@ class _FieldOperation(Operation):
     def references_field(self, model_name, name, app_label):
         return self.references_model(model_name, app_label) and name.lower() == self.name.lower()
 
+    def _target(self, app_label, schema_editor, to_state):
+        """(model, field) to run against, or None when this database is not migrated;
+        refuses before anything is sent when the CALL could not commit."""
+        model, field = _resolve(to_state, app_label, self.model_name, self.name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return None
+        _require_postgresql(schema_editor.connection, self)
+        _require_non_atomic(schema_editor, self, app_label, self.procedure)
+        return model, field
+
 
 class SafeBackfill(_FieldOperation):
     """
@@ -271,11 +281,10 @@ class SafeBackfill(_FieldOperation):
             _not_null_state_forwards(app_label, state, self.model_name, self.name, self.field)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model, field = _resolve(to_state, app_label, self.model_name, self.name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        target = self._target(app_label, schema_editor, to_state)
+        if target is None:
             return
-        _require_postgresql(schema_editor.connection, self)
-        _require_non_atomic(schema_editor, self, app_label, self.procedure)
+        model, field = target
         value = field.get_db_prep_save(self.value, connection=schema_editor.connection)
         sql = ("CALL safe_backfill(tbl => %s::regclass, col => %s::name, "
                "value => %s, batch_size => %s, pause_ms => %s")
@@ -343,11 +352,10 @@ class SafeSetNotNull(_FieldOperation):
         _not_null_state_forwards(app_label, state, self.model_name, self.name, self.field)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model, field = _resolve(to_state, app_label, self.model_name, self.name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        target = self._target(app_label, schema_editor, to_state)
+        if target is None:
             return
-        _require_postgresql(schema_editor.connection, self)
-        _require_non_atomic(schema_editor, self, app_label, self.procedure)
+        model, field = target
         args = ["tbl => %s::regclass", "col => %s::name"]
         params = [schema_editor.quote_name(model._meta.db_table), field.column]
         if self.drop_check is not None:
