@@ -257,26 +257,34 @@ wait_for_workers(ParallelShared *sh, BackgroundWorkerHandle **handles,
 	return true;
 }
 
-/* Re-raise the first error a worker hit, as it hit it. */
+/*
+ * Re-raise the first error a worker hit, as it hit it.  The slot is copied
+ * out first: the shared memory goes away before we raise.
+ */
 static void
-raise_worker_error(ParallelShared *sh, int nstarted, BackfillTarget *target,
-				   BackfillStats *stats)
+raise_worker_error(dsm_segment *seg, ParallelShared *sh, int nstarted,
+				   BackfillTarget *target, BackfillStats *stats)
 {
+	WorkerSlot	failed;
+	int			which = -1;
 	int			i;
 
-	for (i = 0; i < nstarted; i++)
-	{
-		WorkerSlot *slot = &sh->slots[i];
+	for (i = 0; i < nstarted && which < 0; i++)
+		if (sh->slots[i].failed)
+		{
+			memcpy(&failed, &sh->slots[i], sizeof(WorkerSlot));
+			which = i;
+		}
+	dsm_detach(seg);
 
-		if (slot->failed)
-			ereport(ERROR,
-					(errcode(slot->sqlerrcode),
-					 errmsg_internal("%s", slot->message),
-					 slot->detail[0] ? errdetail_internal("%s", slot->detail) : 0,
-					 slot->hint[0] ? errhint("%s", slot->hint) : 0,
-					 errcontext("safe_backfill worker %d of %d; " INT64_FORMAT " rows filled and committed by all workers",
-								i + 1, nstarted, stats->rows_filled)));
-	}
+	if (which >= 0)
+		ereport(ERROR,
+				(errcode(failed.sqlerrcode),
+				 errmsg_internal("%s", failed.message),
+				 failed.detail[0] ? errdetail_internal("%s", failed.detail) : 0,
+				 failed.hint[0] ? errhint("%s", failed.hint) : 0,
+				 errcontext("safe_backfill worker %d of %d; " INT64_FORMAT " rows filled and committed by all workers",
+							which + 1, nstarted, stats->rows_filled)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("safe_backfill: %s: a parallel worker stopped before finishing its range",
@@ -396,7 +404,7 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 	if (seg == NULL)
 		return false;
 	if (!complete)
-		raise_worker_error(sh, nstarted, target, stats);
+		raise_worker_error(seg, sh, nstarted, target, stats);
 	dsm_detach(seg);
 	return true;
 }
