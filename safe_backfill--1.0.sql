@@ -67,6 +67,23 @@ CREATE INDEX safe_backfill_jobs_target ON safe_backfill_jobs (relid, attnum, id)
 SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs', '');
 GRANT SELECT ON safe_backfill_jobs TO PUBLIC;
 
+-- The key or block ranges of a parallel run (workers => n), one row each,
+-- updated in the same transaction as each batch of the worker filling it,
+-- so an interrupted parallel run resumes every range where it stopped.
+CREATE TABLE safe_backfill_job_ranges (
+    job_id     bigint NOT NULL REFERENCES safe_backfill_jobs (id) ON DELETE CASCADE,
+    range_no   integer NOT NULL,
+    last_key   text[],      -- keys up to this one are done (NULL: none yet)
+    end_key    text[],      -- last key of the range (NULL: to the end)
+    next_block bigint,      -- block ranges: where to go on
+    end_block  bigint,      -- block ranges: first block past the range (NULL: to the end)
+    rows_done  bigint NOT NULL DEFAULT 0,
+    done       boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (job_id, range_no)
+);
+SELECT pg_catalog.pg_extension_config_dump('safe_backfill_job_ranges', '');
+GRANT SELECT ON safe_backfill_job_ranges TO PUBLIC;
+
 -- Progress of every run, from any session.  A run whose session no longer
 -- holds its advisory lock was interrupted (cancelled, failed, or its backend
 -- died); calling safe_backfill again with the same arguments resumes it.

@@ -108,6 +108,7 @@ typedef struct BackfillOptions
 	/* in a parallel worker: the leader's stop flag and where to show progress */
 	volatile bool *stop;
 	struct SharedProgress *progress;
+	struct RangeRecorder *range;	/* in a parallel worker: its range's record */
 } BackfillOptions;
 
 /* A parallel worker's progress, in shared memory, read by the leader. */
@@ -132,6 +133,17 @@ typedef struct JobPosition
 } JobPosition;
 
 typedef struct BackfillJob BackfillJob;
+typedef struct RangeRecorder RangeRecorder;
+
+/* An unfinished range of an interrupted parallel run. */
+typedef struct JobRange
+{
+	int			range_no;
+	char	   *last_key;		/* text[] literal, or NULL: from the start */
+	char	   *end_key;		/* text[] literal, or NULL: to the end */
+	BlockNumber next_block;
+	BlockNumber end_block;
+} JobRange;
 
 /* How ACCESS EXCLUSIVE steps wait and retry. */
 typedef struct LockPolicy
@@ -235,6 +247,14 @@ extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *key
 							 BlockNumber block, int64 filled, int64 scanned);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_release(BackfillJob *job);
+extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
+							 const char *end_key, BlockNumber start_block,
+							 BlockNumber end_block);
+extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
+extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);
+extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block,
+							   int64 filled);
+extern void range_record_done(RangeRecorder *r);
 extern char *describe_lock_holders(Oid relid);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 							   const char *what, const char *sql,
@@ -245,7 +265,9 @@ extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNu
 
 /* parallel.c */
 extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
-								   BackfillStats *stats, bool by_ctid);
+								   BackfillStats *stats, bool by_ctid, BackfillJob *job,
+								   bool resumed);
+extern int	parallel_unfinished_ranges(BackfillJob *job);
 
 /* replicas.c */
 extern void replica_lag_reset(void);

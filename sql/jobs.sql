@@ -6,7 +6,7 @@ SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 -- earlier tests in this database left their runs here; start from none
-TRUNCATE safe_backfill_jobs RESTART IDENTITY;
+TRUNCATE safe_backfill_jobs, safe_backfill_job_ranges RESTART IDENTITY;
 
 CREATE TABLE j (id int PRIMARY KEY, status text);
 INSERT INTO j SELECT generate_series(1, 5000);

@@ -40,9 +40,15 @@ SELECT count(v) FROM par_tiny;
 
 -- the job row counts what the workers filled
 SELECT table_name, state, rows_done FROM safe_backfill_progress
-WHERE table_name LIKE 'public.par\_%' ORDER BY table_name;
+WHERE table_name IN ('public.par_bigint', 'public.par_uuid', 'public.par_composite', 'public.par_nokey', 'public.par_tiny') ORDER BY table_name;
 
 -- workers are checked like every argument
 \set VERBOSITY default
 CALL safe_backfill('par_tiny', 'v', 'x', workers => 0);
 CALL safe_backfill('par_tiny', 'v', 'x', workers => 65);
+
+-- the ranges of a parallel run are recorded, all done
+SELECT j.table_name, count(*) AS ranges, bool_and(r.done) AS all_done, sum(r.rows_done) AS rows_done
+FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
+WHERE j.table_name IN ('public.par_bigint', 'public.par_uuid', 'public.par_composite', 'public.par_nokey')
+GROUP BY 1 ORDER BY 1;

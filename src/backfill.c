@@ -291,7 +291,10 @@ run_one_batch(PassState *pass, int64 *filled)
 			break;
 		prepare_batch_retry(pass, n);
 	}
-	if (attempt.ran)
+	if (attempt.ran && pass->opts->range)
+		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+						   iterator_position_block(pass->it), attempt.filled);
+	else if (attempt.ran)
 		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
 						 iterator_position_keys(pass->it),
 						 iterator_position_block(pass->it),
@@ -472,15 +475,21 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 				  BackfillStats *stats, BackfillJob *job, BatchIterator *it,
 				  const JobPosition *pos)
 {
-	if (pos->resumed)
+	int			ranges = pos->resumed && !pos->sweeping ? parallel_unfinished_ranges(job) : 0;
+
+	if (pos->resumed && ranges > 0)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ", %d of its parallel ranges unfinished, each from where it stopped; " INT64_FORMAT " rows were filled before",
+						target->display, job_id(job), ranges, pos->rows_done)));
+	else if (pos->resumed)
 		report_resume(target, job, pos, pos->sweeping ? "the main pass" : iterator_resume(it, pos));
 	if (!pos->sweeping)
 	{
-		/* a resumed run continues in this session, from where it stopped */
-		if (opts->workers > 1 && !pos->resumed &&
-			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it)))
+		/* a parallel run resumes its ranges; a serial one where it stopped */
+		if ((ranges > 0 || (opts->workers > 1 && !pos->resumed)) &&
+			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it), job, ranges > 0))
 		{
-			/* the workers keep no job record: note their pass as done */
+			/* the workers recorded their ranges: note the pass as done */
 			job_record_batch(job, "sweep", NULL, InvalidBlockNumber,
 							 stats->rows_filled, stats->rows_scanned);
 			commit_transaction();

@@ -20,6 +20,7 @@
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -27,6 +28,7 @@ struct BackfillJob
 {
 	int64		id;
 	char	   *jobs_table;		/* quoted schema.safe_backfill_jobs */
+	Oid			nsp;			/* the extension's schema */
 	Oid			owner;
 	NameData	caller;			/* the role that called, recorded as such */
 	LOCKTAG		lock;
@@ -209,6 +211,7 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 		elog(ERROR, "safe_backfill: table safe_backfill_jobs is missing from schema \"%s\"",
 			 get_namespace_name(nsp));
 	job->jobs_table = quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_jobs");
+	job->nsp = nsp;
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(jobs_relid));
 	job->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
@@ -305,4 +308,158 @@ job_finish(BackfillJob *job, const char *error)
 							  2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the end of the run failed");
 	restore_user(&saved);
+}
+
+/* ---------------------------------------------------------------------
+ * The ranges of a parallel run, one row each in safe_backfill_job_ranges
+ * --------------------------------------------------------------------- */
+
+static char *
+ranges_table(Oid nsp)
+{
+	return quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_job_ranges");
+}
+
+static Datum
+key_literal_datum(const char *literal, char *null)
+{
+	*null = literal ? ' ' : 'n';
+	return literal ? OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1) : (Datum) 0;
+}
+
+void
+job_insert_range(BackfillJob *job, int range_no, const char *start_key,
+				 const char *end_key, BlockNumber start_block, BlockNumber end_block)
+{
+	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8OID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	AsOwner		saved;
+
+	args[0] = Int64GetDatum(job->id);
+	args[1] = Int32GetDatum(range_no);
+	args[2] = key_literal_datum(start_key, &nulls[2]);
+	args[3] = key_literal_datum(end_key, &nulls[3]);
+	args[4] = Int64GetDatum((int64) start_block);
+	args[5] = Int64GetDatum((int64) end_block);
+	nulls[5] = BlockNumberIsValid(end_block) ? ' ' : 'n';
+	become_owner(job, &saved);
+	if (SPI_execute_with_args(psprintf("INSERT INTO %s (job_id, range_no, last_key, end_key,"
+									   " next_block, end_block) VALUES ($1, $2, $3, $4, $5, $6)",
+									   ranges_table(job->nsp)),
+							  6, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "safe_backfill: recording the ranges failed");
+	restore_user(&saved);
+}
+
+/* The unfinished ranges of this job, in order; how many. */
+int
+job_load_ranges(BackfillJob *job, JobRange **ranges)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args(psprintf("SELECT range_no, last_key, end_key, next_block, end_block"
+										" FROM %s WHERE job_id = $1 AND NOT done ORDER BY range_no",
+										ranges_table(job->nsp)),
+							   1, types, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading the ranges failed");
+	*ranges = palloc0(sizeof(JobRange) * Max(1, SPI_processed));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		(*ranges)[i].range_no = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		(*ranges)[i].last_key = SPI_getvalue(tup, desc, 2);
+		(*ranges)[i].end_key = SPI_getvalue(tup, desc, 3);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		(*ranges)[i].next_block = isnull ? 0 : (BlockNumber) DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		(*ranges)[i].end_block = isnull ? InvalidBlockNumber : (BlockNumber) DatumGetInt64(d);
+	}
+	rc = (int) SPI_processed;
+	SPI_freetuptable(SPI_tuptable);
+	return rc;
+}
+
+struct RangeRecorder
+{
+	Oid			owner;
+	char	   *table;
+	int64		job_id;
+	int			range_no;
+	SPIPlanPtr	plan;
+};
+
+/* For a worker: where to record its range's progress, as the jobs' owner. */
+RangeRecorder *
+range_recorder(Oid nsp, int64 job_id, int range_no)
+{
+	RangeRecorder *r = palloc0(sizeof(RangeRecorder));
+	Oid			relid = get_relname_relid("safe_backfill_job_ranges", nsp);
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "safe_backfill: table safe_backfill_job_ranges is missing");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	r->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	r->table = ranges_table(nsp);
+	r->job_id = job_id;
+	r->range_no = range_no;
+	return r;
+}
+
+static void
+range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled, bool done)
+{
+	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			saved_user;
+	int			saved_context;
+
+	if (r->plan == NULL)
+	{
+		r->plan = SPI_prepare(psprintf("UPDATE %s SET last_key = coalesce($3, last_key),"
+									   " next_block = coalesce($4, next_block),"
+									   " rows_done = rows_done + $5, done = $6"
+									   " WHERE job_id = $1 AND range_no = $2", r->table),
+							  6, types);
+		if (r->plan == NULL || SPI_keepplan(r->plan) != 0)
+			elog(ERROR, "safe_backfill: preparing the range update failed");
+	}
+	args[0] = Int64GetDatum(r->job_id);
+	args[1] = Int32GetDatum(r->range_no);
+	args[2] = PointerGetDatum(keys);
+	nulls[2] = keys ? ' ' : 'n';
+	args[3] = Int64GetDatum((int64) block);
+	nulls[3] = BlockNumberIsValid(block) ? ' ' : 'n';
+	args[4] = Int64GetDatum(filled);
+	args[5] = BoolGetDatum(done);
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(r->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_execute_plan(r->plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: recording the range failed");
+	SetUserIdAndSecContext(saved_user, saved_context);
+}
+
+/* In the batch's own transaction, like job_record_batch. */
+void
+range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled)
+{
+	range_update(r, keys, block, filled, false);
+}
+
+void
+range_record_done(RangeRecorder *r)
+{
+	range_update(r, NULL, InvalidBlockNumber, 0, true);
 }

@@ -42,7 +42,8 @@
 
 typedef struct WorkerSlot
 {
-	/* the range, set by the leader */
+	/* the range, set by the leader; range_no is its row in the job's ranges */
+	int			range_no;
 	bool		has_start;		/* keys: exclusive lower bound in start_key */
 	bool		has_end;		/* keys: inclusive upper bound in end_key */
 	char		start_key[KEY_TEXT_LEN];	/* text[] literal */
@@ -52,6 +53,7 @@ typedef struct WorkerSlot
 
 	/* progress and outcome, set by the worker */
 	SharedProgress progress;
+	volatile int worker_pid;	/* the worker that took the range */
 	volatile bool started;
 	volatile bool done;
 	volatile bool failed;
@@ -71,7 +73,10 @@ typedef struct ParallelShared
 	bool		by_ctid;
 	BackfillOptions opts;
 	volatile bool stop;			/* leader to workers: stop after this batch */
-	int			nworkers;
+	pg_atomic_uint32 next_range;	/* the queue: workers take ranges in turn */
+	int64		job_id;
+	Oid			jobs_namespace;
+	int			nworkers;		/* ranges in slots[] */
 	Size		value_offset;	/* the value, as text, after the slots */
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } ParallelShared;
@@ -189,12 +194,12 @@ start_worker(dsm_segment *seg, int slotno, BackgroundWorkerHandle **handle)
 }
 
 static void
-sum_progress(ParallelShared *sh, int nstarted, BackfillStats *stats)
+sum_progress(ParallelShared *sh, BackfillStats *stats)
 {
 	int			i;
 
 	stats->rows_filled = stats->rows_scanned = stats->batches = 0;
-	for (i = 0; i < nstarted; i++)
+	for (i = 0; i < sh->nworkers; i++)
 	{
 		stats->rows_filled += sh->slots[i].progress.rows_filled;
 		stats->rows_scanned += sh->slots[i].progress.rows_scanned;
@@ -222,11 +227,36 @@ report_parallel_progress(BackfillTarget *target, BackfillStats *stats, int nwork
 					fraction * 100, fraction > 0 ? elapsed / fraction - elapsed : 0)));
 }
 
-/* Wait until every worker has stopped; true if all finished their range. */
+static bool
+all_ranges_done(ParallelShared *sh)
+{
+	for (int i = 0; i < sh->nworkers; i++)
+		if (!sh->slots[i].done)
+			return false;
+	return true;
+}
+
+/*
+ * Wait until every worker has stopped; true if every range was filled.  A
+ * worker that stops while ranges are left has failed or died: the others
+ * then stop after their current batch.
+ */
+/* A worker that is gone left a range it had taken unfinished: it failed or died. */
+static bool
+range_abandoned(ParallelShared *sh, pid_t gone)
+{
+	for (int i = 0; i < sh->nworkers; i++)
+		if (sh->slots[i].started && !sh->slots[i].done && sh->slots[i].worker_pid == gone)
+			return true;
+	return false;
+}
+
 static bool
 wait_for_workers(ParallelShared *sh, BackgroundWorkerHandle **handles,
 				 int nstarted, BackfillTarget *target, BackfillStats *stats)
 {
+	pid_t		seen[MAX_WORKERS] = {0};
+
 	for (;;)
 	{
 		int			running = 0;
@@ -237,12 +267,14 @@ wait_for_workers(ParallelShared *sh, BackgroundWorkerHandle **handles,
 		{
 			BgwHandleStatus status = GetBackgroundWorkerPid(handles[i], &pid);
 
+			if (status == BGWH_STARTED)
+				seen[i] = pid;
 			if (status != BGWH_STOPPED && status != BGWH_POSTMASTER_DIED)
 				running++;
-			else if (!sh->slots[i].done && !sh->stop)
-				sh->stop = true;	/* one failed or died: the others stop too */
+			else if (range_abandoned(sh, seen[i]))
+				sh->stop = true;	/* the others stop after their current batch */
 		}
-		sum_progress(sh, nstarted, stats);
+		sum_progress(sh, stats);
 		if (running == 0)
 			break;
 		report_parallel_progress(target, stats, nstarted);
@@ -251,10 +283,7 @@ wait_for_workers(ParallelShared *sh, BackgroundWorkerHandle **handles,
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	for (int i = 0; i < nstarted; i++)
-		if (!sh->slots[i].done)
-			return false;
-	return true;
+	return all_ranges_done(sh);
 }
 
 /*
@@ -267,9 +296,10 @@ raise_worker_error(dsm_segment *seg, ParallelShared *sh, int nstarted,
 {
 	WorkerSlot	failed;
 	int			which = -1;
+	int			nranges = sh->nworkers;
 	int			i;
 
-	for (i = 0; i < nstarted && which < 0; i++)
+	for (i = 0; i < sh->nworkers && which < 0; i++)
 		if (sh->slots[i].failed)
 		{
 			memcpy(&failed, &sh->slots[i], sizeof(WorkerSlot));
@@ -283,8 +313,8 @@ raise_worker_error(dsm_segment *seg, ParallelShared *sh, int nstarted,
 				 errmsg_internal("%s", failed.message),
 				 failed.detail[0] ? errdetail_internal("%s", failed.detail) : 0,
 				 failed.hint[0] ? errhint("%s", failed.hint) : 0,
-				 errcontext("safe_backfill worker %d of %d; " INT64_FORMAT " rows filled and committed by all workers",
-							which + 1, nstarted, stats->rows_filled)));
+				 errcontext("safe_backfill: range %d of %d, run by one of %d workers; " INT64_FORMAT " rows filled and committed by all workers",
+							which + 1, nranges, nstarted, stats->rows_filled)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("safe_backfill: %s: a parallel worker stopped before finishing its range",
@@ -320,22 +350,77 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, int nworkers,
 	sh->by_ctid = by_ctid;
 	sh->opts = *opts;
 	sh->nworkers = nworkers;
+	pg_atomic_init_u32(&sh->next_range, 0);
 	sh->value_offset = slots_size;
 	strcpy((char *) sh + slots_size, value);
 	*shp = sh;
 	return seg;
 }
 
+/* Record the ranges of a new run, so an interrupted run resumes each one. */
+static void
+save_ranges(ParallelShared *sh, BackfillJob *job)
+{
+	for (int i = 0; i < sh->nworkers; i++)
+	{
+		WorkerSlot *slot = &sh->slots[i];
+
+		slot->range_no = i + 1;
+		job_insert_range(job, slot->range_no,
+						 slot->has_start ? slot->start_key : NULL,
+						 slot->has_end ? slot->end_key : NULL,
+						 slot->start_block, slot->end_block);
+	}
+}
+
+/* The unfinished ranges of an interrupted run, from where each stopped. */
+static int
+load_ranges(ParallelShared *sh, BackfillJob *job, int max)
+{
+	JobRange   *ranges;
+	int			n = job_load_ranges(job, &ranges);
+	int			i;
+
+	for (i = 0; i < n && i < max; i++)
+	{
+		WorkerSlot *slot = &sh->slots[i];
+
+		slot->range_no = ranges[i].range_no;
+		slot->has_start = ranges[i].last_key != NULL;
+		if (slot->has_start)
+			strlcpy(slot->start_key, ranges[i].last_key, KEY_TEXT_LEN);
+		slot->has_end = ranges[i].end_key != NULL;
+		if (slot->has_end)
+			strlcpy(slot->end_key, ranges[i].end_key, KEY_TEXT_LEN);
+		slot->start_block = ranges[i].next_block;
+		slot->end_block = ranges[i].end_block;
+	}
+	return Min(n, max);
+}
+
+/* How many ranges an earlier run of this job left unfinished, if it had any. */
+int
+parallel_unfinished_ranges(BackfillJob *job)
+{
+	JobRange   *ranges;
+
+	return job_load_ranges(job, &ranges);
+}
+
 /*
- * Run the main pass with up to opts->workers workers.  Returns false, having
+ * Run the main pass with up to opts->workers workers, taking the ranges in
+ * turn.  A new run cuts the table into opts->workers ranges; a resumed one
+ * continues the ranges its job left unfinished.  Returns false, having
  * changed nothing, when it cannot run in parallel (no worker slot free, a
  * table too small to cut); the caller then runs it serially.
  */
 bool
 run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
-					   BackfillStats *stats, bool by_ctid)
+					   BackfillStats *stats, bool by_ctid, BackfillJob *job,
+					   bool resumed)
 {
-	int			wanted = Min(opts->workers, MAX_WORKERS);
+	int			nranges = resumed ? parallel_unfinished_ranges(job) : Min(opts->workers, MAX_WORKERS);
+	int			wanted;
 	BackgroundWorkerHandle *handles[MAX_WORKERS];
 	ParallelShared *sh;
 	dsm_segment *volatile seg;
@@ -343,16 +428,28 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 	volatile int nstarted = 0;
 	bool		complete = false;
 
-	seg = create_shared(target, opts, wanted, by_ctid, &sh);
-	if (by_ctid)
-		cut_block_ranges(sh, target);
-	else if (!cut_key_ranges(sh, target, stats->estimated_rows))
+	if (nranges == 0)
+		return resumed;			/* every range of the resumed run was done */
+	nranges = Min(nranges, MAX_WORKERS);
+	wanted = Min(nranges, Max(1, opts->workers));
+	seg = create_shared(target, opts, nranges, by_ctid, &sh);
+	sh->job_id = job_id(job);
+	sh->jobs_namespace = get_func_namespace(opts->procoid);
+	if (resumed)
+		sh->nworkers = load_ranges(sh, job, nranges);
+	else
 	{
-		dsm_detach(seg);
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: the table is too small to split or its keys too long; running in this session",
-						target->display)));
-		return false;
+		if (by_ctid)
+			cut_block_ranges(sh, target);
+		else if (!cut_key_ranges(sh, target, stats->estimated_rows))
+		{
+			dsm_detach(seg);
+			ereport(NOTICE,
+					(errmsg("safe_backfill: %s: the table is too small to split or its keys too long; running in this session",
+							target->display)));
+			return false;
+		}
+		save_ranges(sh, job);
 	}
 
 	/* nothing of ours may hold back the pruning of the workers' dead rows */
@@ -373,17 +470,10 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 		else
 		{
 			if (nstarted < wanted)
-			{
-				/* fewer workers: the last one takes the ranges nobody took */
-				WorkerSlot *last = &sh->slots[nstarted - 1];
-
-				last->has_end = sh->slots[wanted - 1].has_end;
-				last->end_block = sh->slots[wanted - 1].end_block;
 				ereport(NOTICE,
-						(errmsg("safe_backfill: %s: only %d of %d background workers could start (max_worker_processes = %d)",
-								target->display, nstarted, wanted, max_worker_processes)));
-			}
-			sh->nworkers = nstarted;
+						(errmsg("safe_backfill: %s: only %d of %d background workers could start (max_worker_processes = %d); they take the %d ranges in turn",
+								target->display, nstarted, wanted, max_worker_processes,
+								sh->nworkers)));
 			complete = wait_for_workers(sh, handles, nstarted, target, stats);
 		}
 	}
@@ -467,15 +557,42 @@ worker_iterator(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
 	return it;
 }
 
-/* True if the range was filled to its end, false if the leader said stop. */
+/* Fill one range; true if filled to its end, false if the leader said stop. */
 static bool
-worker_fill_range(ParallelShared *sh, WorkerSlot *slot)
+fill_range(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
 {
 	BackfillStats stats = {0};
-	BackfillTarget *target;
-	BatchIterator *it;
 	BackfillOptions opts = sh->opts;
+	BatchIterator *it;
+	RangeRecorder *range;
 	bool		completed;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	it = worker_iterator(sh, slot, target);
+	range = range_recorder(sh->jobs_namespace, sh->job_id, slot->range_no);
+	PopActiveSnapshot();
+
+	stats.started = stats.last_report = GetCurrentTimestamp();
+	opts.stop = &sh->stop;
+	opts.progress = &slot->progress;
+	opts.range = range;
+	opts.workers = 1;
+	/* the other workers' running batches keep our latest dead rows visible */
+	opts.reuse_lag = 2;
+	completed = run_main_pass(target, it, &stats, &opts);
+	if (completed)
+		range_record_done(range);
+	commit_transaction();
+	iterator_free(it);
+	return completed;
+}
+
+/* Take ranges from the queue until none is left or the leader says stop. */
+static void
+worker_fill_ranges(ParallelShared *sh)
+{
+	BackfillTarget *target;
+	uint32		r;
 
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "safe_backfill worker: SPI_connect_ext failed");
@@ -483,19 +600,31 @@ worker_fill_range(ParallelShared *sh, WorkerSlot *slot)
 	target = resolve_target(sh->relid, NameStr(sh->colname));
 	check_backfill_privileges(target);
 	coerce_value_to_column(target, CStringGetTextDatum(shared_value(sh)), TEXTOID);
-	it = worker_iterator(sh, slot, target);
 	PopActiveSnapshot();
 
-	stats.started = stats.last_report = GetCurrentTimestamp();
-	opts.stop = &sh->stop;
-	opts.progress = &slot->progress;
-	opts.workers = 1;
-	/* the other workers' running batches keep our latest dead rows visible */
-	opts.reuse_lag = 2;
-	completed = run_main_pass(target, it, &stats, &opts);
-	iterator_free(it);
+	while (!sh->stop &&
+		   (r = pg_atomic_fetch_add_u32(&sh->next_range, 1)) < (uint32) sh->nworkers)
+	{
+		WorkerSlot *slot = &sh->slots[r];
+
+		slot->worker_pid = MyProcPid;
+		pg_write_barrier();
+		slot->started = true;
+		PG_TRY();
+		{
+			bool		filled = fill_range(sh, slot, target);
+
+			pg_write_barrier();
+			slot->done = filled;
+		}
+		PG_CATCH();
+		{
+			record_worker_error(slot);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
 	SPI_finish();
-	return completed;
 }
 
 void
@@ -503,22 +632,18 @@ safe_backfill_worker_main(Datum main_arg)
 {
 	dsm_segment *seg;
 	ParallelShared *sh;
-	WorkerSlot *slot;
-	int			slotno;
-	bool		completed = false;
+	int			workerno;
 	Portal		volatile portal = NULL;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	memcpy(&slotno, MyBgworkerEntry->bgw_extra, sizeof(int));
+	memcpy(&workerno, MyBgworkerEntry->bgw_extra, sizeof(int));
 	seg = dsm_attach(DatumGetUInt32(main_arg));
 	if (seg == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("safe_backfill worker: the leader is gone")));
 	sh = dsm_segment_address(seg);
-	slot = &sh->slots[slotno];
-	slot->started = true;
 
 	BackgroundWorkerInitializeConnectionByOid(sh->dboid, sh->sessionoid, 0);
 	/* the caller's current role (after SET ROLE): no more privileges than it has */
@@ -534,27 +659,16 @@ safe_backfill_worker_main(Datum main_arg)
 	 * commits and gives SPI the snapshot each statement needs; a worker has
 	 * none, so it makes one, like the top level of a backend would.
 	 */
-	PG_TRY();
-	{
-		portal = CreatePortal("safe_backfill worker", true, true);
-		portal->status = PORTAL_READY;
-		MarkPortalActive(portal);
-		ActivePortal = portal;
-		PortalContext = portal->portalContext;
-		completed = worker_fill_range(sh, slot);
-	}
-	PG_CATCH();
-	{
-		record_worker_error(slot);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	portal = CreatePortal("safe_backfill worker", true, true);
+	portal->status = PORTAL_READY;
+	MarkPortalActive(portal);
+	ActivePortal = portal;
+	PortalContext = portal->portalContext;
+	worker_fill_ranges(sh);
 	MarkPortalDone(portal);
 	ActivePortal = NULL;
 	CommitTransactionCommand();
 
-	pg_write_barrier();
-	slot->done = completed;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	dsm_detach(seg);
 	proc_exit(0);

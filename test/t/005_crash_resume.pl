@@ -66,5 +66,47 @@ is($node->safe_psql('postgres', 'SELECT count(*), min(n), max(n) FROM writes'), 
 is($node->safe_psql('postgres', 'SELECT state, rows_done FROM safe_backfill_progress'), 'done|20000',
 	'the run is done and counted every row');
 
+# --- the same with two parallel workers: every range resumes where it stopped ---------
+$node->safe_psql('postgres', q{
+	CREATE TABLE p (id int PRIMARY KEY, status text);
+	INSERT INTO p SELECT generate_series(1, 20000);
+	CREATE TABLE pwrites (id int PRIMARY KEY, n int NOT NULL);
+	CREATE FUNCTION count_pwrite() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  INSERT INTO pwrites VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = pwrites.n + 1;
+	  RETURN NEW;
+	END $$;
+	CREATE TRIGGER count_pwrite BEFORE UPDATE ON p FOR EACH ROW EXECUTE FUNCTION count_pwrite();
+});
+$bf = IPC::Run::start(
+	[ 'psql', '-X', '-d', $node->connstr('postgres'),
+	  '-c', 'SET safe_backfill.progress_interval = 0',
+	  '-c', "CALL safe_backfill('p', 'status', 'done', 500, pause_ms => 100, workers => 2)" ],
+	'>', \$out, '2>', \$err);
+$node->poll_query_until('postgres', 'SELECT count(status) >= 4000 FROM p')
+  or die 'the parallel backfill never got going';
+my $worker = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_backfill worker' LIMIT 1});
+kill 'KILL', $worker;
+$bf->finish;
+$node->poll_query_until('postgres', 'SELECT 1', '1') or die 'no restart after the crash';
+
+my $pfilled = $node->safe_psql('postgres', 'SELECT count(status) FROM p');
+is($node->safe_psql('postgres',
+	q{SELECT sum(r.rows_done) FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id WHERE j.table_name = 'public.p'}),
+	$pfilled, "each range records exactly its committed rows ($pfilled in all)");
+($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	SET safe_backfill.progress_interval = 0;
+	CALL safe_backfill('p', 'status', 'done', 500, workers => 2);
+});
+is($ret, 0, 'the parallel run resumes') or diag $stderr;
+like($stderr, qr/resuming run \d+, 2 of its parallel ranges unfinished, each from where it stopped; \d+ rows were filled before/,
+	'every range where it stopped');
+is($node->safe_psql('postgres', 'SELECT count(*), min(n), max(n) FROM pwrites'), '20000|1|1',
+	'every row was written exactly once');
+is($node->safe_psql('postgres',
+	q{SELECT bool_and(done) FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id WHERE j.table_name = 'public.p'}),
+	't', 'and every range is done');
+
 $node->stop;
 done_testing();
