@@ -251,6 +251,7 @@ extern void job_insert_range(BackfillJob *job, int range_no, const char *start_k
 							 const char *end_key, BlockNumber start_block,
 							 BlockNumber end_block);
 extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
+extern bool job_has_ranges(BackfillJob *job);
 extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);
 extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block,
 							   int64 filled);

@@ -58,3 +58,15 @@ RESET ROLE;
 SELECT value_text, state, rows_done, username FROM safe_backfill_jobs WHERE value_text = 'mine';
 DROP OWNED BY regress_jobs_reader;
 DROP ROLE regress_jobs_reader;
+
+-- a parallel run interrupted after all its ranges were done: straight to the sweep
+UPDATE j SET status = NULL WHERE id = 77;
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, rows_done, pid)
+VALUES ('j'::regclass, 2, 'public.j', 'status', 'parallel', 'key', 4999, 0);
+INSERT INTO safe_backfill_job_ranges (job_id, range_no, last_key, done)
+SELECT max(id), 1, '{5000}', true FROM safe_backfill_jobs;
+CALL safe_backfill('j', 'status', 'parallel', 1000, workers => 2);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls, count(*) FILTER (WHERE status = 'parallel') AS by_sweep FROM j;
+-- no main-pass batch ran (it would have recorded its last key)
+SELECT state, last_key FROM safe_backfill_jobs WHERE value_text = 'parallel';

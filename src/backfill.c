@@ -475,9 +475,10 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 				  BackfillStats *stats, BackfillJob *job, BatchIterator *it,
 				  const JobPosition *pos)
 {
-	int			ranges = pos->resumed && !pos->sweeping ? parallel_unfinished_ranges(job) : 0;
+	bool		parallel_run = pos->resumed && !pos->sweeping && job_has_ranges(job);
+	int			ranges = parallel_run ? parallel_unfinished_ranges(job) : 0;
 
-	if (pos->resumed && ranges > 0)
+	if (parallel_run)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ", %d of its parallel ranges unfinished, each from where it stopped; " INT64_FORMAT " rows were filled before",
 						target->display, job_id(job), ranges, pos->rows_done)));
@@ -485,9 +486,12 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 		report_resume(target, job, pos, pos->sweeping ? "the main pass" : iterator_resume(it, pos));
 	if (!pos->sweeping)
 	{
-		/* a parallel run resumes its ranges; a serial one where it stopped */
-		if ((ranges > 0 || (opts->workers > 1 && !pos->resumed)) &&
-			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it), job, ranges > 0))
+		/*
+		 * A parallel run resumes its unfinished ranges (none left: straight
+		 * to the sweep); a serial one where it stopped.
+		 */
+		if ((parallel_run || (opts->workers > 1 && !pos->resumed)) &&
+			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it), job, parallel_run))
 		{
 			/* the workers recorded their ranges: note the pass as done */
 			job_record_batch(job, "sweep", NULL, InvalidBlockNumber,

@@ -352,6 +352,23 @@ job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 	restore_user(&saved);
 }
 
+/* Whether this job ran in parallel ranges at all (finished or not). */
+bool
+job_has_ranges(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+	bool		found;
+
+	if (SPI_execute_with_args(psprintf("SELECT 1 FROM %s WHERE job_id = $1 LIMIT 1",
+									   ranges_table(job->nsp)),
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading the ranges failed");
+	found = SPI_processed > 0;
+	SPI_freetuptable(SPI_tuptable);
+	return found;
+}
+
 /* The unfinished ranges of this job, in order; how many. */
 int
 job_load_ranges(BackfillJob *job, JobRange **ranges)
