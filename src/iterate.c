@@ -121,13 +121,19 @@ iterator_free(BatchIterator *it)
  * Primary-key keyset
  * --------------------------------------------------------------------- */
 
+/* Rows a heap block holds on average; 1 when there is nothing to go by. */
+static double
+rows_per_block(double rows, BlockNumber blocks)
+{
+	return (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
+}
+
 static BlockNumber
 expected_blocks_per_batch(BackfillTarget *target, int batch_size, double rows)
 {
 	BlockNumber blocks = table_block_count(target->relid);
-	double		rows_per_block = (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
 
-	return (BlockNumber) Max(1.0, batch_size / rows_per_block);
+	return (BlockNumber) Max(1.0, batch_size / rows_per_block(rows, blocks));
 }
 
 BatchIterator *
@@ -411,8 +417,7 @@ iterator_create_ctid(BackfillTarget *target, int batch_size, double rows)
 	BatchIterator *it = iterator_alloc(target, batch_size);
 	BlockNumber blocks = table_block_count(target->relid);
 	int			leaves = Max(1, storage_relation_count(target->relid));
-	double		rows_per_block = (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
-	double		per_batch = batch_size / rows_per_block / leaves;
+	double		per_batch = batch_size / rows_per_block(rows, blocks) / leaves;
 
 	it->by_ctid = true;
 	it->estimated_rows = rows;
@@ -532,7 +537,7 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	it->freed_start = it->range_start;
 	it->freed_end = has_upper ? it->next_block : it->range_start;
 	*scanned = has_upper ?
-		(int64) ((it->next_block - it->range_start) * (it->estimated_rows / Max(1, it->table_blocks))) :
+		(int64) ((it->next_block - it->range_start) * rows_per_block(it->estimated_rows, it->table_blocks)) :
 		*filled;
 	it->rows_scanned += *scanned;
 	if (!has_upper || (it->has_end_block && it->next_block >= it->end_block))
@@ -569,7 +574,7 @@ iterator_batch_size(BatchIterator *it)
 	if (!it->by_ctid)
 		return it->batch_size;
 	return (int) Min((double) INT_MAX,
-					 it->stride * Max(1.0, it->estimated_rows / Max(1, it->table_blocks)));
+					 it->stride * Max(1.0, rows_per_block(it->estimated_rows, it->table_blocks)));
 }
 
 /* Resize the next batches: adaptive sizing and retries after lock timeouts. */
@@ -581,7 +586,7 @@ iterator_set_batch_size(BatchIterator *it, int rows)
 		it->batch_size = rows;
 	else
 	{
-		double		per_block = Max(1.0, it->estimated_rows / Max(1, it->table_blocks));
+		double		per_block = Max(1.0, rows_per_block(it->estimated_rows, it->table_blocks));
 
 		it->stride = (BlockNumber) Max(1.0, rows / per_block);
 		it->blocks_per_batch = Min(it->blocks_per_batch, it->stride);

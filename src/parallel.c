@@ -77,6 +77,7 @@ typedef struct ParallelShared
 	int64		job_id;
 	Oid			jobs_namespace;
 	int			nworkers;		/* ranges in slots[] */
+	double		estimated_rows; /* the leader's, so workers need not count again */
 	Size		value_offset;	/* the value, as text, after the slots */
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } ParallelShared;
@@ -375,13 +376,11 @@ save_ranges(ParallelShared *sh, BackfillJob *job)
 
 /* The unfinished ranges of an interrupted run, from where each stopped. */
 static int
-load_ranges(ParallelShared *sh, BackfillJob *job, int max)
+load_ranges(ParallelShared *sh, JobRange *ranges, int n)
 {
-	JobRange   *ranges;
-	int			n = job_load_ranges(job, &ranges);
 	int			i;
 
-	for (i = 0; i < n && i < max; i++)
+	for (i = 0; i < n; i++)
 	{
 		WorkerSlot *slot = &sh->slots[i];
 
@@ -395,7 +394,7 @@ load_ranges(ParallelShared *sh, BackfillJob *job, int max)
 		slot->start_block = ranges[i].next_block;
 		slot->end_block = ranges[i].end_block;
 	}
-	return Min(n, max);
+	return n;
 }
 
 /* How many ranges an earlier run of this job left unfinished, if it had any. */
@@ -419,7 +418,8 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 					   BackfillStats *stats, bool by_ctid, BackfillJob *job,
 					   bool resumed)
 {
-	int			nranges = resumed ? parallel_unfinished_ranges(job) : Min(opts->workers, MAX_WORKERS);
+	JobRange   *unfinished = NULL;
+	int			nranges = resumed ? job_load_ranges(job, &unfinished) : opts->workers;
 	int			wanted;
 	BackgroundWorkerHandle *handles[MAX_WORKERS];
 	ParallelShared *sh;
@@ -434,9 +434,10 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 	wanted = Min(nranges, Max(1, opts->workers));
 	seg = create_shared(target, opts, nranges, by_ctid, &sh);
 	sh->job_id = job_id(job);
+	sh->estimated_rows = stats->estimated_rows;
 	sh->jobs_namespace = get_func_namespace(opts->procoid);
 	if (resumed)
-		sh->nworkers = load_ranges(sh, job, nranges);
+		sh->nworkers = load_ranges(sh, unfinished, nranges);
 	else
 	{
 		if (by_ctid)
@@ -529,7 +530,7 @@ static BatchIterator *
 worker_iterator(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
 {
 	BackfillOptions *opts = &sh->opts;
-	double		rows = estimate_table_rows(target->relid);
+	double		rows = sh->estimated_rows;
 	BatchIterator *it;
 
 	if (sh->by_ctid)
