@@ -17,11 +17,12 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION safe_backfill;
 	CREATE TABLE t (id int PRIMARY KEY, status text);
 	INSERT INTO t SELECT generate_series(1, 20000);
-	-- counts the committed updates of every row
-	CREATE TABLE writes (id int PRIMARY KEY, n int NOT NULL);
+	-- counts the committed updates of every row of every table it is on
+	CREATE TABLE writes (tbl name, id int, n int NOT NULL, PRIMARY KEY (tbl, id));
 	CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-	  INSERT INTO writes VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = writes.n + 1;
+	  INSERT INTO writes VALUES (TG_TABLE_NAME, NEW.id, 1)
+	  ON CONFLICT (tbl, id) DO UPDATE SET n = writes.n + 1;
 	  RETURN NEW;
 	END $$;
 	CREATE TRIGGER count_write BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION count_write();
@@ -61,7 +62,7 @@ is($ret, 0, 'the second call succeeds') or diag $stderr;
 like($stderr, qr/resuming run 1 in its main pass, after key \($last_key\); $filled rows were filled before/,
 	'it resumes after the last committed key');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '0', 'every row is filled');
-is($node->safe_psql('postgres', 'SELECT count(*), min(n), max(n) FROM writes'), '20000|1|1',
+is($node->safe_psql('postgres', q{SELECT count(*), min(n), max(n) FROM writes WHERE tbl = 't'}), '20000|1|1',
 	'every row was written exactly once');
 is($node->safe_psql('postgres', 'SELECT state, rows_done FROM safe_backfill_progress'), 'done|20000',
 	'the run is done and counted every row');
@@ -70,13 +71,7 @@ is($node->safe_psql('postgres', 'SELECT state, rows_done FROM safe_backfill_prog
 $node->safe_psql('postgres', q{
 	CREATE TABLE p (id int PRIMARY KEY, status text);
 	INSERT INTO p SELECT generate_series(1, 20000);
-	CREATE TABLE pwrites (id int PRIMARY KEY, n int NOT NULL);
-	CREATE FUNCTION count_pwrite() RETURNS trigger LANGUAGE plpgsql AS $$
-	BEGIN
-	  INSERT INTO pwrites VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = pwrites.n + 1;
-	  RETURN NEW;
-	END $$;
-	CREATE TRIGGER count_pwrite BEFORE UPDATE ON p FOR EACH ROW EXECUTE FUNCTION count_pwrite();
+	CREATE TRIGGER count_write BEFORE UPDATE ON p FOR EACH ROW EXECUTE FUNCTION count_write();
 });
 $bf = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres'),
@@ -102,7 +97,7 @@ is($node->safe_psql('postgres',
 is($ret, 0, 'the parallel run resumes') or diag $stderr;
 like($stderr, qr/resuming run \d+, 2 of its parallel ranges unfinished, each from where it stopped; \d+ rows were filled before/,
 	'every range where it stopped');
-is($node->safe_psql('postgres', 'SELECT count(*), min(n), max(n) FROM pwrites'), '20000|1|1',
+is($node->safe_psql('postgres', q{SELECT count(*), min(n), max(n) FROM writes WHERE tbl = 'p'}), '20000|1|1',
 	'every row was written exactly once');
 is($node->safe_psql('postgres',
 	q{SELECT bool_and(done) FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id WHERE j.table_name = 'public.p'}),
