@@ -23,13 +23,17 @@ install_missing_packages() {
 }
 
 install_missing_packages || exit 1
-export PATH="$(pg_config --bindir):$PATH"
+# PG_CONFIG picks the PostgreSQL installation to build and test against
+# (default: the pg_config on PATH).
+export PG_CONFIG=${PG_CONFIG:-pg_config}
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
 . "$ROOT/test/cluster.sh"
 
 echo "== build and install"
+BUILD_LOG=$(mktemp /tmp/safe_backfill_build.XXXXXX)
 make -s clean >/dev/null 2>&1
-if ! make -s >/tmp/safe_backfill_build.log 2>&1 || ! make -s install >>/tmp/safe_backfill_build.log 2>&1; then
-    cat /tmp/safe_backfill_build.log
+if ! make -s >"$BUILD_LOG" 2>&1 || ! make -s install >>"$BUILD_LOG" 2>&1; then
+    cat "$BUILD_LOG"
     echo "0 passed, 1 failed"
     exit 1
 fi
@@ -59,7 +63,7 @@ run_section() {
     local name=$1
     shift
     echo "== $name"
-    as_pg_owner env PATH="$PATH" PGHOST="${PGHOST:-}" PGPORT="${PGPORT:-}" PGUSER=postgres "$@"
+    as_pg_owner env PATH="$PATH" PG_CONFIG="$PG_CONFIG" PGHOST="${PGHOST:-}" PGPORT="${PGPORT:-}" PGUSER=postgres "$@"
 }
 
 cluster_start "$CLUSTER" "$(free_port 54330)" || { echo "0 passed, 1 failed"; exit 1; }
