@@ -25,6 +25,8 @@
 
 /* Sweeps that still find NULL rows before we give up and say why. */
 #define SAFE_BACKFILL_MAX_SWEEPS		10
+/* a batch that wrote nothing is recorded in the jobs table at most this often */
+#define EMPTY_BATCH_RECORD_MS		1000
 
 /* safe_backfill.iteration */
 typedef enum IterationChoice
@@ -244,7 +246,8 @@ extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 							  double estimated_rows, JobPosition *pos);
 extern int64 job_id(BackfillJob *job);
 extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
-							 BlockNumber block, int64 filled, int64 scanned);
+							 BlockNumber block, int64 filled, int64 scanned,
+							 int64 batches);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_release(BackfillJob *job);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,

@@ -40,6 +40,10 @@ typedef struct PassState
 	BackfillJob *job;
 	int			sweep;			/* 0 for the main pass */
 	int64		pass_filled;
+	/* batches not yet in the jobs table (see batch_worth_recording) */
+	int64		unrecorded_batches;
+	int64		unrecorded_scanned;
+	TimestampTz last_recorded;
 } PassState;
 
 /*
@@ -265,6 +269,57 @@ adapt_batch_size(PassState *pass, double batch_ms)
 }
 
 /*
+ * A batch that wrote nothing commits nothing either, unless its record is
+ * due: recording every empty batch would write WAL for each range of an
+ * already filled table, which a standby must replay (and which makes
+ * max_replica_lag throttle a run that changes no row).  Recording them about
+ * once a second keeps the progress view current; a resume from an older
+ * position only reads those empty ranges again, which writes nothing.
+ */
+static bool
+batch_worth_recording(PassState *pass, int64 filled)
+{
+	return filled > 0 ||
+		TimestampDifferenceExceeds(pass->last_recorded, GetCurrentTimestamp(),
+								   EMPTY_BATCH_RECORD_MS);
+}
+
+/* In the batch's own transaction: its position and counts, when worth it. */
+static void
+record_batch(PassState *pass, BatchAttempt *attempt)
+{
+	pass->unrecorded_batches++;
+	if (pass->sweep == 0)
+		pass->unrecorded_scanned += attempt->scanned;
+	if (!batch_worth_recording(pass, attempt->filled))
+		return;
+	if (pass->opts->range)
+		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+						   iterator_position_block(pass->it), attempt->filled);
+	else
+		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
+						 iterator_position_keys(pass->it),
+						 iterator_position_block(pass->it), attempt->filled,
+						 pass->unrecorded_scanned, pass->unrecorded_batches);
+	pass->unrecorded_batches = 0;
+	pass->unrecorded_scanned = 0;
+	pass->last_recorded = GetCurrentTimestamp();
+}
+
+/* At the end of a pass: count the empty batches not recorded yet. */
+static void
+record_skipped_batches(PassState *pass)
+{
+	if (pass->unrecorded_batches == 0 || pass->opts->range)
+		return;
+	job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
+					 iterator_position_keys(pass->it),
+					 iterator_position_block(pass->it), 0,
+					 pass->unrecorded_scanned, pass->unrecorded_batches);
+	commit_transaction();
+}
+
+/*
  * One batch in its own transaction; false when the pass has no range left.
  * *filled is the number of rows it wrote.
  */
@@ -291,14 +346,8 @@ run_one_batch(PassState *pass, int64 *filled)
 			break;
 		prepare_batch_retry(pass, n);
 	}
-	if (attempt.ran && pass->opts->range)
-		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
-						   iterator_position_block(pass->it), attempt.filled);
-	else if (attempt.ran)
-		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
-						 iterator_position_keys(pass->it),
-						 iterator_position_block(pass->it),
-						 attempt.filled, pass->sweep > 0 ? 0 : attempt.scanned);
+	if (attempt.ran)
+		record_batch(pass, &attempt);
 	commit_transaction();
 	if (attempt.filled > 0)
 		replica_lag_note_commit();
@@ -340,6 +389,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	ErrorContextCallback errcb;
 	int64		filled;
 
+	pass.last_recorded = GetCurrentTimestamp();
 	errcb.callback = batch_error_context;
 	errcb.arg = &pass;
 	errcb.previous = error_context_stack;
@@ -354,6 +404,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 			sleep_interruptibly(opts->pause_ms);
 	}
 	flush_freed_space(&pass);
+	record_skipped_batches(&pass);
 
 	error_context_stack = errcb.previous;
 	return pass.pass_filled;
@@ -495,7 +546,7 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 		{
 			/* the workers recorded their ranges: note the pass as done */
 			job_record_batch(job, "sweep", NULL, InvalidBlockNumber,
-							 stats->rows_filled, stats->rows_scanned);
+							 stats->rows_filled, stats->rows_scanned, 1);
 			commit_transaction();
 		}
 		else

@@ -247,11 +247,11 @@ job_id(BackfillJob *job)
  */
 void
 job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
-				 BlockNumber block, int64 filled, int64 scanned)
+				 BlockNumber block, int64 filled, int64 scanned, int64 batches)
 {
-	Oid			types[6] = {INT8OID, TEXTOID, TEXTARRAYOID, INT8OID, INT8OID, INT8OID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTARRAYOID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	AsOwner		saved;
 
 	if (job == NULL)
@@ -263,10 +263,10 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 												" last_block = $4,"
 												" rows_done = rows_done + $5,"
 												" rows_scanned = rows_scanned + $6,"
-												" batches = batches + 1,"
+												" batches = batches + $7,"
 												" updated_at = pg_catalog.clock_timestamp()"
 												" WHERE id = $1", job->jobs_table),
-									   6, types);
+									   7, types);
 		if (job->record_plan == NULL || SPI_keepplan(job->record_plan) != 0)
 			elog(ERROR, "safe_backfill: preparing the job update failed");
 	}
@@ -278,6 +278,7 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 	nulls[3] = BlockNumberIsValid(block) ? ' ' : 'n';
 	args[4] = Int64GetDatum(filled);
 	args[5] = Int64GetDatum(scanned);
+	args[6] = Int64GetDatum(batches);
 
 	become_owner(job, &saved);
 	if (SPI_execute_plan(job->record_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
