@@ -35,17 +35,57 @@ sub wait_for
 
 my $backfill_running = q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND pid <> pg_backend_pid()};
 
+# A gate: a session that locks rows of a table (SELECT ... FOR UPDATE) and
+# keeps its transaction open until release_gate().  A backfill run with
+# batch_lock_timeout = 0 waits at the first locked row, so the test decides
+# when it may go on instead of racing it.
+sub lock_rows
+{
+	my ($table, $where) = @_;
+	my %gate = (in => '', out => '', err => '');
+	$gate{h} = IPC::Run::start(
+		[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
+		'<', \$gate{in}, '>', \$gate{out}, '2>', \$gate{err});
+	$gate{in} .= "BEGIN;\nSELECT 'pid=' || pg_backend_pid();\n"
+	  . "SELECT 'locked ' || count(*) FROM (SELECT FROM $table WHERE $where FOR UPDATE) l;\n";
+	$gate{h}->pump until $gate{out} =~ /^locked \d+$/m || !$gate{h}->pumpable;
+	($gate{pid}) = $gate{out} =~ /pid=(\d+)/ or die "could not lock rows: $gate{err}";
+	return \%gate;
+}
+
+sub release_gate
+{
+	my ($gate) = @_;
+	$gate->{in} .= "COMMIT;\n\\q\n";
+	$gate->{h}->finish;
+}
+
+# Wait until the backfill is blocked by the gate's row lock.
+sub wait_at_gate
+{
+	my ($gate) = @_;
+	wait_for(qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND $gate->{pid} = ANY (pg_blocking_pids(pid))},
+		'the backfill to wait at the locked row');
+}
+
 # --- random updates and inserts of NULL rows while the backfill runs -----------
 $node->safe_psql('postgres', q{
 	CREATE TABLE busy (id bigserial PRIMARY KEY, other int NOT NULL DEFAULT 0, status text);
 	INSERT INTO busy (other) SELECT 0 FROM generate_series(1, 20000);
-	CREATE TABLE busy_nokey (n bigint, other int NOT NULL DEFAULT 0, status text);
+	CREATE TABLE busy_nokey (n bigint, other int NOT NULL DEFAULT 0, status text)
+	  WITH (autovacuum_enabled = off);
 	INSERT INTO busy_nokey (n) SELECT g FROM generate_series(1, 20000) g;
 });
 
+# The traffic never touches rows 9000 to 11000: the rows around the gate's
+# row 10000, which the backfill's waiting batch may have locked already
+# (otherwise the traffic would wait for the backfill, which waits for the
+# gate, which waits for the traffic).  busy_nokey is not vacuumed, so no other
+# row is moved into those pages.
 my $script = "$PostgreSQL::Test::Utils::tmp_check/traffic.sql";
 PostgreSQL::Test::Utils::append_to_file($script, q{
-\set r random(1, 20000)
+\set r random(1, 18000)
+\set r case when :r >= 9000 then :r + 2001 else :r end
 UPDATE busy SET other = other + 1 WHERE id = :r;
 UPDATE busy_nokey SET other = other + 1 WHERE n = :r;
 INSERT INTO busy (other) VALUES (1);
@@ -53,11 +93,16 @@ INSERT INTO busy_nokey (n) VALUES (20000 + :r);
 UPDATE busy SET status = NULL WHERE id = :r;
 });
 
-for my $table ('busy', 'busy_nokey')
+for my $t ([ 'busy', 'id' ], [ 'busy_nokey', 'n' ])
 {
+	my ($table, $key) = @$t;
+	# The backfill cannot finish before the traffic: it waits at row 10000
+	# until the traffic is done.
+	my $gate = lock_rows($table, "$key = 10000");
 	my $bf = start_psql(
-		"SET safe_backfill.progress_interval = 0; CALL safe_backfill('$table', 'status', 'done', 200, pause_ms => 20)");
-	wait_for($backfill_running, 'backfill to start');
+		"SET safe_backfill.progress_interval = 0; SET safe_backfill.batch_lock_timeout = 0; "
+		  . "CALL safe_backfill('$table', 'status', 'done', 200, pause_ms => 20)");
+	wait_for("SELECT count(status) >= 1000 FROM $table", 'the first batches');
 
 	my ($out, $err) = ('', '');
 	IPC::Run::run(
@@ -66,8 +111,9 @@ for my $table ('busy', 'busy_nokey')
 	like($out, qr/number of transactions actually processed: 600/, "$table: traffic ran");
 
 	# Every insert and update above committed while the backfill was running.
-	my $still_running = $node->safe_psql('postgres', $backfill_running);
-	is($still_running, 't', "$table: the traffic finished before the backfill");
+	wait_at_gate($gate);
+	pass("$table: the traffic finished while the backfill was still running");
+	release_gate($gate);
 
 	$bf->{h}->finish;
 	is($bf->{h}->result(0), 0, "$table: backfill succeeded") or diag $bf->{err};
@@ -100,43 +146,59 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE cancelled (id int PRIMARY KEY, v text);
 	INSERT INTO cancelled SELECT generate_series(1, 2000);
 });
+# pause_ms 60 s: the cancel comes while it sleeps after its first batch
 my $bf = start_psql(
-	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('cancelled', 'v', 'x', 100, pause_ms => 200)");
-wait_for(q{SELECT count(v) >= 300 FROM cancelled}, 'three batches');
+	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('cancelled', 'v', 'x', 100, pause_ms => 60000)");
+wait_for(q{SELECT count(v) >= 100 FROM cancelled}, 'a batch');
 $node->safe_psql('postgres',
 	q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND pid <> pg_backend_pid()});
 $bf->{h}->finish;
 isnt($bf->{h}->result(0), 0, 'cancelled backfill reports an error');
 like($bf->{err}, qr/canceling statement due to user request/, 'the error is the cancel');
 my $filled = $node->safe_psql('postgres', 'SELECT count(v) FROM cancelled');
-ok($filled >= 300 && $filled < 2000 && $filled % 100 == 0,
+ok($filled >= 100 && $filled < 2000 && $filled % 100 == 0,
 	"whole committed batches stay after the cancel ($filled rows)");
 $node->safe_psql('postgres', "CALL safe_backfill('cancelled', 'v', 'x', 100)");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM cancelled WHERE v IS NULL'),
 	'0', 're-running after a cancel finishes the job');
 
 # --- the column changes under a running backfill ------------------------------------
+# The change comes at a point the test controls: the backfill waits at a
+# locked row, the DDL queues behind it, then the gate opens: the batch
+# commits, the DDL runs, and the next batch finds the change.
+sub change_under_backfill
+{
+	my ($table, $gate_where, $call, $ddl) = @_;
+	my $gate = lock_rows($table, $gate_where);
+	my $bf = start_psql("SET safe_backfill.progress_interval = 0; SET safe_backfill.batch_lock_timeout = 0; $call");
+	wait_at_gate($gate);
+	my $change = start_psql($ddl);
+	wait_for(qq{SELECT count(*) > 0 FROM pg_locks WHERE relation = '$table'::regclass AND mode = 'AccessExclusiveLock' AND NOT granted},
+		'the change to wait for its lock');
+	release_gate($gate);
+	$change->{h}->finish;
+	is($change->{h}->result(0), 0, "$table: the change was made") or diag $change->{err};
+	$bf->{h}->finish;
+	return $bf;
+}
+
 $node->safe_psql('postgres', q{
 	CREATE TABLE altered (id int PRIMARY KEY, v text);
 	INSERT INTO altered SELECT generate_series(1, 2000);
 });
-$bf = start_psql(
-	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('altered', 'v', 'x', 100, pause_ms => 200)");
-wait_for(q{SELECT count(v) >= 200 FROM altered}, 'two batches');
-$node->safe_psql('postgres', 'ALTER TABLE altered RENAME COLUMN v TO w');
-$bf->{h}->finish;
+$bf = change_under_backfill('altered', 'id = 1000',
+	"CALL safe_backfill('altered', 'v', 'x', 100)",
+	'ALTER TABLE altered RENAME COLUMN v TO w');
 isnt($bf->{h}->result(0), 0, 'backfill stops when its column is renamed');
 like($bf->{err},
 	qr/column "v" of relation "altered" was dropped or renamed while safe_backfill was running/,
 	'and says why');
-cmp_ok($node->safe_psql('postgres', 'SELECT count(w) FROM altered'), '>=', 200,
+cmp_ok($node->safe_psql('postgres', 'SELECT count(w) FROM altered'), '>=', 1000,
 	'batches committed before the rename are kept');
 
-$bf = start_psql(
-	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('altered', 'w', '1', 100, pause_ms => 200)");
-wait_for(q{SELECT count(*) FILTER (WHERE w = '1') >= 100 FROM altered}, 'a batch');
-$node->safe_psql('postgres', q{ALTER TABLE altered ALTER COLUMN w TYPE integer USING (CASE WHEN w = '1' THEN 1 END)});
-$bf->{h}->finish;
+$bf = change_under_backfill('altered', 'id = 1500',
+	"CALL safe_backfill('altered', 'w', '1', 100)",
+	q{ALTER TABLE altered ALTER COLUMN w TYPE integer USING (CASE WHEN w = '1' THEN 1 END)});
 like($bf->{err},
 	qr/column "w" of relation "altered" changed while safe_backfill was running/,
 	'a type change under a running backfill stops it');
@@ -145,11 +207,8 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE dropped (id int PRIMARY KEY, v text);
 	INSERT INTO dropped SELECT generate_series(1, 2000);
 });
-$bf = start_psql(
-	"SET safe_backfill.progress_interval = 0; CALL safe_backfill('dropped', 'v', 'x', 100, pause_ms => 200)");
-wait_for(q{SELECT count(v) >= 100 FROM dropped}, 'a batch');
-$node->safe_psql('postgres', 'DROP TABLE dropped');
-$bf->{h}->finish;
+$bf = change_under_backfill('dropped', 'id = 1000',
+	"CALL safe_backfill('dropped', 'v', 'x', 100)", 'DROP TABLE dropped');
 like($bf->{err}, qr/relation "dropped" was dropped while safe_backfill was running/,
 	'a dropped table stops it with a clear error');
 
