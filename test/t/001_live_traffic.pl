@@ -6,6 +6,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use RowGate;
 
 my $node = PostgreSQL::Test::Cluster->new('traffic');
 $node->init;
@@ -34,39 +37,6 @@ sub wait_for
 }
 
 my $backfill_running = q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND pid <> pg_backend_pid()};
-
-# A gate: a session that locks rows of a table (SELECT ... FOR UPDATE) and
-# keeps its transaction open until release_gate().  A backfill run with
-# batch_lock_timeout = 0 waits at the first locked row, so the test decides
-# when it may go on instead of racing it.
-sub lock_rows
-{
-	my ($table, $where) = @_;
-	my %gate = (in => '', out => '', err => '');
-	$gate{h} = IPC::Run::start(
-		[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
-		'<', \$gate{in}, '>', \$gate{out}, '2>', \$gate{err});
-	$gate{in} .= "BEGIN;\nSELECT 'pid=' || pg_backend_pid();\n"
-	  . "SELECT 'locked ' || count(*) FROM (SELECT FROM $table WHERE $where FOR UPDATE) l;\n";
-	$gate{h}->pump until $gate{out} =~ /^locked \d+$/m || !$gate{h}->pumpable;
-	($gate{pid}) = $gate{out} =~ /pid=(\d+)/ or die "could not lock rows: $gate{err}";
-	return \%gate;
-}
-
-sub release_gate
-{
-	my ($gate) = @_;
-	$gate->{in} .= "COMMIT;\n\\q\n";
-	$gate->{h}->finish;
-}
-
-# Wait until the backfill is blocked by the gate's row lock.
-sub wait_at_gate
-{
-	my ($gate) = @_;
-	wait_for(qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND $gate->{pid} = ANY (pg_blocking_pids(pid))},
-		'the backfill to wait at the locked row');
-}
 
 # --- random updates and inserts of NULL rows while the backfill runs -----------
 $node->safe_psql('postgres', q{
@@ -98,7 +68,7 @@ for my $t ([ 'busy', 'id' ], [ 'busy_nokey', 'n' ])
 	my ($table, $key) = @$t;
 	# The backfill cannot finish before the traffic: it waits at row 10000
 	# until the traffic is done.
-	my $gate = lock_rows($table, "$key = 10000");
+	my $gate = lock_rows($node, $table, "$key = 10000");
 	my $bf = start_psql(
 		"SET safe_backfill.progress_interval = 0; SET safe_backfill.batch_lock_timeout = 0; "
 		  . "CALL safe_backfill('$table', 'status', 'done', 200, pause_ms => 20)");
@@ -169,7 +139,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM cancelled WHERE v IS NULL'
 sub change_under_backfill
 {
 	my ($table, $gate_where, $call, $ddl) = @_;
-	my $gate = lock_rows($table, $gate_where);
+	my $gate = lock_rows($node, $table, $gate_where);
 	my $bf = start_psql("SET safe_backfill.progress_interval = 0; SET safe_backfill.batch_lock_timeout = 0; $call");
 	wait_at_gate($gate);
 	my $change = start_psql($ddl);

@@ -8,6 +8,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use RowGate;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
@@ -28,14 +31,17 @@ $node->safe_psql('postgres', q{
 	CREATE TRIGGER count_write BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION count_write();
 });
 
+# The backfill is held at row 5001 (a gate holds its lock), so it is killed
+# in the middle, however fast it runs.
+my $gate = lock_rows($node, 't', 'id = 5001');
 my ($out, $err) = ('', '');
 my $bf = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres'),
 	  '-c', 'SET safe_backfill.progress_interval = 0',
+	  '-c', 'SET safe_backfill.batch_lock_timeout = 0',
 	  '-c', "CALL safe_backfill('t', 'status', 'done', 500, pause_ms => 100)" ],
 	'>', \$out, '2>', \$err);
-$node->poll_query_until('postgres', 'SELECT count(status) >= 2000 FROM t')
-  or die 'the backfill never got going';
+wait_at_gate($gate);
 my $pid = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND pid <> pg_backend_pid()});
 like($pid, qr/^\d+$/, 'found the backend running the backfill');
@@ -43,6 +49,7 @@ is($node->safe_psql('postgres', q{SELECT query ~ 'safe_backfill: main pass, batc
 	't', 'pg_stat_activity shows where the backfill is');
 kill 'KILL', $pid;
 $bf->finish;
+$gate->{h}->finish;    # its session ended with the crash
 $node->poll_query_until('postgres', 'SELECT 1', '1') or die 'no restart after the crash';
 
 my $filled = $node->safe_psql('postgres', 'SELECT count(status) FROM t');
@@ -73,17 +80,20 @@ $node->safe_psql('postgres', q{
 	INSERT INTO p SELECT generate_series(1, 20000);
 	CREATE TRIGGER count_write BEFORE UPDATE ON p FOR EACH ROW EXECUTE FUNCTION count_write();
 });
+# each worker is held in the middle of its range (the key halves)
+$gate = lock_rows($node, 'p', 'id IN (5001, 15001)');
 $bf = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres'),
 	  '-c', 'SET safe_backfill.progress_interval = 0',
+	  '-c', 'SET safe_backfill.batch_lock_timeout = 0',
 	  '-c', "CALL safe_backfill('p', 'status', 'done', 500, pause_ms => 100, workers => 2)" ],
 	'>', \$out, '2>', \$err);
-$node->poll_query_until('postgres', 'SELECT count(status) >= 4000 FROM p')
-  or die 'the parallel backfill never got going';
+wait_at_gate($gate, 2, q{backend_type = 'safe_backfill worker'});
 my $worker = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_backfill worker' LIMIT 1});
 kill 'KILL', $worker;
 $bf->finish;
+$gate->{h}->finish;
 $node->poll_query_until('postgres', 'SELECT 1', '1') or die 'no restart after the crash';
 
 my $pfilled = $node->safe_psql('postgres', 'SELECT count(status) FROM p');

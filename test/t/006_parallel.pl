@@ -8,6 +8,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use RowGate;
 
 my $node = PostgreSQL::Test::Cluster->new('parallel');
 $node->init;
@@ -26,17 +29,22 @@ sub start_backfill
 	my %run = (out => '', err => '');
 	$run{h} = IPC::Run::start(
 		[ 'psql', '-X', '-d', $node->connstr('postgres'),
-		  '-c', 'SET safe_backfill.progress_interval = 0', '-c', $call ],
+		  '-c', 'SET safe_backfill.progress_interval = 0',
+		  '-c', 'SET safe_backfill.target_batch_ms = 0',
+		  '-c', 'SET safe_backfill.batch_lock_timeout = 0', '-c', $call ],
 		'>', \$run{out}, '2>', \$run{err});
 	return \%run;
 }
 
 # --- one worker killed --------------------------------------------------------------
+# Each worker is held in the middle of its range (the key halves) by a gate
+# holding those rows' locks, so the test acts while both are running.
+my $gate = lock_rows($node, 't', 'id IN (5001, 15001)');
 my $bf = start_backfill("CALL safe_backfill('t', 'status', 'x', 200, pause_ms => 100, workers => 2)");
-$node->poll_query_until("postgres", "SELECT $workers_running = 2") or die 'workers never started';
-$node->poll_query_until('postgres', 'SELECT count(status) >= 1000 FROM t') or die 'no progress';
+wait_at_gate($gate, 2, q{backend_type = 'safe_backfill worker'});
 $node->safe_psql('postgres',
 	q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'safe_backfill worker' LIMIT 1});
+release_gate($gate);    # the other worker finishes its batch, then stops
 $bf->{h}->finish;
 isnt($bf->{h}->result(0), 0, 'the leader fails when a worker is killed');
 like($bf->{err}, qr/ERROR:  safe_backfill: t\.status: a parallel worker stopped before finishing its range/,
@@ -53,17 +61,18 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), 
 
 # --- the leader cancelled ----------------------------------------------------------------
 $node->safe_psql('postgres', 'UPDATE t SET status = NULL');
+$gate = lock_rows($node, 't', 'id IN (5001, 15001)');
 $bf = start_backfill("CALL safe_backfill('t', 'status', 'y', 200, pause_ms => 100, workers => 2)");
-$node->poll_query_until("postgres", "SELECT $workers_running = 2") or die 'workers never started';
-$node->poll_query_until('postgres', q{SELECT count(*) >= 1000 FROM t WHERE status = 'y'}) or die 'no progress';
+wait_at_gate($gate, 2, q{backend_type = 'safe_backfill worker'});
 $node->safe_psql('postgres',
 	q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%CALL safe_backfill(%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()});
+release_gate($gate);    # the workers finish their batch, then stop
 $bf->{h}->finish;
 like($bf->{err}, qr/canceling statement due to user request/, 'the leader is cancelled');
 is($node->safe_psql("postgres", "SELECT $workers_running"), "0", 'and no worker is left running');
 my $kept = $node->safe_psql('postgres', q{SELECT count(*) FROM t WHERE status = 'y'});
 cmp_ok($kept, '>=', 1000, "committed batches stay ($kept rows)");
-sleep 1;
+# the leader returned after its workers stopped: nobody is left to write
 is($node->safe_psql('postgres', q{SELECT count(*) FROM t WHERE status = 'y'}), $kept,
 	'nothing is written after the cancel');
 
