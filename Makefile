@@ -6,7 +6,6 @@ DATA = safe_backfill--1.0.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 
 PG_CPPFLAGS = -I$(srcdir)
-PG_CFLAGS = -Wall -Werror
 
 REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel
 

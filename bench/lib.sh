@@ -27,16 +27,21 @@ install_missing_packages() {
     done
     [ -z "$missing" ] && return 0
     [ "$(id -u)" = 0 ] || die "missing packages:$missing (run as root to install them)"
-    log "installing:$missing"
+    local t0=$SECONDS
+    log "installing the missing Debian packages:$missing"
+    log "  apt-get update ..."
     apt-get update -qq || die "apt-get update failed"
+    log "  apt-get install (downloads and sets up PostgreSQL and a compiler: a minute or two on a fresh machine) ..."
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null ||
         die "apt-get install$missing failed"
+    log "  installed in $((SECONDS - t0)) s"
 }
 
 # Build and install the extension from the repository that holds this script.
 build_and_install() {
     local root=$1 buildlog=$2
     export PATH="$PG_BIN:$PATH"
+    log "building the extension (make) and installing it into $PG_BIN/.. (make install) ..."
     if ! { make -C "$root" -s && make -C "$root" -s install; } >"$buildlog" 2>&1; then
         cat "$buildlog" >&2
         die "building the extension failed"
@@ -83,7 +88,7 @@ now_us() { date +%s%6N; }
 # ---------------------------------------------------------------------------
 seed_table() {
     local table=$1 rows=$2
-    # synchronous_commit = on for the load: with the cluster's default (off)
+    # synchronous_commit = on for the load: with test/cluster.sh's setting (off)
     # the INSERT's commit record may not be flushed yet when VACUUM runs, so
     # VACUUM can set neither hint bits nor the visibility map, and every
     # index-only scan afterwards fetches heap pages.  A table that has been

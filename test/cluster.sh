@@ -4,11 +4,17 @@
 
 PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
 
+# Run a command as the postgres OS user when we are root.  From a directory
+# postgres may not enter (root's home) PostgreSQL's programs would warn
+# 'could not change directory to "/root/...": Permission denied': start
+# those from / (every path we pass is absolute).
 as_pg_owner() {
-    if [ "$(id -u)" = 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        "$@"
+    elif runuser -u postgres -- test -x . 2>/dev/null; then
         runuser -u postgres -- "$@"
     else
-        "$@"
+        (cd / && runuser -u postgres -- "$@")
     fi
 }
 

@@ -18,7 +18,7 @@ install_missing_packages() {
         echo "missing packages:$missing (run as root to install them)" >&2
         return 1
     fi
-    echo "installing:$missing"
+    echo "installing the missing Debian packages (a minute or two on a fresh machine):$missing"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 }
 
@@ -29,10 +29,12 @@ export PG_CONFIG=${PG_CONFIG:-pg_config}
 export PATH="$("$PG_CONFIG" --bindir):$PATH"
 . "$ROOT/test/cluster.sh"
 
-echo "== build and install"
+echo "== build (make, with -Wall -Werror) and install (make install into $("$PG_CONFIG" --pkglibdir))"
 BUILD_LOG=$(mktemp /tmp/safe_backfill_build.XXXXXX)
 make -s clean >/dev/null 2>&1
-if ! make -s >"$BUILD_LOG" 2>&1 || ! make -s install >>"$BUILD_LOG" 2>&1; then
+# Users build without -Werror (a newer compiler's new warning must not break
+# their install); the tests hold the code to it.
+if ! make -s COPT="-Wall -Werror" >"$BUILD_LOG" 2>&1 || ! make -s install >>"$BUILD_LOG" 2>&1; then
     cat "$BUILD_LOG"
     echo "0 passed, 1 failed"
     exit 1
@@ -81,13 +83,18 @@ count_regress "$WORK/isolation.log" "${PIPESTATUS[0]}"
 run_section "TAP" make -s installcheck-tap-only 2>&1 | tee "$WORK/tap.log"
 tap_status=${PIPESTATUS[0]}
 tap_ok=$(grep -cE '^test/t/[^ ]+ \.+ ok' "$WORK/tap.log")
-tap_bad=$(grep -cE '^test/t/[^ ]+ \.+ ' "$WORK/tap.log")
-tap_bad=$((tap_bad - tap_ok))
+# prove's "Test Summary Report" names each file that failed.
+tap_failed=$(grep -oE '^test/t/[^ ]+\.pl \(Wstat' "$WORK/tap.log" | cut -d' ' -f1 | sort -u)
+tap_bad=$(echo "$tap_failed" | grep -c .)
 [ "$tap_status" -ne 0 ] && [ "$tap_bad" -eq 0 ] && tap_bad=1
 PASSED=$((PASSED + tap_ok))
 FAILED=$((FAILED + tap_bad))
-for f in tmp_check/log/regress_log_*; do
-    [ "$tap_status" -ne 0 ] && [ -f "$f" ] && { echo "--- $f"; tail -n 60 "$f"; }
+# The end of the failed files' logs (the test's and its servers'), no others.
+for t in $tap_failed; do
+    name=$(basename "$t" .pl)
+    for f in tmp_check/log/regress_log_"$name" tmp_check/log/"$name"_*.log; do
+        [ -f "$f" ] && { echo "--- $f (last 40 lines)"; tail -n 40 "$f"; }
+    done
 done
 
 if [ -x test/django/run_test.sh ]; then
