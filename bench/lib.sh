@@ -41,7 +41,7 @@ install_missing_packages() {
 build_and_install() {
     local root=$1 buildlog=$2
     export PATH="$PG_BIN:$PATH"
-    log "building the extension (make) and installing it into $PG_BIN/.. (make install) ..."
+    log "building the extension (make) and installing it into PostgreSQL $PG_MAJOR (make install) ..."
     if ! { make -C "$root" -s && make -C "$root" -s install; } >"$buildlog" 2>&1; then
         cat "$buildlog" >&2
         die "building the extension failed"
