@@ -11,7 +11,7 @@ PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
 as_pg_owner() {
     if [ "$(id -u)" != 0 ]; then
         "$@"
-    elif runuser -u postgres -- test -x . 2>/dev/null; then
+    elif runuser -u postgres -- test -x "$(pwd -P)" 2>/dev/null; then
         runuser -u postgres -- "$@"
     else
         (cd / && runuser -u postgres -- "$@")
