@@ -31,7 +31,7 @@ install_missing_packages() {
     log "installing the missing Debian packages:$missing"
     log "  apt-get update ..."
     apt-get update -qq || die "apt-get update failed"
-    log "  apt-get install (downloads and sets up PostgreSQL and a compiler: a minute or two on a fresh machine) ..."
+    log "  apt-get install (downloads and sets up PostgreSQL and a compiler: a few minutes on a fresh machine) ..."
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null ||
         die "apt-get install$missing failed"
     log "  installed in $((SECONDS - t0)) s"

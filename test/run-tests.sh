@@ -18,7 +18,7 @@ install_missing_packages() {
         echo "missing packages:$missing (run as root to install them)" >&2
         return 1
     fi
-    echo "installing the missing Debian packages (a minute or two on a fresh machine):$missing"
+    echo "installing the missing Debian packages (a few minutes on a fresh machine):$missing"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 }
 
