@@ -89,6 +89,9 @@ typedef struct BackfillTarget
 	int			nkeys;
 	KeyColumn  *keys;
 	char	   *key_op_schema;	/* quoted schema of the key's btree operators, or NULL */
+
+	/* bumped when the table was renamed: statements built before are stale */
+	int			generation;
 } BackfillTarget;
 
 /* What the caller asked for, after the argument checks. */
@@ -176,6 +179,7 @@ extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname
 /* target.c */
 extern BackfillTarget *resolve_target(Oid relid, const char *colname);
 extern void recheck_target(BackfillTarget *target);
+extern void follow_target_rename(BackfillTarget *target);
 extern void check_backfill_privileges(BackfillTarget *target);
 extern void require_table_owner(BackfillTarget *target, const char *procname);
 extern double estimate_table_rows(Oid relid);
@@ -196,7 +200,8 @@ extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
-extern char *sql_set_not_null(BackfillTarget *target);
+extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
+extern char *sql_count_nulls_left(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 
 /* iterate.c */
@@ -257,8 +262,10 @@ extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber bl
 							   int64 filled);
 extern void range_record_done(RangeRecorder *r);
 extern char *describe_lock_holders(Oid relid);
+/* builds an ALTER TABLE from the table's current name; conname may be unused */
+typedef char *(*DdlBuilder) (BackfillTarget *target, const char *conname);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
-							   const char *what, const char *sql,
+							   const char *what, DdlBuilder build, const char *conname,
 							   const LockPolicy *policy, double *held_ms);
 
 /* space.c */

@@ -112,22 +112,30 @@ wait_for_holders_action(void *arg)
 
 typedef struct DdlAttempt
 {
-	Oid			relid;
-	const char *sql;
+	BackfillTarget *target;
+	DdlBuilder	build;
+	const char *conname;
 	TimestampTz acquired;
 } DdlAttempt;
 
+/*
+ * The statement is built only once the lock on the OID is held, from the
+ * table's name at that moment: built before, it could name another table.
+ */
 static void
 exclusive_ddl_action(void *arg)
 {
 	DdlAttempt *attempt = (DdlAttempt *) arg;
+	char	   *sql;
 	int			rc;
 
-	LockRelationOid(attempt->relid, AccessExclusiveLock);
+	LockRelationOid(attempt->target->relid, AccessExclusiveLock);
 	attempt->acquired = GetCurrentTimestamp();
-	rc = SPI_execute(attempt->sql, false, 0);
+	follow_target_rename(attempt->target);
+	sql = attempt->build(attempt->target, attempt->conname);
+	rc = SPI_execute(sql, false, 0);
 	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "safe_backfill: \"%s\" failed: %s", attempt->sql,
+		elog(ERROR, "safe_backfill: \"%s\" failed: %s", sql,
 			 SPI_result_code_string(rc));
 }
 
@@ -193,11 +201,12 @@ describe_lock_holders(Oid relid)
 
 /*
  * Run one DDL statement that needs ACCESS EXCLUSIVE, in its own transaction,
- * and commit it.  Adds the time the lock was held to *held_ms.
+ * and commit it.  build makes the statement (with conname, if it takes one)
+ * under the lock.  Adds the time the lock was held to *held_ms.
  */
 void
 run_exclusive_step(BackfillTarget *target, const char *procname,
-				   const char *what, const char *sql,
+				   const char *what, DdlBuilder build, const char *conname,
 				   const LockPolicy *policy, double *held_ms)
 {
 	int			attempt;
@@ -205,7 +214,7 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 	for (attempt = 1;; attempt++)
 	{
 		int			wait_ms = backoff_ms(policy, attempt);
-		DdlAttempt	ddl = {target->relid, sql, 0};
+		DdlAttempt	ddl = {target, build, conname, 0};
 
 		CHECK_FOR_INTERRUPTS();
 		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
