@@ -14,11 +14,12 @@ CREATE PROCEDURE safe_backfill(
     set_not_null boolean DEFAULT false,
     target_batch_ms integer DEFAULT NULL,
     max_replica_lag interval DEFAULT NULL,
-    workers integer DEFAULT 1)
+    workers integer DEFAULT 1,
+    resume  boolean DEFAULT true)
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'safe_backfill';
 
-COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer) IS
+COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer, boolean) IS
 'Fill the NULLs of a column with a value, in batches that each commit';
 
 -- drop_check: NULL drops the CHECK only if this call added it, true always,

@@ -107,6 +107,7 @@ typedef struct BackfillOptions
 	int			max_replica_wait_ms;
 	Oid			procoid;		/* our procedure: its schema holds the jobs table */
 	int			workers;		/* main pass split across this many workers */
+	bool		resume;			/* false: start an unfinished run over */
 	int			reuse_lag;		/* batches to wait before pruning a batch's pages */
 	/* in a parallel worker: the leader's stop flag and where to show progress */
 	volatile bool *stop;
@@ -241,6 +242,7 @@ typedef void (*FailedAction) (ErrorData *edata, void *arg);
 extern bool run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
 								  const int *expected, int nexpected,
 								  FailedAction on_error);
+extern bool try_in_subtransaction(LockedAction action, void *arg, ErrorData **error);
 extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 								  FailedAction on_error);
 
@@ -251,6 +253,7 @@ extern int64 job_id(BackfillJob *job);
 extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 							 BlockNumber block, int64 filled, int64 scanned);
 extern void job_finish(BackfillJob *job, const char *error);
+extern void job_forget_position(BackfillJob *job);
 extern void job_release(BackfillJob *job);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 							 const char *end_key, BlockNumber start_block,
@@ -276,6 +279,7 @@ extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions
 								   BackfillStats *stats, bool by_ctid, BackfillJob *job,
 								   bool resumed);
 extern int	parallel_unfinished_ranges(BackfillJob *job);
+extern bool parallel_key_text_fits(const char *literal);
 
 /* replicas.c */
 extern void replica_lag_reset(void);
