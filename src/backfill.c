@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -21,6 +22,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 /* Which pass a batch belongs to, for progress and error context. */
@@ -385,6 +387,33 @@ count_nulls_left(BackfillTarget *target)
 }
 
 /*
+ * Whether an UPDATE of the table can leave a row it reaches unchanged: only
+ * a trigger (BEFORE UPDATE returning NULL) or a rule can.  Partitions have
+ * triggers of their own.
+ */
+static bool
+update_can_skip_rows(BackfillTarget *target)
+{
+	List	   *rels = lappend_oid(storage_relations(target->relid), target->relid);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+		bool		can_skip;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		can_skip = ((Form_pg_class) GETSTRUCT(tup))->relhastriggers ||
+			((Form_pg_class) GETSTRUCT(tup))->relhasrules;
+		ReleaseSysCache(tup);
+		if (can_skip)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Two sweeps in a row reached these rows and wrote none of them, and no
  * other session put them back in between: the UPDATE itself skips them.
  */
@@ -448,7 +477,8 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 			break;
 		if (nulls_after_empty_sweep)
 			report_rows_skipped(target, stats, nulls);
-		nulls_after_empty_sweep = true;
+		/* without a trigger or rule nothing skips rows: they are new ones */
+		nulls_after_empty_sweep = update_can_skip_rows(target);
 	}
 }
 
@@ -736,6 +766,7 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 static void
 record_failure(BackfillJob *job, ErrorData *edata)
 {
+	FlushErrorState();
 	/*
 	 * The error may have left snapshots pushed by a statement of ours that
 	 * was running.  SPI_rollback expects none but the portal's (which SPI
@@ -747,6 +778,22 @@ record_failure(BackfillJob *job, ErrorData *edata)
 	SPI_rollback();
 	job_finish(job, edata->message);
 	commit_transaction();
+}
+
+/* Record the failure, release the column on any outcome, raise the error. */
+static void
+record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
+{
+	PG_TRY();
+	{
+		record_failure(job, edata);
+	}
+	PG_FINALLY();
+	{
+		job_release(job);
+	}
+	PG_END_TRY();
+	ReThrowError(edata);
 }
 
 /*
@@ -794,19 +841,13 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		if (!can_record_failure(job))
+		if (can_record_failure(job))
 		{
-			job_release(job);
-			PG_RE_THROW();
+			MemoryContextSwitchTo(cxt);
+			record_failure_and_rethrow(job, CopyErrorData());
 		}
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		record_failure(job, edata);
 		job_release(job);
-		ReThrowError(edata);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	job_release(job);
