@@ -41,22 +41,24 @@ CALL safe_backfill('f_par', 'status', 'bad', 100, workers => 2);
 SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.f_par';
 SELECT count(status) AS filled FROM f_par;
 
--- a cancel (here a statement timeout, during a batch held up by a trigger)
--- is recorded as failed with its message
+-- a cancel (here the session cancels itself when the fifth batch reaches
+-- row 50) is recorded as failed with its message
 CREATE TABLE f_cancel (id int PRIMARY KEY, status text);
 INSERT INTO f_cancel SELECT generate_series(1, 100);
-CREATE FUNCTION f_cancel_slow() RETURNS trigger LANGUAGE plpgsql AS
-$$BEGIN IF NEW.id = 50 THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END$$;
-CREATE TRIGGER slow BEFORE UPDATE ON f_cancel FOR EACH ROW EXECUTE FUNCTION f_cancel_slow();
-SET statement_timeout = '200ms';
+CREATE FUNCTION f_cancel_self() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+  IF NEW.id = 50 THEN
+    PERFORM pg_cancel_backend(pg_backend_pid());
+    PERFORM pg_sleep(60);
+  END IF;
+  RETURN NEW;
+END$$;
+CREATE TRIGGER cancel_self BEFORE UPDATE ON f_cancel FOR EACH ROW EXECUTE FUNCTION f_cancel_self();
 CALL safe_backfill('f_cancel', 'status', 'x', 10);
-RESET statement_timeout;
-SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.f_cancel';
--- and is resumed by the next call (how far the first got depends on timing)
-DROP TRIGGER slow ON f_cancel;
-SET client_min_messages = warning;
+SELECT state, error, rows_done FROM safe_backfill_progress WHERE table_name = 'public.f_cancel';
+-- and is resumed by the next call
+DROP TRIGGER cancel_self ON f_cancel;
 CALL safe_backfill('f_cancel', 'status', 'x', 10);
-RESET client_min_messages;
 SELECT state, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_cancel';
 SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_cancel;
 
@@ -105,4 +107,4 @@ CALL safe_backfill('f_stale', 'status', 'v', resume => NULL);
 SELECT count(*) FILTER (WHERE status = 'v') AS changed FROM f_stale;
 
 DROP TABLE f_skip, f_par, f_cancel, f_stale;
-DROP FUNCTION f_skip_tens(), f_cancel_slow();
+DROP FUNCTION f_skip_tens(), f_cancel_self();
