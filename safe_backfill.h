@@ -19,6 +19,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 
 /* Largest batch_size accepted: beyond it a batch is no longer "small". */
 #define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
@@ -180,6 +181,7 @@ extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname
 /* target.c */
 extern BackfillTarget *resolve_target(Oid relid, const char *colname);
 extern void recheck_target(BackfillTarget *target);
+extern void recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode);
 extern void follow_target_rename(BackfillTarget *target);
 extern void check_backfill_privileges(BackfillTarget *target);
 extern void require_table_owner(BackfillTarget *target, const char *procname);

@@ -364,7 +364,8 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
  * The NULLs left where the UPDATEs reach, counted by one statement with a
  * snapshot of its own, taken after every batch committed: a row a concurrent
  * UPDATE moves while the count runs is seen exactly once.  The lock on the
- * OID comes first, so the name counted is our table's.
+ * OID comes first, so the name counted is our table's, and the column is
+ * checked as before a batch.
  */
 static int64
 count_nulls_left(BackfillTarget *target)
@@ -373,8 +374,7 @@ count_nulls_left(BackfillTarget *target)
 	bool		isnull;
 	int64		n;
 
-	LockRelationOid(target->relid, AccessShareLock);
-	follow_target_rename(target);
+	recheck_target_with_lock(target, AccessShareLock);
 	/* not read-only: SPI then takes a new snapshot for the statement */
 	rc = SPI_execute(sql_count_nulls_left(target), false, 0);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)

@@ -402,10 +402,17 @@ follow_target_rename(BackfillTarget *target)
 void
 recheck_target(BackfillTarget *target)
 {
+	recheck_target_with_lock(target, RowExclusiveLock);
+}
+
+/* The same checks under the lock a statement other than the UPDATE needs. */
+void
+recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode)
+{
 	HeapTuple	tup;
 	Form_pg_attribute att;
 
-	LockRelationOid(target->relid, RowExclusiveLock);
+	LockRelationOid(target->relid, lockmode);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target->relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
