@@ -14,11 +14,12 @@ CREATE PROCEDURE safe_backfill(
     set_not_null boolean DEFAULT false,
     target_batch_ms integer DEFAULT NULL,
     max_replica_lag interval DEFAULT NULL,
-    workers integer DEFAULT 1)
+    workers integer DEFAULT 1,
+    resume  boolean DEFAULT true)
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'safe_backfill';
 
-COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer) IS
+COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer, boolean) IS
 'Fill the NULLs of a column with a value, in batches that each commit';
 
 -- drop_check: NULL drops the CHECK only if this call added it, true always,
@@ -84,9 +85,10 @@ CREATE TABLE safe_backfill_job_ranges (
 SELECT pg_catalog.pg_extension_config_dump('safe_backfill_job_ranges', '');
 GRANT SELECT ON safe_backfill_job_ranges TO PUBLIC;
 
--- Progress of every run, from any session.  A run whose session no longer
--- holds its advisory lock was interrupted (cancelled, failed, or its backend
--- died); calling safe_backfill again with the same arguments resumes it.
+-- Progress of every run, from any session.  Errors and cancels are recorded
+-- as 'failed' with the error; a run still 'running' whose session no longer
+-- holds its advisory lock was interrupted (its backend died or the server
+-- crashed).  Calling safe_backfill again with the same arguments resumes it.
 CREATE VIEW safe_backfill_progress AS
 SELECT j.id,
        j.table_name,

@@ -194,7 +194,7 @@ PG_FUNCTION_INFO_V1(safe_backfill);
  *					  set_not_null boolean DEFAULT false,
  *					  target_batch_ms integer DEFAULT NULL,
  *					  max_replica_lag interval DEFAULT NULL,
- *					  workers integer DEFAULT 1)
+ *					  workers integer DEFAULT 1, resume boolean DEFAULT true)
  */
 Datum
 safe_backfill(PG_FUNCTION_ARGS)
@@ -212,6 +212,8 @@ safe_backfill(PG_FUNCTION_ARGS)
 	require_argument(fcinfo, 3, "batch_size");
 	require_argument(fcinfo, 4, "pause_ms");
 	require_argument(fcinfo, 5, "set_not_null");
+	require_argument(fcinfo, 8, "workers");
+	require_argument(fcinfo, 9, "resume");
 
 	opts.batch_size = PG_GETARG_INT32(3);
 	opts.pause_ms = PG_GETARG_INT32(4);
@@ -225,7 +227,8 @@ safe_backfill(PG_FUNCTION_ARGS)
 							   "It is how far behind a standby may replay before safe_backfill waits; 0 does not watch standbys.");
 	opts.max_replica_wait_ms = safe_backfill_max_replica_wait_ms;
 	opts.procoid = fcinfo->flinfo->fn_oid;
-	opts.workers = PG_ARGISNULL(8) ? 1 : PG_GETARG_INT32(8);
+	opts.workers = PG_GETARG_INT32(8);
+	opts.resume = PG_GETARG_BOOL(9);
 	opts.stop = NULL;
 	opts.progress = NULL;
 	opts.reuse_lag = 0;

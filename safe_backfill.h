@@ -19,6 +19,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 
 /* Largest batch_size accepted: beyond it a batch is no longer "small". */
 #define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
@@ -91,6 +92,9 @@ typedef struct BackfillTarget
 	int			nkeys;
 	KeyColumn  *keys;
 	char	   *key_op_schema;	/* quoted schema of the key's btree operators, or NULL */
+
+	/* bumped when the table was renamed: statements built before are stale */
+	int			generation;
 } BackfillTarget;
 
 /* What the caller asked for, after the argument checks. */
@@ -106,6 +110,7 @@ typedef struct BackfillOptions
 	int			max_replica_wait_ms;
 	Oid			procoid;		/* our procedure: its schema holds the jobs table */
 	int			workers;		/* main pass split across this many workers */
+	bool		resume;			/* false: start an unfinished run over */
 	int			reuse_lag;		/* batches to wait before pruning a batch's pages */
 	/* in a parallel worker: the leader's stop flag and where to show progress */
 	volatile bool *stop;
@@ -178,6 +183,8 @@ extern void require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname
 /* target.c */
 extern BackfillTarget *resolve_target(Oid relid, const char *colname);
 extern void recheck_target(BackfillTarget *target);
+extern void recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode);
+extern void follow_target_rename(BackfillTarget *target);
 extern void check_backfill_privileges(BackfillTarget *target);
 extern void require_table_owner(BackfillTarget *target, const char *procname);
 extern double estimate_table_rows(Oid relid);
@@ -198,7 +205,8 @@ extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
-extern char *sql_set_not_null(BackfillTarget *target);
+extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
+extern char *sql_count_nulls_left(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 
 /* iterate.c */
@@ -238,6 +246,7 @@ typedef void (*FailedAction) (ErrorData *edata, void *arg);
 extern bool run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
 								  const int *expected, int nexpected,
 								  FailedAction on_error);
+extern bool try_in_subtransaction(LockedAction action, void *arg, ErrorData **error);
 extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 								  FailedAction on_error);
 
@@ -249,6 +258,7 @@ extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *key
 							 BlockNumber block, int64 filled, int64 scanned,
 							 int64 batches);
 extern void job_finish(BackfillJob *job, const char *error);
+extern void job_forget_position(BackfillJob *job);
 extern void job_release(BackfillJob *job);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 							 const char *end_key, BlockNumber start_block,
@@ -260,8 +270,10 @@ extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber bl
 							   int64 filled);
 extern void range_record_done(RangeRecorder *r);
 extern char *describe_lock_holders(Oid relid);
+/* builds an ALTER TABLE from the table's current name; conname may be unused */
+typedef char *(*DdlBuilder) (BackfillTarget *target, const char *conname);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
-							   const char *what, const char *sql,
+							   const char *what, DdlBuilder build, const char *conname,
 							   const LockPolicy *policy, double *held_ms);
 
 /* space.c */
@@ -272,6 +284,7 @@ extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions
 								   BackfillStats *stats, bool by_ctid, BackfillJob *job,
 								   bool resumed);
 extern int	parallel_unfinished_ranges(BackfillJob *job);
+extern bool parallel_key_text_fits(const char *literal);
 
 /* replicas.c */
 extern void replica_lag_reset(void);

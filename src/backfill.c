@@ -7,11 +7,22 @@
 
 #include <math.h>
 
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 /* Which pass a batch belongs to, for progress and error context. */
@@ -193,16 +204,6 @@ batch_attempt_action(void *arg)
 	attempt->ran = iterator_run_batch(attempt->it, &attempt->filled, &attempt->scanned);
 }
 
-/* The batch failed for good: say so in the jobs table, then let it raise. */
-static void
-batch_failed(ErrorData *edata, void *arg)
-{
-	BatchAttempt *attempt = (BatchAttempt *) arg;
-
-	job_finish(attempt->job, edata->message);
-	commit_transaction();
-}
-
 /*
  * A batch that waited longer than batch_lock_timeout for a row lock (or hit
  * a deadlock) was rolled back: none of its rows stay locked.  Try the same
@@ -342,7 +343,7 @@ run_one_batch(PassState *pass, int64 *filled)
 		recheck_target(pass->target);
 		started = GetCurrentTimestamp();
 		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
-								  batch_attempt_action, &attempt, batch_failed))
+								  batch_attempt_action, &attempt, NULL))
 			break;
 		prepare_batch_retry(pass, n);
 	}
@@ -411,19 +412,96 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 }
 
 /*
+ * The NULLs left where the UPDATEs reach, counted by one statement with a
+ * snapshot of its own, taken after every batch committed: a row a concurrent
+ * UPDATE moves while the count runs is seen exactly once.  The lock on the
+ * OID comes first, so the name counted is our table's, and the column is
+ * checked as before a batch.
+ */
+static int64
+count_nulls_left(BackfillTarget *target)
+{
+	int			rc;
+	bool		isnull;
+	int64		n;
+
+	recheck_target_with_lock(target, AccessShareLock);
+	/* not read-only: SPI then takes a new snapshot for the statement */
+	rc = SPI_execute(sql_count_nulls_left(target), false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "safe_backfill: counting the NULLs left failed: %s",
+			 SPI_result_code_string(rc));
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+/*
+ * Whether an UPDATE of the table can leave a row it reaches unchanged: only
+ * a trigger (BEFORE UPDATE returning NULL) or a rule can.  Partitions have
+ * triggers of their own.
+ */
+static bool
+update_can_skip_rows(BackfillTarget *target)
+{
+	List	   *rels = lappend_oid(storage_relations(target->relid), target->relid);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+		bool		can_skip;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		can_skip = ((Form_pg_class) GETSTRUCT(tup))->relhastriggers ||
+			((Form_pg_class) GETSTRUCT(tup))->relhasrules;
+		ReleaseSysCache(tup);
+		if (can_skip)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Two sweeps in a row reached these rows and wrote none of them, and no
+ * other session put them back in between: the UPDATE itself skips them.
+ */
+static void
+report_rows_skipped(BackfillTarget *target, BackfillStats *stats, int64 nulls)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+			 errmsg("safe_backfill: %s: " INT64_FORMAT " rows are still NULL because the UPDATE skipped them",
+					target->display, nulls),
+			 errdetail("Two sweeps over the whole table reached these rows and changed none of them: a BEFORE UPDATE trigger that returns NULL, or a rule, skips them. The " INT64_FORMAT " rows filled are committed and kept; the run is recorded as failed, not done.",
+					   stats->rows_filled),
+			 errhint("Look at the triggers and rules on table \"%s\" and let them pass these rows, then call safe_backfill again; it fills only the rows still NULL.",
+					 target->relname)));
+}
+
+/*
  * A pass cannot see rows that were not committed when its range went by:
  * an insert that commits late, a row a concurrent UPDATE moved behind a ctid
  * range, or a row set back to NULL.  So after the main pass, sweep the whole
- * table by block ranges until a sweep finds nothing left to fill.
+ * table by block ranges until a sweep finds nothing left to fill; then count
+ * the NULLs left with a fresh snapshot.  None: the run is done.  Some: sweep
+ * again; if that sweep too writes nothing while the count still finds NULLs,
+ * the UPDATE skips those rows (a trigger or a rule), and sweeping on would
+ * never end: fail with the count.
  */
 static void
 sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 				  const BackfillOptions *opts, BackfillJob *job)
 {
+	bool		nulls_after_empty_sweep = false;
+
 	for (;;)
 	{
 		BatchIterator *it;
 		int64		filled;
+		int64		nulls;
 
 		if (stats->sweeps >= SAFE_BACKFILL_MAX_SWEEPS)
 			ereport(ERROR,
@@ -439,8 +517,19 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 		it = iterator_create_sweep(target, opts->batch_size, stats->estimated_rows);
 		filled = run_pass(target, it, stats, stats->sweeps, opts, job);
 		iterator_free(it);
-		if (filled == 0)
+		if (filled > 0)
+		{
+			nulls_after_empty_sweep = false;
+			continue;
+		}
+		nulls = count_nulls_left(target);
+		commit_transaction();
+		if (nulls == 0)
 			break;
+		if (nulls_after_empty_sweep)
+			report_rows_skipped(target, stats, nulls);
+		/* without a trigger or rule nothing skips rows: they are new ones */
+		nulls_after_empty_sweep = update_can_skip_rows(target);
 	}
 }
 
@@ -484,7 +573,11 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
 		appendStringInfo(&detail, "; batch time p50 %.1f ms, p99 %.1f ms",
 						 batch_time_percentile(stats, 0.5),
 						 batch_time_percentile(stats, 0.99));
-	appendStringInfoChar(&detail, '.');
+	appendStringInfo(&detail, ". After the last batch, a count of the whole table with a fresh snapshot found no NULL in column \"%s\"",
+					 target->colname);
+	if (target->has_children)
+		appendStringInfoString(&detail, " of the parent table (its inheritance children were not filled)");
+	appendStringInfoString(&detail, "; rows written later with NULL are not covered: a default or NOT NULL keeps them out.");
 
 	if (stats->rows_filled == 0)
 		ereport(NOTICE,
@@ -521,20 +614,173 @@ report_resume(BackfillTarget *target, BackfillJob *job, const JobPosition *pos,
 					pos->rows_done)));
 }
 
+/*
+ * A saved position that cannot be used any more (the key's type changed,
+ * the text no longer parses, a parallel range's key is too long for a
+ * worker's slot), or the caller's resume => false: start the run over.
+ */
+static void
+start_over(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
+		   const char *why)
+{
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: run " INT64_FORMAT " starts over from the beginning of the table: %s",
+					target->display, job_id(job), why),
+			 errdetail("Only rows still NULL are written, so rows filled before are read again but not changed.")));
+	job_forget_position(job);
+	commit_transaction();
+	memset(pos, 0, sizeof(JobPosition));
+}
+
+/* Read the saved position back into the iterator, in a subtransaction. */
+typedef struct ResumeAttempt
+{
+	BatchIterator *it;
+	const JobPosition *pos;
+	char	   *where;
+} ResumeAttempt;
+
+static void
+resume_action(void *arg)
+{
+	ResumeAttempt *attempt = (ResumeAttempt *) arg;
+
+	attempt->where = iterator_resume(attempt->it, attempt->pos);
+}
+
+/* Parse a saved key (a text[] literal) with the key's current types. */
+typedef struct KeyTextCheck
+{
+	BackfillTarget *target;
+	const char *literal;
+} KeyTextCheck;
+
+static void
+parse_key_text_action(void *arg)
+{
+	KeyTextCheck *check = (KeyTextCheck *) arg;
+	BackfillTarget *t = check->target;
+	Datum	   *texts;
+	int			n;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) check->literal,
+															  TEXTOID, -1)),
+					  TEXTOID, -1, false, TYPALIGN_INT, &texts, NULL, &n);
+	if (n != t->nkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("the saved key has %d columns, the primary key %d", n, t->nkeys)));
+	for (i = 0; i < n; i++)
+	{
+		Oid			infunc;
+		Oid			ioparam;
+
+		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
+		(void) OidInputFunctionCall(infunc, TextDatumGetCString(texts[i]), ioparam, -1);
+	}
+}
+
+/* NULL if every saved key of the unfinished ranges can be used, else why not. */
+static char *
+unusable_range_key(BackfillTarget *target, BackfillJob *job)
+{
+	JobRange   *ranges;
+	int			n = job_load_ranges(job, &ranges);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		const char *keys[2] = {ranges[i].last_key, ranges[i].end_key};
+		int			k;
+
+		for (k = 0; k < 2; k++)
+		{
+			KeyTextCheck check = {target, keys[k]};
+			ErrorData  *edata;
+
+			if (keys[k] == NULL)
+				continue;
+			if (!parallel_key_text_fits(keys[k]))
+				return psprintf("the saved key of parallel range %d is longer than a worker can take",
+								ranges[i].range_no);
+			if (!try_in_subtransaction(parse_key_text_action, &check, &edata))
+				return psprintf("the saved key of parallel range %d no longer fits the primary key: %s",
+								ranges[i].range_no, edata->message);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Where a resumed serial run goes on, for the NOTICE; NULL when its saved
+ * position was unusable and the run starts over.
+ */
+static char *
+resume_serial_position(BackfillTarget *target, BackfillJob *job, BatchIterator *it,
+					   JobPosition *pos)
+{
+	ResumeAttempt attempt = {it, pos, NULL};
+	ErrorData  *edata;
+
+	if (pos->sweeping)
+		return pstrdup("the main pass");
+	if (try_in_subtransaction(resume_action, &attempt, &edata))
+		return attempt.where;
+	start_over(target, job, pos,
+			   psprintf("its saved position no longer fits the primary key: %s", edata->message));
+	return NULL;
+}
+
+/* workers => n cannot split a serial main pass that is half done. */
+static void
+note_workers_ignored(BackfillTarget *target, BackfillJob *job, const BackfillOptions *opts)
+{
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: workers => %d is ignored: run " INT64_FORMAT " resumes its serial main pass in this session",
+					target->display, opts->workers, job_id(job)),
+			 errhint("To split the table across workers, call safe_backfill with resume => false; the rows filled so far are kept.")));
+}
+
 static void
 backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 				  BackfillStats *stats, BackfillJob *job, BatchIterator *it,
-				  const JobPosition *pos)
+				  JobPosition *pos)
 {
-	bool		parallel_run = pos->resumed && !pos->sweeping && job_has_ranges(job);
-	int			ranges = parallel_run ? parallel_unfinished_ranges(job) : 0;
+	bool		parallel_run;
+	int			ranges = 0;
+
+	if (pos->resumed && !opts->resume)
+		start_over(target, job, pos, "resume => false");
+	parallel_run = pos->resumed && !pos->sweeping && job_has_ranges(job);
+	if (parallel_run)
+	{
+		char	   *why = unusable_range_key(target, job);
+
+		if (why)
+		{
+			start_over(target, job, pos, why);
+			parallel_run = false;
+		}
+		else
+			ranges = parallel_unfinished_ranges(job);
+	}
 
 	if (parallel_run)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ", %d of its parallel ranges unfinished, each from where it stopped; " INT64_FORMAT " rows were filled before",
 						target->display, job_id(job), ranges, pos->rows_done)));
 	else if (pos->resumed)
-		report_resume(target, job, pos, pos->sweeping ? "the main pass" : iterator_resume(it, pos));
+	{
+		char	   *where = resume_serial_position(target, job, it, pos);
+
+		if (where)
+		{
+			report_resume(target, job, pos, where);
+			if (opts->workers > 1 && !pos->sweeping)
+				note_workers_ignored(target, job, opts);
+		}
+	}
 	if (!pos->sweeping)
 	{
 		/*
@@ -560,6 +806,58 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 	report_summary(target, stats);
 }
 
+/*
+ * Whatever stops the run once its job row exists (a batch, the sweep limit,
+ * a table or column changed, the replica wait, a parallel worker, a cancel)
+ * ends it as failed, with the error's message: roll back what the error
+ * interrupted, record the failure in a transaction of its own and commit it.
+ * The caller raises the error again.  Only FATAL errors and crashes, which
+ * end the session, leave the row "running" (shown as interrupted).
+ */
+static void
+record_failure(BackfillJob *job, ErrorData *edata)
+{
+	FlushErrorState();
+	/*
+	 * The error may have left snapshots pushed by a statement of ours that
+	 * was running.  SPI_rollback expects none but the portal's (which SPI
+	 * pushes after a commit): pop the others.
+	 */
+	while (ActiveSnapshotSet() &&
+		   (ActivePortal == NULL || GetActiveSnapshot() != ActivePortal->portalSnapshot))
+		PopActiveSnapshot();
+	SPI_rollback();
+	job_finish(job, edata->message);
+	commit_transaction();
+}
+
+/* Record the failure, release the column on any outcome, raise the error. */
+static void
+record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
+{
+	PG_TRY();
+	{
+		record_failure(job, edata);
+	}
+	PG_FINALLY();
+	{
+		job_release(job);
+	}
+	PG_END_TRY();
+	ReThrowError(edata);
+}
+
+/*
+ * Rolling back from here is possible only in our own procedure's SPI
+ * connection, outside any subtransaction (every subtransaction we start
+ * cleans up after itself, so this holds for our errors).
+ */
+static bool
+can_record_failure(BackfillJob *job)
+{
+	return job != NULL && !IsSubTransaction() && SPI_inside_nonatomic_context();
+}
+
 void
 run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
@@ -567,6 +865,7 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	BatchIterator *it;
 	BackfillJob *volatile job = NULL;
 	JobPosition pos;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	stats.started = GetCurrentTimestamp();
 	stats.last_report = stats.started;
@@ -593,6 +892,11 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	}
 	PG_CATCH();
 	{
+		if (can_record_failure(job))
+		{
+			MemoryContextSwitchTo(cxt);
+			record_failure_and_rethrow(job, CopyErrorData());
+		}
 		job_release(job);
 		PG_RE_THROW();
 	}

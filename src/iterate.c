@@ -61,6 +61,8 @@ struct BatchIterator
 	/* blocks whose rows the last batch rewrote: [freed_start, freed_end) */
 	BlockNumber freed_start;
 	BlockNumber freed_end;
+
+	int			plans_generation;	/* target->generation the plans were built for */
 };
 
 /*
@@ -93,11 +95,12 @@ iterator_alloc(BackfillTarget *target, int batch_size)
 	it->target = target;
 	it->cxt = cxt;
 	it->batch_size = batch_size;
+	it->plans_generation = target->generation;
 	return it;
 }
 
-void
-iterator_free(BatchIterator *it)
+static void
+free_kept_plans(BatchIterator *it)
 {
 	int			i,
 				j;
@@ -113,7 +116,30 @@ iterator_free(BatchIterator *it)
 		for (j = 0; j < 2; j++)
 			if (it->key_update_plan[i][j])
 				SPI_freeplan(it->key_update_plan[i][j]);
+		it->bound_plan[i] = it->ctid_update_plan[i] = it->ctid_range_plan[i] = NULL;
+		it->key_update_plan[i][0] = it->key_update_plan[i][1] = NULL;
 	}
+}
+
+/*
+ * A kept plan names the table by the text it was prepared from and would
+ * re-resolve that text after a rename, reaching whatever table now has the
+ * old name.  When the table was renamed (recheck_target followed it), drop
+ * the plans; they are prepared again from the current name.
+ */
+static void
+drop_plans_of_old_name(BatchIterator *it)
+{
+	if (it->plans_generation == it->target->generation)
+		return;
+	free_kept_plans(it);
+	it->plans_generation = it->target->generation;
+}
+
+void
+iterator_free(BatchIterator *it)
+{
+	free_kept_plans(it);
 	MemoryContextDelete(it->cxt);
 }
 
@@ -557,6 +583,7 @@ iterator_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	it->finished_at_end = false;
 	if (it->finished)
 		return false;
+	drop_plans_of_old_name(it);
 	return it->by_ctid ? ctid_run_batch(it, filled, scanned)
 		: keyset_run_batch(it, filled, scanned);
 }

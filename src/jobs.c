@@ -481,3 +481,29 @@ range_record_done(RangeRecorder *r)
 {
 	range_update(r, NULL, InvalidBlockNumber, 0, true);
 }
+
+/*
+ * Start this run over from the beginning of the table: its saved position
+ * (and its parallel ranges) can no longer be used, or the caller asked for
+ * it (resume => false).  Filling only NULLs keeps this correct: rows done
+ * before are read again, not written.
+ */
+void
+job_forget_position(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+	AsOwner		saved;
+
+	become_owner(job, &saved);
+	if (SPI_execute_with_args(psprintf("UPDATE %s SET phase = 'main', last_key = NULL,"
+									   " last_block = NULL, updated_at = pg_catalog.clock_timestamp()"
+									   " WHERE id = $1", job->jobs_table),
+							  1, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_execute_with_args(psprintf("DELETE FROM %s WHERE job_id = $1",
+									   ranges_table(job->nsp)),
+							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: resetting the position of run " INT64_FORMAT " failed",
+			 job->id);
+	restore_user(&saved);
+}

@@ -38,15 +38,37 @@ set_local_lock_timeout(int ms)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
+/* Which errors a subtransaction absorbs (rolled back, not re-raised). */
+typedef struct Absorbed
+{
+	const int  *codes;			/* these SQLSTATEs; NULL: any but a cancel */
+	int			ncodes;
+} Absorbed;
+
+static bool
+is_absorbed(const Absorbed *absorbed, ErrorData *edata)
+{
+	int			i;
+
+	if (absorbed->codes == NULL)
+		return edata->sqlerrcode != ERRCODE_QUERY_CANCELED &&
+			edata->elevel == ERROR;
+	for (i = 0; i < absorbed->ncodes; i++)
+		if (edata->sqlerrcode == absorbed->codes[i])
+			return true;
+	return false;
+}
+
 /*
  * Run action in a subtransaction (with lock_timeout set when timeout_ms > 0).
- * True if it ran; false if it raised one of the expected SQLSTATEs, with
- * everything it did rolled back.  Any other error propagates, after
- * on_error (if given) has run in the still-usable outer transaction.
+ * True if it ran; false if it raised an error that absorbed covers, with
+ * everything it did rolled back and the error in *caught (if not NULL).
+ * Any other error propagates, after on_error (if given) has run in the
+ * still-usable outer transaction.
  */
-bool
-run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
-					  const int *expected, int nexpected, FailedAction on_error)
+static bool
+subtransaction(LockedAction action, void *arg, int timeout_ms,
+			   const Absorbed *absorbed, FailedAction on_error, ErrorData **caught)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -67,7 +89,6 @@ run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		int			i;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -75,18 +96,45 @@ run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		for (i = 0; i < nexpected && edata->sqlerrcode != expected[i]; i++)
-			;
-		if (i == nexpected)
+		if (!is_absorbed(absorbed, edata))
 		{
 			if (on_error)
 				on_error(edata, arg);
 			ReThrowError(edata);
 		}
-		FreeErrorData(edata);
+		if (caught)
+			*caught = edata;
+		else
+			FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	return ran;
+}
+
+/*
+ * Run action in a subtransaction; false if it raised one of the expected
+ * SQLSTATEs, with everything it did rolled back.
+ */
+bool
+run_in_subtransaction(LockedAction action, void *arg, int timeout_ms,
+					  const int *expected, int nexpected, FailedAction on_error)
+{
+	static const int none[1] = {0};
+	Absorbed	absorbed = {expected ? expected : none, expected ? nexpected : 0};
+
+	return subtransaction(action, arg, timeout_ms, &absorbed, on_error, NULL);
+}
+
+/*
+ * Run action in a subtransaction; false if it raised any error but a cancel,
+ * with everything it did rolled back and the error in *error.
+ */
+bool
+try_in_subtransaction(LockedAction action, void *arg, ErrorData **error)
+{
+	Absorbed	any = {NULL, 0};
+
+	return subtransaction(action, arg, 0, &any, NULL, error);
 }
 
 /* The errors a retry can cure: a lock wait that timed out, a deadlock. */
@@ -112,22 +160,30 @@ wait_for_holders_action(void *arg)
 
 typedef struct DdlAttempt
 {
-	Oid			relid;
-	const char *sql;
+	BackfillTarget *target;
+	DdlBuilder	build;
+	const char *conname;
 	TimestampTz acquired;
 } DdlAttempt;
 
+/*
+ * The statement is built only once the lock on the OID is held, from the
+ * table's name at that moment: built before, it could name another table.
+ */
 static void
 exclusive_ddl_action(void *arg)
 {
 	DdlAttempt *attempt = (DdlAttempt *) arg;
+	char	   *sql;
 	int			rc;
 
-	LockRelationOid(attempt->relid, AccessExclusiveLock);
+	LockRelationOid(attempt->target->relid, AccessExclusiveLock);
 	attempt->acquired = GetCurrentTimestamp();
-	rc = SPI_execute(attempt->sql, false, 0);
+	follow_target_rename(attempt->target);
+	sql = attempt->build(attempt->target, attempt->conname);
+	rc = SPI_execute(sql, false, 0);
 	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "safe_backfill: \"%s\" failed: %s", attempt->sql,
+		elog(ERROR, "safe_backfill: \"%s\" failed: %s", sql,
 			 SPI_result_code_string(rc));
 }
 
@@ -193,11 +249,12 @@ describe_lock_holders(Oid relid)
 
 /*
  * Run one DDL statement that needs ACCESS EXCLUSIVE, in its own transaction,
- * and commit it.  Adds the time the lock was held to *held_ms.
+ * and commit it.  build makes the statement (with conname, if it takes one)
+ * under the lock.  Adds the time the lock was held to *held_ms.
  */
 void
 run_exclusive_step(BackfillTarget *target, const char *procname,
-				   const char *what, const char *sql,
+				   const char *what, DdlBuilder build, const char *conname,
 				   const LockPolicy *policy, double *held_ms)
 {
 	int			attempt;
@@ -205,7 +262,7 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 	for (attempt = 1;; attempt++)
 	{
 		int			wait_ms = backoff_ms(policy, attempt);
-		DdlAttempt	ddl = {target->relid, sql, 0};
+		DdlAttempt	ddl = {target, build, conname, 0};
 
 		CHECK_FOR_INTERRUPTS();
 		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&

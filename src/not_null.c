@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -127,9 +128,14 @@ column_is_already_not_null(BackfillTarget *target)
 static int64
 count_nulls(BackfillTarget *target)
 {
-	int			rc = SPI_execute(sql_count_nulls(target), true, 0);
+	int			rc;
 	bool		isnull;
 	int64		n;
+
+	/* the name is read under the lock: it must still be our table's */
+	LockRelationOid(target->relid, AccessShareLock);
+	follow_target_rename(target);
+	rc = SPI_execute(sql_count_nulls(target), true, 0);
 
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "safe_backfill: counting NULLs failed: %s",
@@ -155,8 +161,12 @@ static void
 validate_action(void *arg)
 {
 	ValidateCall *call = (ValidateCall *) arg;
-	int			rc = SPI_execute(sql_validate_constraint(call->target, call->conname),
-								 false, 0);
+	int			rc;
+
+	/* VALIDATE's own lock, taken on the OID first: then the name is ours */
+	LockRelationOid(call->target->relid, ShareUpdateExclusiveLock);
+	follow_target_rename(call->target);
+	rc = SPI_execute(sql_validate_constraint(call->target, call->conname), false, 0);
 
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
@@ -221,7 +231,7 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 										  get_rel_namespace(target->relid), NIL);
 		check.is_helper = true;
 		run_exclusive_step(target, PROCNAME, "ADD CHECK NOT VALID",
-						   sql_add_not_null_check(target, check.name), policy, &held_ms);
+						   sql_add_not_null_check, check.name, policy, &held_ms);
 		exclusive_steps++;
 		added = true;
 		ereport(NOTICE,
@@ -246,7 +256,7 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 			commit_transaction();
 			if (added)
 				run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-								   sql_drop_constraint(target, check.name), policy, &held_ms);
+								   sql_drop_constraint, check.name, policy, &held_ms);
 			report_nulls_left(target, nulls, added);
 		}
 		commit_transaction();
@@ -257,13 +267,13 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 	}
 
 	run_exclusive_step(target, PROCNAME, "SET NOT NULL",
-					   sql_set_not_null(target), policy, &held_ms);
+					   sql_set_not_null, NULL, policy, &held_ms);
 	exclusive_steps++;
 
 	if (drop_check == 1 || (drop_check == -1 && check.is_helper))
 	{
 		run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-						   sql_drop_constraint(target, check.name), policy, &held_ms);
+						   sql_drop_constraint, check.name, policy, &held_ms);
 		exclusive_steps++;
 	}
 

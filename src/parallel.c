@@ -674,3 +674,10 @@ safe_backfill_worker_main(Datum main_arg)
 	dsm_detach(seg);
 	proc_exit(0);
 }
+
+/* Whether a saved key position (text[] literal) fits a worker's range slot. */
+bool
+parallel_key_text_fits(const char *literal)
+{
+	return literal == NULL || strlen(literal) < KEY_TEXT_LEN;
+}

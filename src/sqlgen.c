@@ -150,6 +150,17 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 	return buf.data;
 }
 
+/*
+ * The NULLs the backfill was to fill and did not: the rows its UPDATEs
+ * reach (ONLY for a plain table, as they use), read with a fresh snapshot.
+ */
+char *
+sql_count_nulls_left(BackfillTarget *target)
+{
+	return psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s IS NULL",
+					relation_clause(target), quote_identifier(target->colname));
+}
+
 /* Exact row count of one leaf table, for progress when it was never analyzed. */
 char *
 sql_count_rows(Oid relid)
@@ -186,8 +197,9 @@ sql_validate_constraint(BackfillTarget *target, const char *conname)
 					target->qualified, quote_identifier(conname));
 }
 
+/* The second argument gives it the shape of a DdlBuilder; it takes no constraint. */
 char *
-sql_set_not_null(BackfillTarget *target)
+sql_set_not_null(BackfillTarget *target, const char *unused)
 {
 	return psprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL",
 					target->qualified, quote_identifier(target->colname));

@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -342,6 +343,57 @@ require_table_owner(BackfillTarget *target, const char *procname)
 }
 
 /*
+ * Every statement names the table by its text, and a kept plan re-resolves
+ * that text when the catalog changes: after "ALTER TABLE t RENAME TO t_old;
+ * CREATE TABLE t (...)" the old text names another table.  So whenever we
+ * hold a lock on the table (a rename needs ACCESS EXCLUSIVE, so it cannot
+ * happen while we hold any lock), read its current schema and name back
+ * from its OID.  If they changed, follow the table: the statements are
+ * rebuilt from the new name (target->generation tells the iterator to drop
+ * its kept plans).  A table that merely took over the old name is never
+ * touched.  The caller must hold a lock on target->relid.
+ */
+void
+follow_target_rename(BackfillTarget *target)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(target->relid));
+	Form_pg_class cls;
+	char	   *relname;
+	char	   *nspname;
+	char	   *old_display;
+	MemoryContext cxt;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" was dropped while safe_backfill was running",
+						target->relname),
+				 errdetail("Work committed before the drop is gone with the table.")));
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	relname = pstrdup(NameStr(cls->relname));
+	nspname = get_namespace_name(cls->relnamespace);
+	ReleaseSysCache(tup);
+	if (nspname == NULL)
+		elog(ERROR, "cache lookup failed for namespace of relation %u", target->relid);
+	if (strcmp(relname, target->relname) == 0 && strcmp(nspname, target->nspname) == 0)
+		return;
+
+	/* the target outlives our commits: keep its strings where it lives */
+	cxt = GetMemoryChunkContext(target);
+	old_display = target->display;
+	target->relname = MemoryContextStrdup(cxt, relname);
+	target->nspname = MemoryContextStrdup(cxt, nspname);
+	target->qualified = MemoryContextStrdup(cxt, quote_qualified_identifier(nspname, relname));
+	target->display = MemoryContextStrdup(cxt, display_name(target->relid, nspname, relname,
+															 target->colname));
+	target->generation++;
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: the table was renamed to %s; going on with the same table under its new name",
+					old_display, target->qualified),
+			 errdetail("Statements are rebuilt from the table's OID, so a table created under the old name is not touched.")));
+}
+
+/*
  * Start of every batch: take the lock the UPDATE will take anyway, then make
  * sure the table and column are still the ones we validated.  Without this a
  * concurrent DROP or ALTER TYPE would surface as a confusing planner error,
@@ -350,16 +402,24 @@ require_table_owner(BackfillTarget *target, const char *procname)
 void
 recheck_target(BackfillTarget *target)
 {
+	recheck_target_with_lock(target, RowExclusiveLock);
+}
+
+/* The same checks under the lock a statement other than the UPDATE needs. */
+void
+recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode)
+{
 	HeapTuple	tup;
 	Form_pg_attribute att;
 
-	LockRelationOid(target->relid, RowExclusiveLock);
+	LockRelationOid(target->relid, lockmode);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target->relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s\" was dropped while safe_backfill was running",
 						target->relname),
 				 errdetail("Batches committed before the drop are gone with the table.")));
+	follow_target_rename(target);
 
 	tup = SearchSysCacheAttName(target->relid, target->colname);
 	if (!HeapTupleIsValid(tup))

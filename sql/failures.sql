@@ -1,0 +1,110 @@
+-- Every failure once the run is recorded ends it as "failed" with its error,
+-- wherever it was raised; a run that stops leaves no NULL it claims to have
+-- filled; a saved position that can no longer be used is dropped, not fatal.
+CREATE EXTENSION IF NOT EXISTS safe_backfill;
+SET safe_backfill.progress_interval = 0;
+SET safe_backfill.target_batch_ms = 0;
+\set VERBOSITY terse
+-- earlier tests in this database left their runs here; start from none
+TRUNCATE safe_backfill_jobs, safe_backfill_job_ranges RESTART IDENTITY;
+
+-- a BEFORE UPDATE trigger that skips rows (RETURN NULL): the call fails with
+-- the count, the job is not done, the rows it did fill are kept
+CREATE TABLE f_skip (id int PRIMARY KEY, status text);
+INSERT INTO f_skip SELECT generate_series(1, 1000);
+CREATE FUNCTION f_skip_tens() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN IF NEW.id % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END$$;
+CREATE TRIGGER skip_tens BEFORE UPDATE ON f_skip FOR EACH ROW EXECUTE FUNCTION f_skip_tens();
+\set VERBOSITY default
+CALL safe_backfill('f_skip', 'status', 'x', 100, set_not_null => true);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls, count(*) FILTER (WHERE status = 'x') AS filled,
+       (SELECT attnotnull FROM pg_attribute WHERE attrelid = 'f_skip'::regclass AND attname = 'status') AS not_null
+FROM f_skip;
+SELECT state, phase, error FROM safe_backfill_progress WHERE table_name = 'public.f_skip';
+-- the same rows skipped by a rule that does nothing for them
+DROP TRIGGER skip_tens ON f_skip;
+CREATE RULE skip_tens AS ON UPDATE TO f_skip WHERE old.id % 10 = 0 DO INSTEAD NOTHING;
+CALL safe_backfill('f_skip', 'status', 'x', 100);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_skip;
+DROP RULE skip_tens ON f_skip;
+-- once nothing skips them, calling again finishes the job
+CALL safe_backfill('f_skip', 'status', 'x', 100);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_skip;
+SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.f_skip' ORDER BY id;
+
+-- an error raised outside a batch (here: by a parallel worker) is recorded
+CREATE TABLE f_par (id int PRIMARY KEY, status text CHECK (status <> 'bad'));
+INSERT INTO f_par SELECT generate_series(1, 1000);
+CALL safe_backfill('f_par', 'status', 'bad', 100, workers => 2);
+SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.f_par';
+SELECT count(status) AS filled FROM f_par;
+
+-- a cancel (here the session cancels itself when the fifth batch reaches
+-- row 50) is recorded as failed with its message
+CREATE TABLE f_cancel (id int PRIMARY KEY, status text);
+INSERT INTO f_cancel SELECT generate_series(1, 100);
+CREATE FUNCTION f_cancel_self() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+  IF NEW.id = 50 THEN
+    PERFORM pg_cancel_backend(pg_backend_pid());
+    PERFORM pg_sleep(60);
+  END IF;
+  RETURN NEW;
+END$$;
+CREATE TRIGGER cancel_self BEFORE UPDATE ON f_cancel FOR EACH ROW EXECUTE FUNCTION f_cancel_self();
+CALL safe_backfill('f_cancel', 'status', 'x', 10);
+SELECT state, error, rows_done FROM safe_backfill_progress WHERE table_name = 'public.f_cancel';
+-- and is resumed by the next call
+DROP TRIGGER cancel_self ON f_cancel;
+CALL safe_backfill('f_cancel', 'status', 'x', 10);
+SELECT state, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_cancel';
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_cancel;
+
+-- a saved key that no longer parses (the key's type changed): dropped with a
+-- NOTICE, the run starts over and finishes
+CREATE TABLE f_stale (id int PRIMARY KEY, status text);
+INSERT INTO f_stale SELECT generate_series(1, 500);
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, last_key, pid)
+VALUES ('f_stale'::regclass, 2, 'public.f_stale', 'status', 'x', 'key', '{not-a-number}', 0);
+CALL safe_backfill('f_stale', 'status', 'x', 100);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_stale;
+SELECT state, phase, last_key FROM safe_backfill_jobs WHERE table_name = 'public.f_stale';
+-- the same for the saved ranges of a parallel run
+UPDATE f_stale SET status = NULL;
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, pid)
+VALUES ('f_stale'::regclass, 2, 'public.f_stale', 'status', 'y', 'key', 0);
+INSERT INTO safe_backfill_job_ranges (job_id, range_no, last_key, end_key)
+SELECT max(id), 1, '{1,2}', NULL FROM safe_backfill_jobs;
+CALL safe_backfill('f_stale', 'status', 'y', 100, workers => 2);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_stale;
+SELECT count(*) AS stale_ranges FROM safe_backfill_job_ranges WHERE last_key = '{1,2}';
+
+-- resume => false starts an unfinished run over on purpose
+UPDATE f_stale SET status = NULL WHERE id <= 100;
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, last_key, pid)
+VALUES ('f_stale'::regclass, 2, 'public.f_stale', 'status', 'z', 'key', '{400}', 0);
+CALL safe_backfill('f_stale', 'status', 'z', 1000, resume => false);
+SELECT count(*) FILTER (WHERE status = 'z') AS filled, count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_stale;
+-- its saved key is gone (a single batch of 1000 records none of its own)
+SELECT state, last_key FROM safe_backfill_jobs WHERE value_text = 'z';
+
+-- workers => n on a resumed serial run is ignored, and says so
+UPDATE f_stale SET status = NULL WHERE id > 400;
+INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+    iteration, last_key, pid)
+VALUES ('f_stale'::regclass, 2, 'public.f_stale', 'status', 'w', 'key', '{400}', 0);
+CALL safe_backfill('f_stale', 'status', 'w', 100, workers => 2);
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_stale;
+
+-- workers and resume refuse NULL like every other argument
+CALL safe_backfill('f_stale', 'status', 'v', workers => NULL);
+CALL safe_backfill('f_stale', 'status', 'v', resume => NULL);
+SELECT count(*) FILTER (WHERE status = 'v') AS changed FROM f_stale;
+
+DROP TABLE f_skip, f_par, f_cancel, f_stale;
+DROP FUNCTION f_skip_tens(), f_cancel_self();
