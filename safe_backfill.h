@@ -198,6 +198,15 @@ extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname)
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_job_find_resumable(const char *table);
+extern char *sql_job_insert(const char *table);
+extern char *sql_job_claim(const char *table);
+extern char *sql_job_record_batch(const char *table);
+extern char *sql_job_finish(const char *table);
+extern char *sql_range_insert(const char *table);
+extern char *sql_range_exists(const char *table);
+extern char *sql_range_load_unfinished(const char *table);
+extern char *sql_range_update(const char *table);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;

@@ -199,3 +199,100 @@ sql_drop_constraint(BackfillTarget *target, const char *conname)
 	return psprintf("ALTER TABLE %s DROP CONSTRAINT %s",
 					target->qualified, quote_identifier(conname));
 }
+
+/* ---------------------------------------------------------------------
+ * The jobs tables (jobs.c runs these as the tables' owner)
+ *
+ * table is the quoted, schema-qualified name; every operator is written
+ * OPERATOR(pg_catalog.x) and every function pg_catalog.f, so the statements
+ * mean the same whatever search_path is in effect.  COALESCE and searched
+ * CASE are syntax, not functions or operators.
+ * --------------------------------------------------------------------- */
+
+/* The latest unfinished run of $1 (table), $2 (column), $3 (value). */
+char *
+sql_job_find_resumable(const char *table)
+{
+	return psprintf("SELECT id, phase, last_key, last_block, rows_done, iteration"
+					" FROM %s WHERE relid OPERATOR(pg_catalog.=) $1"
+					" AND attnum OPERATOR(pg_catalog.=) $2"
+					" AND value_text OPERATOR(pg_catalog.=) $3"
+					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text"
+					" ORDER BY id DESC LIMIT 1", table);
+}
+
+char *
+sql_job_insert(const char *table)
+{
+	return psprintf("INSERT INTO %s (relid, attnum, table_name, column_name,"
+					" value_text, iteration, rows_estimated, pid, username)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(), $8)"
+					" RETURNING id", table);
+}
+
+/* A resumed run: $1 the job, $2 the new row estimate. */
+char *
+sql_job_claim(const char *table)
+{
+	return psprintf("UPDATE %s SET state = 'running', error = NULL,"
+					" pid = pg_catalog.pg_backend_pid(), rows_estimated = $2,"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job, $2 phase, $3 last key (or NULL: unchanged), $4 block, $5 filled, $6 scanned */
+char *
+sql_job_record_batch(const char *table)
+{
+	return psprintf("UPDATE %s SET phase = $2,"
+					" last_key = COALESCE($3, last_key),"
+					" last_block = $4,"
+					" rows_done = rows_done OPERATOR(pg_catalog.+) $5,"
+					" rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $6,"
+					" batches = batches OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job, $2 the error that stopped it (NULL: done) */
+char *
+sql_job_finish(const char *table)
+{
+	return psprintf("UPDATE %s SET state = CASE WHEN $2 IS NULL THEN 'done' ELSE 'failed' END,"
+					" phase = CASE WHEN $2 IS NULL THEN 'done' ELSE phase END,"
+					" error = $2, finished_at = pg_catalog.clock_timestamp(),"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+char *
+sql_range_insert(const char *table)
+{
+	return psprintf("INSERT INTO %s (job_id, range_no, last_key, end_key,"
+					" next_block, end_block) VALUES ($1, $2, $3, $4, $5, $6)", table);
+}
+
+char *
+sql_range_exists(const char *table)
+{
+	return psprintf("SELECT 1 FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1 LIMIT 1", table);
+}
+
+char *
+sql_range_load_unfinished(const char *table)
+{
+	return psprintf("SELECT range_no, last_key, end_key, next_block, end_block"
+					" FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1 AND NOT done"
+					" ORDER BY range_no", table);
+}
+
+/* $1 job, $2 range, $3 last key / $4 next block (NULL: unchanged), $5 filled, $6 done */
+char *
+sql_range_update(const char *table)
+{
+	return psprintf("UPDATE %s SET last_key = COALESCE($3, last_key),"
+					" next_block = COALESCE($4, next_block),"
+					" rows_done = rows_done OPERATOR(pg_catalog.+) $5, done = $6"
+					" WHERE job_id OPERATOR(pg_catalog.=) $1"
+					" AND range_no OPERATOR(pg_catalog.=) $2", table);
+}
