@@ -198,6 +198,12 @@ extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname)
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
+extern char *sql_hint_set_default(BackfillTarget *target);
+extern char *sql_hint_backfill_call(BackfillTarget *target);
+extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
+extern char *sql_hint_grant_role(const char *granted, const char *role);
+extern char *sql_hint_set_role(const char *role);
 extern char *sql_job_find_resumable(const char *table);
 extern char *sql_job_insert(const char *table);
 extern char *sql_job_claim(const char *table);

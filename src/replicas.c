@@ -120,8 +120,9 @@ require_replica_visibility(void)
 			 errmsg("max_replica_lag needs the privileges of pg_read_all_stats"),
 			 errdetail("Without them pg_stat_replication hides the standbys' positions from role \"%s\", so their lag cannot be seen; nothing was changed.",
 					   GetUserNameFromId(GetUserId(), false)),
-			 errhint("GRANT pg_read_all_stats TO %s; or call it without max_replica_lag.",
-					 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+			 errhint("%s or call it without max_replica_lag.",
+					 sql_hint_grant_role("pg_read_all_stats",
+										 GetUserNameFromId(GetUserId(), false)))));
 }
 
 /*

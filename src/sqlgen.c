@@ -296,3 +296,59 @@ sql_range_update(const char *table)
 					" WHERE job_id OPERATOR(pg_catalog.=) $1"
 					" AND range_no OPERATOR(pg_catalog.=) $2", table);
 }
+
+/* ---------------------------------------------------------------------
+ * SQL shown in hints
+ *
+ * A hint's command is meant to be pasted: names are quoted identifiers and
+ * names passed as arguments are quoted literals, so a table called
+ * x; DROP TABLE y; -- is only ever a name there too.  "..." and <value>
+ * mark what the reader fills in.
+ * --------------------------------------------------------------------- */
+
+/* ALTER TABLE t ADD COLUMN c ...; */
+char *
+sql_hint_add_column(BackfillTarget *target, const char *colname)
+{
+	return psprintf("ALTER TABLE %s ADD COLUMN %s ...;", target->qualified,
+					quote_identifier(colname));
+}
+
+/* ALTER TABLE t ALTER COLUMN c SET DEFAULT ...; */
+char *
+sql_hint_set_default(BackfillTarget *target)
+{
+	return psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT ...;", target->qualified,
+					quote_identifier(target->colname));
+}
+
+/* CALL safe_backfill('t', 'c', <value>); (tbl is a regclass, col a name) */
+char *
+sql_hint_backfill_call(BackfillTarget *target)
+{
+	return psprintf("CALL safe_backfill(%s, %s, <value>);",
+					quote_literal_cstr(target->qualified),
+					quote_literal_cstr(target->colname));
+}
+
+/* GRANT SELECT, UPDATE ON t TO role; */
+char *
+sql_hint_grant_table(BackfillTarget *target, const char *role)
+{
+	return psprintf("GRANT SELECT, UPDATE ON %s TO %s;", target->qualified,
+					quote_identifier(role));
+}
+
+/* GRANT granted TO role; */
+char *
+sql_hint_grant_role(const char *granted, const char *role)
+{
+	return psprintf("GRANT %s TO %s;", quote_identifier(granted), quote_identifier(role));
+}
+
+/* SET ROLE role; */
+char *
+sql_hint_set_role(const char *role)
+{
+	return psprintf("SET ROLE %s;", quote_identifier(role));
+}

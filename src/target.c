@@ -88,8 +88,8 @@ resolve_column(BackfillTarget *target, const char *colname)
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						colname, target->relname),
 				 errdetail("Nothing was changed."),
-				 errhint("Add the column first, as nullable and without a volatile default: ALTER TABLE %s ADD COLUMN %s ...;",
-						 target->qualified, quote_identifier(colname))));
+				 errhint("Add the column first, as nullable and without a volatile default: %s",
+						 sql_hint_add_column(target, colname))));
 
 	att = (Form_pg_attribute) GETSTRUCT(tup);
 	if (att->attnum <= 0)
@@ -132,8 +132,8 @@ report_missing_privilege(BackfillTarget *target, const char *privilege,
 			 errmsg("permission denied for table %s", target->relname),
 			 errdetail("Role \"%s\" lacks %s privilege on column \"%s\" of relation \"%s\"; safe_backfill reads the key and the column and updates the column.",
 					   role, privilege, colname, target->relname),
-			 errhint("Run it as the table owner, or have the owner run: GRANT SELECT, UPDATE ON %s TO %s;",
-					 target->qualified, quote_identifier(role))));
+			 errhint("Run it as the table owner, or have the owner run: %s",
+					 sql_hint_grant_table(target, role))));
 }
 
 static void
@@ -337,8 +337,9 @@ require_table_owner(BackfillTarget *target, const char *procname)
 			 errdetail("%s runs ALTER TABLE, which only the owner may run; role \"%s\" is not a member of the owning role \"%s\".",
 					   procname, GetUserNameFromId(role, false),
 					   GetUserNameFromId(owner, false)),
-			 errhint("Run it as role \"%s\" (SET ROLE), or as a member of it.",
-					 GetUserNameFromId(owner, false))));
+			 errhint("Run it as role \"%s\" (%s), or as a member of it.",
+					 GetUserNameFromId(owner, false),
+					 sql_hint_set_role(GetUserNameFromId(owner, false)))));
 }
 
 /*
