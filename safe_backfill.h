@@ -89,6 +89,8 @@ typedef struct BackfillTarget
 	int			nkeys;
 	KeyColumn  *keys;
 	char	   *key_op_schema;	/* quoted schema of the key's btree operators, or NULL */
+
+	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
 } BackfillTarget;
 
 /* What the caller asked for, after the argument checks. */
@@ -278,6 +280,7 @@ extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
+extern void require_heap_for_ctid(BackfillTarget *target);
 
 /* parallel.c */
 extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,

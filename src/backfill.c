@@ -528,9 +528,13 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 				 errhint("Call safe_backfill on each child table too.")));
 
 	stats.estimated_rows = estimate_table_rows(target->relid);
-	it = (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID) ?
-		iterator_create_keyset(target, opts->batch_size, stats.estimated_rows) :
-		iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
+	if (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID)
+		it = iterator_create_keyset(target, opts->batch_size, stats.estimated_rows);
+	else
+	{
+		require_heap_for_ctid(target);
+		it = iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
+	}
 
 	/* the column's advisory lock is a session lock: release it on any exit */
 	PG_TRY();
