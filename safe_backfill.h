@@ -56,6 +56,11 @@ typedef struct KeyColumn
 	bool		typbyval;
 	Oid			cmpproc;		/* btree comparison support function of the key */
 	Oid			collation;
+	/* its btree operators, as OPERATOR(schema.name): no search_path involved */
+	char	   *op_lt;
+	char	   *op_le;
+	char	   *op_eq;
+	char	   *op_gt;
 } KeyColumn;
 
 /*

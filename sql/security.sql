@@ -10,14 +10,19 @@ SELECT current_user AS admin \gset
 
 CREATE ROLE regress_sb_attacker LOGIN;
 CREATE SCHEMA sb_evil AUTHORIZATION regress_sb_attacker;
+CREATE EXTENSION IF NOT EXISTS citext;
 SET ROLE regress_sb_attacker;
 
--- The payload: try to become superuser; stay silent whatever happens.
+-- The payload: try to become superuser; stay silent whatever happens, but
+-- leave a trace in the session (sb_evil.ran) for the test to look at.
 CREATE FUNCTION sb_evil.escalate() RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
 BEGIN
-    EXECUTE 'ALTER ROLE regress_sb_attacker SUPERUSER';
-EXCEPTION WHEN OTHERS THEN NULL;
+    PERFORM set_config('sb_evil.ran', 'yes', false);
+    BEGIN
+        EXECUTE 'ALTER ROLE regress_sb_attacker SUPERUSER';
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
 END $$;
 
 -- Hostile operators with the exact signatures of pg_catalog's, on every type
@@ -71,11 +76,16 @@ CREATE TABLE sb_evil.t (id bigint PRIMARY KEY, v text);
 INSERT INTO sb_evil.t SELECT generate_series(1, 500);
 CREATE TABLE sb_evil.t_nokey (n int, v text);
 INSERT INTO sb_evil.t_nokey SELECT generate_series(1, 500);
+-- a key whose columns keep their operators in different schemas (citext's
+-- are in public): no single OPERATOR(schema.>) fits a row comparison
+CREATE TABLE sb_evil.t_mixed (id int, name public.citext, v text, PRIMARY KEY (id, name));
+INSERT INTO sb_evil.t_mixed SELECT g % 7, 'n' || g FROM generate_series(1, 500) g;
 
 -- 1. The hostile operators first in the calling session's search_path.
 SET search_path = sb_evil, pg_catalog, public;
 CALL public.safe_backfill('sb_evil.t', 'v', 'one', 100);
 CALL public.safe_backfill('sb_evil.t_nokey', 'v', 'one', 100);
+CALL public.safe_backfill('sb_evil.t_mixed', 'v', 'one', 100);
 -- resuming reads the run back and claims it: an interrupted run (as a crash
 -- leaves it) is resumed by the same call
 UPDATE sb_evil.t SET v = NULL WHERE id OPERATOR(pg_catalog.>) 400;
@@ -95,10 +105,13 @@ UPDATE sb_evil.t SET v = NULL WHERE id OPERATOR(pg_catalog.>) 450;
 CALL public.safe_backfill('sb_evil.t', 'v', 'three', 10);
 SELECT * FROM public.safe_backfill_progress LIMIT 0;
 RESET search_path;
+-- none of the hostile operators ran, not even as the attacker itself
+SELECT current_setting('sb_evil.ran', true) AS hostile_code_ran;
 RESET ROLE;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_sb_attacker';
 SELECT v, count(*) FROM sb_evil.t GROUP BY v ORDER BY v;
 SELECT v, count(*) FROM sb_evil.t_nokey GROUP BY v ORDER BY v;
+SELECT v, count(*) FROM sb_evil.t_mixed GROUP BY v ORDER BY v;
 -- the interrupted run was the one resumed and finished
 SELECT id = :resumed_id AS resumed, state, phase FROM safe_backfill_jobs WHERE value_text = 'two';
 SELECT state, error FROM safe_backfill_jobs WHERE value_text = 'three';

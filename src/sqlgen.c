@@ -47,21 +47,85 @@ key_params(BackfillTarget *target, int first_param)
 	return buf.data;
 }
 
+/*
+ * The key compared to parameters first_param.. column by column, for a key
+ * whose operators live in different schemas (a row comparison names one
+ * schema for all): lexicographically, each column with its own operators.
+ * "(k1 > $1 OR (k1 = $1 AND k2 > $2))"; for "<=" the last column is "<=" and
+ * the others "<"; for "=" every column "=".
+ */
 static char *
-qualified_operator(BackfillTarget *target, const char *op)
+key_comparison_by_column(BackfillTarget *target, const char *op, int first_param)
 {
-	if (target->key_op_schema == NULL)
-		return pstrdup(op);
-	return psprintf("OPERATOR(%s.%s)", target->key_op_schema, op);
+	StringInfoData buf;
+	bool		equal = strcmp(op, "=") == 0;
+	bool		greater = strcmp(op, ">") == 0;
+	int			i,
+				j;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (i = 0; i < target->nkeys; i++)
+	{
+		KeyColumn  *key = &target->keys[i];
+		const char *last_op;
+
+		if (equal)
+		{
+			appendStringInfo(&buf, "%s%s %s $%d", i > 0 ? " AND " : "",
+							 quote_identifier(key->name), key->op_eq, first_param + i);
+			continue;
+		}
+		if (greater)
+			last_op = key->op_gt;
+		else
+			last_op = (i == target->nkeys - 1) ? key->op_le : key->op_lt;
+		appendStringInfoString(&buf, i > 0 ? " OR (" : "(");
+		for (j = 0; j < i; j++)
+			appendStringInfo(&buf, "%s %s $%d AND ", quote_identifier(target->keys[j].name),
+							 target->keys[j].op_eq, first_param + j);
+		appendStringInfo(&buf, "%s %s $%d)", quote_identifier(key->name), last_op,
+						 first_param + i);
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
 }
 
-/* "(k1, k2) OPERATOR(pg_catalog.>) ($2, $3)": a row comparison btree can use */
+/*
+ * Whether OPERATOR(schema.op) names, for every key column, the very operator
+ * of its opfamily: one schema for all, and the usual name.
+ */
+static bool
+row_comparison_fits(BackfillTarget *target, const char *op)
+{
+	char	   *wanted;
+	int			i;
+
+	if (target->key_op_schema == NULL)
+		return false;
+	wanted = psprintf("OPERATOR(%s.%s)", target->key_op_schema, op);
+	for (i = 0; i < target->nkeys; i++)
+	{
+		KeyColumn  *key = &target->keys[i];
+		const char *actual = op[0] == '>' ? key->op_gt : op[0] == '=' ? key->op_eq : key->op_le;
+
+		if (strcmp(actual, wanted) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * "(k1, k2) OPERATOR(pg_catalog.>) ($2, $3)": a row comparison btree can use.
+ * op is ">", "<=" or "=".
+ */
 static char *
 key_comparison(BackfillTarget *target, const char *op, int first_param)
 {
-	return psprintf("(%s) %s %s", sql_key_list(target),
-					qualified_operator(target, op),
-					key_params(target, first_param));
+	if (!row_comparison_fits(target, op))
+		return key_comparison_by_column(target, op, first_param);
+	return psprintf("(%s) OPERATOR(%s.%s) %s", sql_key_list(target),
+					target->key_op_schema, op, key_params(target, first_param));
 }
 
 /*

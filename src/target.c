@@ -207,6 +207,29 @@ key_operator_namespace(Oid opfamily, Oid opcintype)
 	return nsp;
 }
 
+/* A btree strategy's operator of the key's opfamily, as OPERATOR(schema.name). */
+static char *
+qualified_key_operator(Oid opfamily, Oid opcintype, int16 strategy)
+{
+	Oid			opno = get_opfamily_member(opfamily, opcintype, opcintype, strategy);
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!OidIsValid(opno))
+		elog(ERROR, "safe_backfill: operator %d of operator family %u is missing",
+			 strategy, opfamily);
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /*
  * Use the primary key as the keyset when there is one.  Tables without one
  * are walked by ranges of heap blocks (nkeys stays 0).
@@ -241,6 +264,14 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 		key->cmpproc = get_opfamily_proc(index->rd_opfamily[i], index->rd_opcintype[i],
 										 index->rd_opcintype[i], BTORDER_PROC);
 		key->collation = index->rd_indcollation[i];
+		key->op_lt = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTLessStrategyNumber);
+		key->op_le = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTLessEqualStrategyNumber);
+		key->op_eq = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTEqualStrategyNumber);
+		key->op_gt = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTGreaterStrategyNumber);
 		nsp = key_operator_namespace(index->rd_opfamily[i], index->rd_opcintype[i]);
 		if (i == 0)
 			opnsp = nsp;
@@ -251,8 +282,8 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 
 	/*
 	 * A row comparison takes one operator name for all its columns; when the
-	 * key's types keep their operators in different schemas we have to leave
-	 * the name unqualified.
+	 * key's types keep their operators in different schemas, sqlgen.c spells
+	 * the comparison out column by column with each column's own operators.
 	 */
 	if (same_namespace && OidIsValid(opnsp))
 		target->key_op_schema = pstrdup(quote_identifier(get_namespace_name(opnsp)));
