@@ -205,6 +205,8 @@ extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname)
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_lock_holders(void);
+extern char *sql_replica_positions(void);
 extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
 extern char *sql_hint_set_default(BackfillTarget *target);
 extern char *sql_hint_backfill_call(BackfillTarget *target);

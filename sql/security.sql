@@ -89,6 +89,7 @@ CALL public.safe_backfill('sb_evil.t_mixed', 'v', 'one', 100);
 -- resuming reads the run back and claims it: an interrupted run (as a crash
 -- leaves it) is resumed by the same call
 UPDATE sb_evil.t SET v = NULL WHERE id OPERATOR(pg_catalog.>) 400;
+RESET search_path;
 RESET ROLE;
 INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
     iteration, last_key, rows_done, rows_scanned, pid)
@@ -104,7 +105,22 @@ ALTER TABLE sb_evil.t ADD CONSTRAINT no_three CHECK (v OPERATOR(pg_catalog.<>) '
 UPDATE sb_evil.t SET v = NULL WHERE id OPERATOR(pg_catalog.>) 450;
 CALL public.safe_backfill('sb_evil.t', 'v', 'three', 10);
 SELECT * FROM public.safe_backfill_progress LIMIT 0;
+-- the sessions holding a lock are described from pg_locks (here a prepared
+-- transaction holds one on the attacker's table)
 RESET search_path;
+RESET ROLE;
+BEGIN;
+LOCK TABLE sb_evil.t_nokey IN ACCESS SHARE MODE;
+PREPARE TRANSACTION 'sb_lock';
+SET ROLE regress_sb_attacker;
+SET search_path = sb_evil, pg_catalog, public;
+\set VERBOSITY default
+CALL public.safe_set_not_null('sb_evil.t_nokey', 'v', lock_timeout => '10ms', max_attempts => 1);
+\set VERBOSITY terse
+RESET search_path;
+RESET ROLE;
+COMMIT PREPARED 'sb_lock';
+SET ROLE regress_sb_attacker;
 -- none of the hostile operators ran, not even as the attacker itself
 SELECT current_setting('sb_evil.ran', true) AS hostile_code_ran;
 RESET ROLE;
@@ -217,6 +233,7 @@ DROP TABLE y;
 DROP FUNCTION keep_null();
 
 DROP SCHEMA sb_evil CASCADE;
+DROP EXTENSION citext;
 DELETE FROM safe_backfill_jobs WHERE username = 'regress_sb_attacker';
 DROP OWNED BY regress_sb_other;
 DROP ROLE regress_sb_other;

@@ -265,6 +265,50 @@ sql_drop_constraint(BackfillTarget *target, const char *conname)
 }
 
 /* ---------------------------------------------------------------------
+ * Queries on system views (run as the caller)
+ *
+ * Written like the jobs' statements: OPERATOR(pg_catalog.x), pg_catalog.f,
+ * pg_catalog types, and no NULLIF or IS DISTINCT FROM, which resolve "="
+ * by name.  EXTRACT and COALESCE are syntax.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Who holds a lock on relation $1 in this database, other than us: "pid n"
+ * (or a prepared transaction), its state, seconds its transaction is open.
+ */
+char *
+sql_lock_holders(void)
+{
+	return pstrdup("SELECT CASE WHEN l.pid IS NULL THEN 'a prepared transaction'::pg_catalog.text"
+				   "   ELSE pg_catalog.concat('pid ', l.pid) END,"
+				   " CASE WHEN l.pid IS NULL THEN 'prepared'::pg_catalog.text"
+				   "   ELSE COALESCE(a.state, 'unknown'::pg_catalog.text) END,"
+				   " COALESCE(EXTRACT(epoch FROM pg_catalog.clock_timestamp()"
+				   "   OPERATOR(pg_catalog.-) a.xact_start), 0)::pg_catalog.float8"
+				   " FROM pg_catalog.pg_locks l"
+				   " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
+				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'::pg_catalog.text"
+				   " AND l.relation OPERATOR(pg_catalog.=) $1 AND l.granted"
+				   " AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+				   "   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+				   " AND (l.pid IS NULL OR l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())"
+				   " GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1");
+}
+
+/* Each standby: its name (or "pid n"), replay position, reported replay lag in ms. */
+char *
+sql_replica_positions(void)
+{
+	return pstrdup("SELECT CASE WHEN application_name IS NULL"
+				   "   OR application_name OPERATOR(pg_catalog.=) ''::pg_catalog.text"
+				   "   THEN pg_catalog.concat('pid ', pid) ELSE application_name END,"
+				   " replay_lsn,"
+				   " COALESCE(EXTRACT(epoch FROM replay_lag) OPERATOR(pg_catalog.*) 1000, 0)::pg_catalog.float8"
+				   " FROM pg_catalog.pg_stat_replication"
+				   " WHERE replay_lsn IS NOT NULL");
+}
+
+/* ---------------------------------------------------------------------
  * The jobs tables (jobs.c runs these as the tables' owner)
  *
  * table is the quoted, schema-qualified name; every operator is written
