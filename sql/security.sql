@@ -232,6 +232,54 @@ DROP SCHEMA "s; DROP TABLE y; --" CASCADE;
 DROP TABLE y;
 DROP FUNCTION keep_null();
 
+-- 5. What the bookkeeping runs under, seen by triggers on the jobs tables:
+-- the owner, security-restricted (no temporary table may be created), with
+-- search_path pg_catalog, pg_temp; in the leader and in the workers.  A
+-- bookkeeping statement that fails stops the run cleanly: its batch rolls
+-- back, and the caller is back to its own role and search_path.
+CREATE TABLE sb_seen (tbl text, usr name, path text, restricted boolean);
+CREATE FUNCTION sb_see() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    r boolean := false;
+BEGIN
+    BEGIN
+        CREATE TEMP TABLE sb_probe (x int);
+        DROP TABLE sb_probe;
+    EXCEPTION WHEN insufficient_privilege THEN r := true;
+    END;
+    INSERT INTO public.sb_seen VALUES (TG_TABLE_NAME, current_user, current_setting('search_path'), r);
+    IF TG_TABLE_NAME = 'safe_backfill_jobs' THEN
+        IF NEW.table_name = 'sb_evil.t_fail' AND NEW.batches = 2 THEN
+            RAISE EXCEPTION 'bookkeeping failed on purpose';
+        END IF;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sb_see BEFORE INSERT OR UPDATE ON safe_backfill_jobs
+    FOR EACH ROW EXECUTE FUNCTION sb_see();
+CREATE TRIGGER sb_see BEFORE INSERT OR UPDATE ON safe_backfill_job_ranges
+    FOR EACH ROW EXECUTE FUNCTION sb_see();
+CREATE TEMP TABLE sb_temp_namespace_exists (x int);
+CREATE TABLE sb_evil.t_fail (id int PRIMARY KEY, v text);
+INSERT INTO sb_evil.t_fail SELECT generate_series(1, 100);
+ALTER TABLE sb_evil.t_fail OWNER TO regress_sb_attacker;
+ALTER TABLE sb_evil.big OWNER TO regress_sb_attacker;
+UPDATE sb_evil.big SET v = NULL;
+SET ROLE regress_sb_attacker;
+SET search_path = sb_evil, pg_catalog, public;
+CALL public.safe_backfill('sb_evil.big', 'v', 'five', 5000, workers => 2);
+CALL public.safe_backfill('sb_evil.t_fail', 'v', 'five', 10);
+SELECT current_user, current_setting('search_path') AS search_path;
+RESET search_path;
+RESET ROLE;
+SELECT tbl, usr = current_user AS as_owner, path, restricted, count(*) > 0 AS seen
+FROM sb_seen GROUP BY 1, 2, 3, 4 ORDER BY 1;
+SELECT count(v) AS filled FROM sb_evil.t_fail;  -- the first batch of 10
+DROP TRIGGER sb_see ON safe_backfill_jobs;
+DROP TRIGGER sb_see ON safe_backfill_job_ranges;
+DROP TABLE sb_seen, sb_temp_namespace_exists;
+DROP FUNCTION sb_see();
+
 DROP SCHEMA sb_evil CASCADE;
 DROP EXTENSION citext;
 DELETE FROM safe_backfill_jobs WHERE username = 'regress_sb_attacker';
