@@ -83,13 +83,10 @@ enter_owner_context(Oid owner, OwnerContext *ctx)
 	SetUserIdAndSecContext(owner, ctx->saved_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	ctx->guc_nestlevel = NewGUCNestLevel();
-#if PG_VERSION_NUM >= 170000
-	RestrictSearchPath();
-#else
+	/* what PostgreSQL 17's RestrictSearchPath() does, spelled out for 14-16 */
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
-#endif
 }
 
 static void
