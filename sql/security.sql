@@ -129,8 +129,10 @@ SELECT v, count(*) FROM sb_evil.t GROUP BY v ORDER BY v;
 SELECT v, count(*) FROM sb_evil.t_nokey GROUP BY v ORDER BY v;
 SELECT v, count(*) FROM sb_evil.t_mixed GROUP BY v ORDER BY v;
 -- the interrupted run was the one resumed and finished
-SELECT id = :resumed_id AS resumed, state, phase FROM safe_backfill_jobs WHERE value_text = 'two';
-SELECT state, error FROM safe_backfill_jobs WHERE value_text = 'three';
+SELECT id = :resumed_id AS resumed, state, phase FROM safe_backfill_jobs
+WHERE table_name = 'sb_evil.t' AND value_text = 'two';
+SELECT state, error FROM safe_backfill_jobs
+WHERE table_name = 'sb_evil.t' AND value_text = 'three';
 
 -- 2. The same search_path as the role's default: background workers start a
 -- new connection with it, even when the calling session's own is harmless.
