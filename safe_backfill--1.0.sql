@@ -39,8 +39,11 @@ COMMENT ON PROCEDURE safe_set_not_null(regclass, name, boolean, interval, intege
 
 -- One row per run of safe_backfill, updated in the same transaction as each
 -- batch, so it is exact after a crash or a cancel; a later CALL with the same
--- table, column and value resumes after last_key / last_block.  Written by
--- the procedure as the table's owner; readable by everyone through the view.
+-- table, column and value resumes after last_key / last_block.  Read and
+-- written only by the procedures, as the table's owner (locked down: see
+-- jobs.c); nobody else may read it directly, since value_text holds the
+-- values written into tables others may not read.  Each role sees its own
+-- runs, and the runs on tables it may read, through safe_backfill_progress.
 CREATE TABLE safe_backfill_jobs (
     id             bigserial PRIMARY KEY,
     relid          oid NOT NULL,
@@ -66,7 +69,9 @@ CREATE TABLE safe_backfill_jobs (
 );
 CREATE INDEX safe_backfill_jobs_target ON safe_backfill_jobs (relid, attnum, id);
 SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs', '');
-GRANT SELECT ON safe_backfill_jobs TO PUBLIC;
+-- the sequence too, or a restored database would hand out the ids again
+SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs_id_seq', '');
+REVOKE ALL ON safe_backfill_jobs FROM PUBLIC;
 
 -- The key or block ranges of a parallel run (workers => n), one row each,
 -- updated in the same transaction as each batch of the worker filling it,
@@ -83,20 +88,25 @@ CREATE TABLE safe_backfill_job_ranges (
     PRIMARY KEY (job_id, range_no)
 );
 SELECT pg_catalog.pg_extension_config_dump('safe_backfill_job_ranges', '');
-GRANT SELECT ON safe_backfill_job_ranges TO PUBLIC;
+REVOKE ALL ON safe_backfill_job_ranges FROM PUBLIC;
 
--- Progress of every run, from any session.  Errors and cancels are recorded
--- as 'failed' with the error; a run still 'running' whose session no longer
--- holds its advisory lock was interrupted (its backend died or the server
--- crashed).  Calling safe_backfill again with the same arguments resumes it.
-CREATE VIEW safe_backfill_progress AS
+-- Progress of the runs a role may know about, from any session: its own (or
+-- those of a role it is a member of) and those on tables it may read.  A
+-- security barrier, so no function of the caller's sees the other rows.  The
+-- value written is not shown.  Errors and cancels are recorded as 'failed'
+-- with the error; a run still 'running' whose session no longer holds its
+-- advisory lock was interrupted (its backend died or the server crashed).
+-- Calling safe_backfill again with the same arguments resumes it.  The lock
+-- lives in a key space of its own: objsubid 21314 (0x5342, jobs.c), never 1
+-- or 2 as SQL-level advisory locks.
+CREATE VIEW safe_backfill_progress WITH (security_barrier) AS
 SELECT j.id,
        j.table_name,
        j.column_name,
        CASE WHEN j.state = 'running' AND NOT EXISTS (
                  SELECT 1 FROM pg_catalog.pg_locks l
                  WHERE l.locktype = 'advisory' AND l.granted AND l.pid = j.pid
-                   AND l.classid = j.relid AND l.objid = j.attnum::pg_catalog.oid AND l.objsubid = 2)
+                   AND l.classid = j.relid AND l.objid = j.attnum::pg_catalog.oid AND l.objsubid = 21314)
             THEN 'interrupted' ELSE j.state END AS state,
        j.phase,
        j.rows_done,
@@ -113,5 +123,8 @@ SELECT j.id,
        j.pid,
        j.username,
        j.error
-FROM safe_backfill_jobs j;
+FROM safe_backfill_jobs j
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+              WHERE r.rolname = j.username AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+   OR pg_catalog.has_table_privilege(j.relid, 'SELECT');
 GRANT SELECT ON safe_backfill_progress TO PUBLIC;

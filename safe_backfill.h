@@ -59,6 +59,11 @@ typedef struct KeyColumn
 	bool		typbyval;
 	Oid			cmpproc;		/* btree comparison support function of the key */
 	Oid			collation;
+	/* its btree operators, as OPERATOR(schema.name): no search_path involved */
+	char	   *op_lt;
+	char	   *op_le;
+	char	   *op_eq;
+	char	   *op_gt;
 } KeyColumn;
 
 /*
@@ -95,6 +100,7 @@ typedef struct BackfillTarget
 
 	/* bumped when the table was renamed: statements built before are stale */
 	int			generation;
+	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
 } BackfillTarget;
 
 /* What the caller asked for, after the argument checks. */
@@ -208,6 +214,25 @@ extern char *sql_validate_constraint(BackfillTarget *target, const char *conname
 extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
 extern char *sql_count_nulls_left(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_lock_holders(void);
+extern char *sql_replica_positions(void);
+extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
+extern char *sql_hint_set_default(BackfillTarget *target);
+extern char *sql_hint_backfill_call(BackfillTarget *target);
+extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
+extern char *sql_hint_grant_role(const char *granted, const char *role);
+extern char *sql_hint_set_role(const char *role);
+extern char *sql_job_find_resumable(const char *table);
+extern char *sql_job_insert(const char *table);
+extern char *sql_job_claim(const char *table);
+extern char *sql_job_record_batch(const char *table);
+extern char *sql_job_finish(const char *table);
+extern char *sql_job_forget_position(const char *table);
+extern char *sql_range_delete(const char *table);
+extern char *sql_range_insert(const char *table);
+extern char *sql_range_exists(const char *table);
+extern char *sql_range_load_unfinished(const char *table);
+extern char *sql_range_update(const char *table);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;
@@ -278,6 +303,7 @@ extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
+extern void require_heap_for_ctid(BackfillTarget *target);
 
 /* parallel.c */
 extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,

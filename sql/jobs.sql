@@ -42,7 +42,8 @@ INSERT INTO j_check SELECT generate_series(1, 100);
 CALL safe_backfill('j_check', 'status', 'bad', 10);
 SELECT table_name, state, rows_done, error FROM safe_backfill_progress WHERE table_name = 'public.j_check';
 
--- everyone can read the progress, nobody but the procedure writes the jobs
+-- a role sees only its own runs and those on tables it may read (none yet);
+-- nobody but the procedure writes the jobs
 CREATE ROLE regress_jobs_reader;
 SET ROLE regress_jobs_reader;
 SELECT count(*) > 0 AS visible FROM safe_backfill_progress;

@@ -223,8 +223,8 @@ prepare_batch_retry(PassState *pass, int attempt)
 						pass->target->display, pass->stats->batches + 1, attempt),
 				 errdetail("Each attempt waited up to %d ms for rows locked by other transactions. The " INT64_FORMAT " rows filled before are committed and kept.",
 						   pass->opts->batch_lock_timeout_ms, pass->stats->rows_filled),
-				 errhint("Find the long transactions holding row locks on \"%s\" (pg_locks, pg_stat_activity), then call safe_backfill again; it continues with the rows still NULL.",
-						 pass->target->relname)));
+				 errhint("Find the long transactions holding row locks on %s (pg_locks, pg_stat_activity), then call safe_backfill again; it continues with the rows still NULL.",
+						 pass->target->qualified)));
 
 	ereport(NOTICE,
 			(errmsg("safe_backfill: %s: batch " INT64_FORMAT " waited more than %d ms for a row lock and was rolled back; retrying with %d rows in %d ms (attempt %d of %d)",
@@ -510,8 +510,8 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 							target->display),
 					 errdetail("%d sweeps over the table each found new NULL values; " INT64_FORMAT " rows were filled and committed.",
 							   stats->sweeps, stats->rows_filled),
-					 errhint("Something keeps writing NULL into column \"%s\". Give the column a default (ALTER TABLE %s ALTER COLUMN %s SET DEFAULT ...) or change the application, then call safe_backfill again.",
-							 target->colname, target->qualified, target->colname)));
+					 errhint("Something keeps writing NULL into column %s. Give the column a default (%s) or change the application, then call safe_backfill again.",
+							 target->display, sql_hint_set_default(target))));
 
 		stats->sweeps++;
 		it = iterator_create_sweep(target, opts->batch_size, stats->estimated_rows);
@@ -878,9 +878,13 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 				 errhint("Call safe_backfill on each child table too.")));
 
 	stats.estimated_rows = estimate_table_rows(target->relid);
-	it = (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID) ?
-		iterator_create_keyset(target, opts->batch_size, stats.estimated_rows) :
-		iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
+	if (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID)
+		it = iterator_create_keyset(target, opts->batch_size, stats.estimated_rows);
+	else
+	{
+		require_heap_for_ctid(target);
+		it = iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
+	}
 
 	/* the column's advisory lock is a session lock: release it on any exit */
 	PG_TRY();

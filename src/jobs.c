@@ -8,8 +8,14 @@
  * alive: it keeps two runs off the same column, and the progress view calls a
  * "running" row whose lock is gone "interrupted".
  *
- * The table is written as its owner (the extension's owner), so callers need
- * no privileges on it and cannot forge another run's position.
+ * The tables are read and written as their owner (the extension's owner), so
+ * callers need no privileges on them and cannot forge another run's
+ * position.  That is running SQL with more privileges than the caller has,
+ * so it is locked down the way contrib/amcheck locks down index checks (see
+ * enter_owner_context): a security-restricted operation, in a GUC nest level
+ * of its own whose search_path is "pg_catalog, pg_temp", and every statement
+ * (built in sqlgen.c) names the tables with their schema and every operator
+ * as OPERATOR(pg_catalog.x).  Nothing the caller can create is reachable.
  */
 #include "safe_backfill.h"
 
@@ -21,6 +27,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -36,31 +43,115 @@ struct BackfillJob
 	SPIPlanPtr	record_plan;
 };
 
+/*
+ * The run's advisory lock: (database, table, column) in a key space of our
+ * own.  SQL-level pg_advisory_lock uses field4 = 1 (one bigint key) and 2
+ * (two integer keys), so an application's pg_advisory_lock(relid, attnum)
+ * can neither block a backfill nor be mistaken for one.  The
+ * safe_backfill_progress view looks for the same value in pg_locks.objsubid.
+ */
+#define SAFE_BACKFILL_LOCK_SPACE	0x5342	/* "SB" */
+
 static void
 set_advisory_tag(LOCKTAG *tag, BackfillTarget *target)
 {
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) target->relid,
-						 (uint32) target->attnum, 2);
+						 (uint32) target->attnum, SAFE_BACKFILL_LOCK_SPACE);
 }
 
-/* Run SPI work on the jobs table as its owner. */
-typedef struct AsOwner
+/* ---------------------------------------------------------------------
+ * SQL on the jobs tables, as their owner, locked down
+ * --------------------------------------------------------------------- */
+
+typedef struct OwnerContext
 {
 	Oid			saved_user;
 	int			saved_context;
-} AsOwner;
+	int			guc_nestlevel;
+} OwnerContext;
 
+/*
+ * Become the tables' owner the way verify_nbtree.c's bt_index_check_internal
+ * does: SECURITY_RESTRICTED_OPERATION (nothing run can change the session),
+ * and a search_path in a new GUC nest level that holds only pg_catalog (and
+ * pg_temp last, so temporary objects cannot shadow anything).
+ */
 static void
-become_owner(BackfillJob *job, AsOwner *saved)
+enter_owner_context(Oid owner, OwnerContext *ctx)
 {
-	GetUserIdAndSecContext(&saved->saved_user, &saved->saved_context);
-	SetUserIdAndSecContext(job->owner, saved->saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	GetUserIdAndSecContext(&ctx->saved_user, &ctx->saved_context);
+	SetUserIdAndSecContext(owner, ctx->saved_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	ctx->guc_nestlevel = NewGUCNestLevel();
+	/* what PostgreSQL 17's RestrictSearchPath() does, spelled out for 14-16 */
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 }
 
 static void
-restore_user(AsOwner *saved)
+leave_owner_context(OwnerContext *ctx)
 {
-	SetUserIdAndSecContext(saved->saved_user, saved->saved_context);
+	AtEOXact_GUC(false, ctx->guc_nestlevel);
+	SetUserIdAndSecContext(ctx->saved_user, ctx->saved_context);
+}
+
+/*
+ * Run one statement on the jobs tables as their owner.  The procedures catch
+ * errors (a failed batch is recorded and the run goes on or stops cleanly),
+ * and a caught error must not leave the session running as the owner: restore
+ * the caller explicitly instead of relying on a transaction abort.  With
+ * *plan set (or to be set, from sql), the statement is prepared once, in the
+ * same context, and kept.  Returns the SPI result code; SPI_tuptable stays
+ * valid for the caller to read.
+ */
+static int
+execute_as_owner(Oid owner, const char *sql, SPIPlanPtr *plan, int nargs,
+				 Oid *types, Datum *args, const char *nulls, bool read_only,
+				 long count)
+{
+	OwnerContext ctx;
+	int			rc;
+
+	enter_owner_context(owner, &ctx);
+	PG_TRY();
+	{
+		if (plan == NULL)
+			rc = SPI_execute_with_args(sql, nargs, types, args, nulls, read_only, count);
+		else
+		{
+			if (*plan == NULL)
+			{
+				SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+				if (p == NULL || SPI_keepplan(p) != 0)
+					elog(ERROR, "safe_backfill: preparing \"%s\" failed", sql);
+				*plan = p;
+			}
+			rc = SPI_execute_plan(*plan, args, nulls, read_only, count);
+		}
+	}
+	PG_CATCH();
+	{
+		leave_owner_context(&ctx);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	leave_owner_context(&ctx);
+	return rc;
+}
+
+static Oid
+relation_owner_oid(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 static char *
@@ -108,17 +199,14 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 {
 	Oid			types[3] = {OIDOID, INT4OID, TEXTOID};
 	Datum		args[3];
-	char	   *sql;
 	int			rc;
 	bool		found = false;
 
 	args[0] = ObjectIdGetDatum(target->relid);
 	args[1] = Int32GetDatum(target->attnum);
 	args[2] = CStringGetTextDatum(value);
-	sql = psprintf("SELECT id, phase, last_key, last_block, rows_done, iteration"
-				   " FROM %s WHERE relid = $1 AND attnum = $2 AND value_text = $3"
-				   " AND state <> 'done' ORDER BY id DESC LIMIT 1", job->jobs_table);
-	rc = SPI_execute_with_args(sql, 3, types, args, NULL, true, 1);
+	rc = execute_as_owner(job->owner, sql_job_find_resumable(job->jobs_table), NULL,
+						  3, types, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading %s failed", job->jobs_table);
 	if (SPI_processed == 1)
@@ -165,12 +253,8 @@ insert_job(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[5] = CStringGetTextDatum(by_ctid ? "ctid" : "key");
 	args[6] = Int64GetDatum((int64) estimated_rows);
 	args[7] = NameGetDatum(&job->caller);
-	rc = SPI_execute_with_args(psprintf("INSERT INTO %s (relid, attnum, table_name, column_name,"
-										" value_text, iteration, rows_estimated, pid, username)"
-										" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(),"
-										" $8) RETURNING id",
-										job->jobs_table),
-							   8, types, args, NULL, false, 1);
+	rc = execute_as_owner(job->owner, sql_job_insert(job->jobs_table), NULL,
+						  8, types, args, NULL, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "safe_backfill: recording the run in %s failed", job->jobs_table);
 	job->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -184,11 +268,8 @@ claim_job(BackfillJob *job, double estimated_rows)
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		args[2] = {Int64GetDatum(job->id), Int64GetDatum((int64) estimated_rows)};
 
-	if (SPI_execute_with_args(psprintf("UPDATE %s SET state = 'running', error = NULL,"
-									   " pid = pg_catalog.pg_backend_pid(), rows_estimated = $2,"
-									   " updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
-									   job->jobs_table),
-							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (execute_as_owner(job->owner, sql_job_claim(job->jobs_table), NULL,
+						 2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: updating %s failed", job->jobs_table);
 }
 
@@ -203,23 +284,19 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 	BackfillJob *job = palloc0(sizeof(BackfillJob));
 	Oid			nsp = get_func_namespace(procoid);
 	Oid			jobs_relid = get_relname_relid("safe_backfill_jobs", nsp);
+	/* the value's output function runs as the caller, before any switch */
 	char	   *value = value_text(target);
-	AsOwner		saved;
-	HeapTuple	tup;
 
 	if (!OidIsValid(jobs_relid))
 		elog(ERROR, "safe_backfill: table safe_backfill_jobs is missing from schema \"%s\"",
 			 get_namespace_name(nsp));
 	job->jobs_table = quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_jobs");
 	job->nsp = nsp;
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(jobs_relid));
-	job->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
+	job->owner = relation_owner_oid(jobs_relid);
 
 	namestrcpy(&job->caller, GetUserNameFromId(GetUserId(), false));
 	lock_target(job, target);
 	memset(pos, 0, sizeof(JobPosition));
-	become_owner(job, &saved);
 	if (find_resumable(job, target, value, pos) && pos->by_ctid == by_ctid)
 	{
 		pos->resumed = true;
@@ -230,7 +307,6 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 		memset(pos, 0, sizeof(JobPosition));
 		insert_job(job, target, value, by_ctid, estimated_rows);
 	}
-	restore_user(&saved);
 	return job;
 }
 
@@ -252,24 +328,9 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 	Oid			types[7] = {INT8OID, TEXTOID, TEXTARRAYOID, INT8OID, INT8OID, INT8OID, INT8OID};
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	AsOwner		saved;
 
 	if (job == NULL)
 		return;					/* a parallel worker: the leader keeps the record */
-	if (job->record_plan == NULL)
-	{
-		job->record_plan = SPI_prepare(psprintf("UPDATE %s SET phase = $2,"
-												" last_key = coalesce($3, last_key),"
-												" last_block = $4,"
-												" rows_done = rows_done + $5,"
-												" rows_scanned = rows_scanned + $6,"
-												" batches = batches + $7,"
-												" updated_at = pg_catalog.clock_timestamp()"
-												" WHERE id = $1", job->jobs_table),
-									   7, types);
-		if (job->record_plan == NULL || SPI_keepplan(job->record_plan) != 0)
-			elog(ERROR, "safe_backfill: preparing the job update failed");
-	}
 	args[0] = Int64GetDatum(job->id);
 	args[1] = CStringGetTextDatum(phase);
 	args[2] = PointerGetDatum(keys);
@@ -280,10 +341,11 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 	args[5] = Int64GetDatum(scanned);
 	args[6] = Int64GetDatum(batches);
 
-	become_owner(job, &saved);
-	if (SPI_execute_plan(job->record_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+	if (execute_as_owner(job->owner,
+						 job->record_plan ? NULL : sql_job_record_batch(job->jobs_table),
+						 &job->record_plan,
+						 7, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the batch failed");
-	restore_user(&saved);
 }
 
 /* The run ended: done, or failed with the error that stopped it. */
@@ -293,22 +355,15 @@ job_finish(BackfillJob *job, const char *error)
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		args[2];
 	char		nulls[2] = {' ', ' '};
-	AsOwner		saved;
 
 	if (job == NULL)
 		return;
 	args[0] = Int64GetDatum(job->id);
 	args[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[1] = error ? ' ' : 'n';
-	become_owner(job, &saved);
-	if (SPI_execute_with_args(psprintf("UPDATE %s SET state = CASE WHEN $2 IS NULL THEN 'done' ELSE 'failed' END,"
-									   " phase = CASE WHEN $2 IS NULL THEN 'done' ELSE phase END,"
-									   " error = $2, finished_at = pg_catalog.clock_timestamp(),"
-									   " updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
-									   job->jobs_table),
-							  2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table), NULL,
+						 2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the end of the run failed");
-	restore_user(&saved);
 }
 
 /* ---------------------------------------------------------------------
@@ -335,7 +390,6 @@ job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8OID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	AsOwner		saved;
 
 	args[0] = Int64GetDatum(job->id);
 	args[1] = Int32GetDatum(range_no);
@@ -344,13 +398,9 @@ job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 	args[4] = Int64GetDatum((int64) start_block);
 	args[5] = Int64GetDatum((int64) end_block);
 	nulls[5] = BlockNumberIsValid(end_block) ? ' ' : 'n';
-	become_owner(job, &saved);
-	if (SPI_execute_with_args(psprintf("INSERT INTO %s (job_id, range_no, last_key, end_key,"
-									   " next_block, end_block) VALUES ($1, $2, $3, $4, $5, $6)",
-									   ranges_table(job->nsp)),
-							  6, types, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (execute_as_owner(job->owner, sql_range_insert(ranges_table(job->nsp)), NULL,
+						 6, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "safe_backfill: recording the ranges failed");
-	restore_user(&saved);
 }
 
 /* Whether this job ran in parallel ranges at all (finished or not). */
@@ -361,9 +411,8 @@ job_has_ranges(BackfillJob *job)
 	Datum		args[1] = {Int64GetDatum(job->id)};
 	bool		found;
 
-	if (SPI_execute_with_args(psprintf("SELECT 1 FROM %s WHERE job_id = $1 LIMIT 1",
-									   ranges_table(job->nsp)),
-							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (execute_as_owner(job->owner, sql_range_exists(ranges_table(job->nsp)), NULL,
+						 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading the ranges failed");
 	found = SPI_processed > 0;
 	SPI_freetuptable(SPI_tuptable);
@@ -379,10 +428,8 @@ job_load_ranges(BackfillJob *job, JobRange **ranges)
 	uint64		i;
 	int			rc;
 
-	rc = SPI_execute_with_args(psprintf("SELECT range_no, last_key, end_key, next_block, end_block"
-										" FROM %s WHERE job_id = $1 AND NOT done ORDER BY range_no",
-										ranges_table(job->nsp)),
-							   1, types, args, NULL, true, 0);
+	rc = execute_as_owner(job->owner, sql_range_load_unfinished(ranges_table(job->nsp)), NULL,
+						  1, types, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading the ranges failed");
 	*ranges = palloc0(sizeof(JobRange) * Max(1, SPI_processed));
@@ -415,19 +462,20 @@ struct RangeRecorder
 	SPIPlanPtr	plan;
 };
 
-/* For a worker: where to record its range's progress, as the jobs' owner. */
+/*
+ * For a worker: where to record its range's progress, as the jobs' owner.
+ * The worker's session has its role's default search_path, which that role
+ * chooses: the updates are locked down exactly like the leader's.
+ */
 RangeRecorder *
 range_recorder(Oid nsp, int64 job_id, int range_no)
 {
 	RangeRecorder *r = palloc0(sizeof(RangeRecorder));
 	Oid			relid = get_relname_relid("safe_backfill_job_ranges", nsp);
-	HeapTuple	tup;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "safe_backfill: table safe_backfill_job_ranges is missing");
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	r->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
+	r->owner = relation_owner_oid(relid);
 	r->table = ranges_table(nsp);
 	r->job_id = job_id;
 	r->range_no = range_no;
@@ -440,19 +488,7 @@ range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
 	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			saved_user;
-	int			saved_context;
 
-	if (r->plan == NULL)
-	{
-		r->plan = SPI_prepare(psprintf("UPDATE %s SET last_key = coalesce($3, last_key),"
-									   " next_block = coalesce($4, next_block),"
-									   " rows_done = rows_done + $5, done = $6"
-									   " WHERE job_id = $1 AND range_no = $2", r->table),
-							  6, types);
-		if (r->plan == NULL || SPI_keepplan(r->plan) != 0)
-			elog(ERROR, "safe_backfill: preparing the range update failed");
-	}
 	args[0] = Int64GetDatum(r->job_id);
 	args[1] = Int32GetDatum(r->range_no);
 	args[2] = PointerGetDatum(keys);
@@ -462,11 +498,9 @@ range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
 	args[4] = Int64GetDatum(filled);
 	args[5] = BoolGetDatum(done);
 
-	GetUserIdAndSecContext(&saved_user, &saved_context);
-	SetUserIdAndSecContext(r->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_execute_plan(r->plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+	if (execute_as_owner(r->owner, r->plan ? NULL : sql_range_update(r->table), &r->plan,
+						 6, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the range failed");
-	SetUserIdAndSecContext(saved_user, saved_context);
 }
 
 /* In the batch's own transaction, like job_record_batch. */
@@ -493,17 +527,11 @@ job_forget_position(BackfillJob *job)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(job->id)};
-	AsOwner		saved;
 
-	become_owner(job, &saved);
-	if (SPI_execute_with_args(psprintf("UPDATE %s SET phase = 'main', last_key = NULL,"
-									   " last_block = NULL, updated_at = pg_catalog.clock_timestamp()"
-									   " WHERE id = $1", job->jobs_table),
-							  1, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
-		SPI_execute_with_args(psprintf("DELETE FROM %s WHERE job_id = $1",
-									   ranges_table(job->nsp)),
-							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (execute_as_owner(job->owner, sql_job_forget_position(job->jobs_table), NULL,
+						 1, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
+		execute_as_owner(job->owner, sql_range_delete(ranges_table(job->nsp)), NULL,
+						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "safe_backfill: resetting the position of run " INT64_FORMAT " failed",
 			 job->id);
-	restore_user(&saved);
 }

@@ -215,17 +215,7 @@ describe_lock_holders(Oid relid)
 	uint64		i;
 	int			rc;
 
-	rc = SPI_execute_with_args(
-		"SELECT l.pid, coalesce(a.state, 'unknown'),"
-		" coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - a.xact_start), 0)::float8"
-		" FROM pg_catalog.pg_locks l"
-		" LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
-		" WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted"
-		" AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-		"                   WHERE datname = pg_catalog.current_database())"
-		" AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()"
-		" GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1",
-		1, argtypes, args, NULL, true, 0);
+	rc = SPI_execute_with_args(sql_lock_holders(), 1, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: lock holder query failed: %s",
 			 SPI_result_code_string(rc));
@@ -236,7 +226,7 @@ describe_lock_holders(Oid relid)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
-		appendStringInfo(&buf, "%spid %s (%s, transaction open %.1f s)",
+		appendStringInfo(&buf, "%s%s (%s, transaction open %.1f s)",
 						 i > 0 ? ", " : "",
 						 SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
 						 strtod(SPI_getvalue(tup, desc, 3), NULL));
@@ -263,6 +253,7 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 	{
 		int			wait_ms = backoff_ms(policy, attempt);
 		DdlAttempt	ddl = {target, build, conname, 0};
+		char	   *holders;
 
 		CHECK_FOR_INTERRUPTS();
 		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
@@ -273,19 +264,21 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 			return;
 		}
 
+		/* a query: run it before ereport starts, never inside its arguments */
+		holders = describe_lock_holders(target->relid);
 		if (attempt >= policy->max_attempts)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("%s: %s: could not get ACCESS EXCLUSIVE lock for %s after %d attempts",
 							procname, target->display, what, attempt),
 					 errdetail("Sessions holding locks on relation \"%s\": %s. Steps completed before this one are kept; calling it again resumes from here.",
-							   target->relname, describe_lock_holders(target->relid)),
+							   target->relname, holders),
 					 errhint("Let those sessions finish (or end them with pg_terminate_backend), or call again with a larger max_attempts or lock_timeout.")));
 
 		ereport(NOTICE,
 				(errmsg("%s: %s: %s waits for %s; attempt %d of %d",
 						procname, target->display, what,
-						describe_lock_holders(target->relid), attempt,
+						holders, attempt,
 						policy->max_attempts)));
 		commit_transaction();
 	}

@@ -192,8 +192,7 @@ report_nulls_left(BackfillTarget *target, int64 nulls, bool removed_helper)
 			 removed_helper ?
 			 errdetail("The CHECK constraint could not be validated; the constraint this call added was removed and nothing else changed.") :
 			 errdetail("The existing CHECK constraint could not be validated and was left as it was; nothing changed."),
-			 errhint("Fill them first: CALL safe_backfill('%s', '%s', <value>);",
-					 target->qualified, target->colname)));
+			 errhint("Fill them first: %s", sql_hint_backfill_call(target))));
 }
 
 static double

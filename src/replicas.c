@@ -77,11 +77,7 @@ lagging_standby(int limit_ms, double *lag_ms)
 	int			rc;
 
 	*lag_ms = 0;
-	rc = SPI_execute("SELECT coalesce(nullif(application_name, ''), 'pid ' || pid),"
-					 " replay_lsn,"
-					 " coalesce(extract(epoch FROM replay_lag) * 1000, 0)::float8"
-					 " FROM pg_catalog.pg_stat_replication"
-					 " WHERE replay_lsn IS NOT NULL", true, 0);
+	rc = SPI_execute(sql_replica_positions(), true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading pg_stat_replication failed: %s",
 			 SPI_result_code_string(rc));
@@ -120,8 +116,9 @@ require_replica_visibility(void)
 			 errmsg("max_replica_lag needs the privileges of pg_read_all_stats"),
 			 errdetail("Without them pg_stat_replication hides the standbys' positions from role \"%s\", so their lag cannot be seen; nothing was changed.",
 					   GetUserNameFromId(GetUserId(), false)),
-			 errhint("GRANT pg_read_all_stats TO %s; or call it without max_replica_lag.",
-					 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+			 errhint("%s or call it without max_replica_lag.",
+					 sql_hint_grant_role("pg_read_all_stats",
+										 GetUserNameFromId(GetUserId(), false)))));
 }
 
 /*

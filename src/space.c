@@ -10,17 +10,27 @@
  * gets the cleanup lock without waiting - and then tell the free space map
  * how much room they have, so the next batch's new versions go there instead
  * of to new pages at the end of the table.  No VACUUM, no waiting.
+ *
+ * All of that is heap internals, valid only for tables of the heap access
+ * method: like amcheck's verify_heapam we check relam, and leave tables of
+ * any other access method alone (saying so once per run).  Walking a table
+ * by ranges of blocks relies on heap tids too: see require_heap_for_ctid.
  */
 #include "safe_backfill.h"
 
 #include "access/heapam.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "catalog/pg_am_d.h"
+#include "commands/defrem.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 bool		safe_backfill_reuse_space = true;
 
@@ -48,14 +58,98 @@ prune_and_record(Relation rel, BlockNumber start, BlockNumber end,
 	FreeSpaceMapVacuumRange(rel, start, end);
 }
 
+/* Whether relid's access method is heap itself (a copy of its handler is not). */
+static bool
+relation_is_heap(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	bool		heap;
+
+	if (!HeapTupleIsValid(tup))
+		return true;			/* dropped: recheck_target will say so */
+	heap = ((Form_pg_class) GETSTRUCT(tup))->relam == HEAP_TABLE_AM_OID;
+	ReleaseSysCache(tup);
+	return heap;
+}
+
+/* The first leaf of relid that is not a heap table, or InvalidOid. */
+static Oid
+first_non_heap_storage(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, storage_relations(relid))
+	{
+		if (!relation_is_heap(lfirst_oid(lc)))
+			return lfirst_oid(lc);
+	}
+	return InvalidOid;
+}
+
+static char *
+access_method_name(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			amoid;
+	char	   *name;
+
+	if (!HeapTupleIsValid(tup))
+		return pstrdup("?");
+	amoid = ((Form_pg_class) GETSTRUCT(tup))->relam;
+	ReleaseSysCache(tup);
+	name = get_am_name(amoid);
+	return name ? name : pstrdup("?");
+}
+
+static char *
+relation_display_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Walking a table by ranges of blocks (no primary key, or
+ * safe_backfill.iteration = ctid) takes a batch's size from the heap's rows
+ * per block; another access method's tids need not map to its blocks at all,
+ * and one open-ended "range" could then rewrite the whole table in one
+ * transaction.  Refuse before anything is changed.
+ */
+void
+require_heap_for_ctid(BackfillTarget *target)
+{
+	Oid			leaf = first_non_heap_storage(target->relid);
+
+	if (!OidIsValid(leaf))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("safe_backfill: %s cannot be walked by ranges of blocks",
+					target->display),
+			 errdetail("Table %s uses access method \"%s\"; batches by block ranges need the heap access method. Nothing was changed.",
+					   relation_display_name(leaf), access_method_name(leaf)),
+			 errhint("Give the table a primary key (then it is walked by key), or fill it with plain UPDATE statements.")));
+}
+
 static void
-reuse_in_relation(Oid relid, BlockNumber start, BlockNumber end)
+reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNumber end)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 	BlockNumber nblocks;
 
 	if (rel == NULL)
 		return;					/* dropped: recheck_target will say so */
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+	{
+		if (!target->said_no_space_reuse)
+			ereport(NOTICE,
+					(errmsg("safe_backfill: %s: no space reuse for table %s, whose access method is not heap",
+							target->display, relation_display_name(relid)),
+					 errdetail("Pruning pages and recording their free space are heap internals; the table may grow by the rows rewritten until it is vacuumed.")));
+		target->said_no_space_reuse = true;
+		relation_close(rel, AccessShareLock);
+		return;
+	}
 	nblocks = RelationGetNumberOfBlocks(rel);
 	if (start < nblocks)
 		prune_and_record(rel, start, Min(end, nblocks), NULL);
@@ -82,5 +176,5 @@ reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
 	 */
 	(void) GetTransactionSnapshot();
 	foreach(lc, storage_relations(target->relid))
-		reuse_in_relation(lfirst_oid(lc), start, end);
+		reuse_in_relation(target, lfirst_oid(lc), start, end);
 }

@@ -47,21 +47,85 @@ key_params(BackfillTarget *target, int first_param)
 	return buf.data;
 }
 
+/*
+ * The key compared to parameters first_param.. column by column, for a key
+ * whose operators live in different schemas (a row comparison names one
+ * schema for all): lexicographically, each column with its own operators.
+ * "(k1 > $1 OR (k1 = $1 AND k2 > $2))"; for "<=" the last column is "<=" and
+ * the others "<"; for "=" every column "=".
+ */
 static char *
-qualified_operator(BackfillTarget *target, const char *op)
+key_comparison_by_column(BackfillTarget *target, const char *op, int first_param)
 {
-	if (target->key_op_schema == NULL)
-		return pstrdup(op);
-	return psprintf("OPERATOR(%s.%s)", target->key_op_schema, op);
+	StringInfoData buf;
+	bool		equal = strcmp(op, "=") == 0;
+	bool		greater = strcmp(op, ">") == 0;
+	int			i,
+				j;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (i = 0; i < target->nkeys; i++)
+	{
+		KeyColumn  *key = &target->keys[i];
+		const char *last_op;
+
+		if (equal)
+		{
+			appendStringInfo(&buf, "%s%s %s $%d", i > 0 ? " AND " : "",
+							 quote_identifier(key->name), key->op_eq, first_param + i);
+			continue;
+		}
+		if (greater)
+			last_op = key->op_gt;
+		else
+			last_op = (i == target->nkeys - 1) ? key->op_le : key->op_lt;
+		appendStringInfoString(&buf, i > 0 ? " OR (" : "(");
+		for (j = 0; j < i; j++)
+			appendStringInfo(&buf, "%s %s $%d AND ", quote_identifier(target->keys[j].name),
+							 target->keys[j].op_eq, first_param + j);
+		appendStringInfo(&buf, "%s %s $%d)", quote_identifier(key->name), last_op,
+						 first_param + i);
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
 }
 
-/* "(k1, k2) OPERATOR(pg_catalog.>) ($2, $3)": a row comparison btree can use */
+/*
+ * Whether OPERATOR(schema.op) names, for every key column, the very operator
+ * of its opfamily: one schema for all, and the usual name.
+ */
+static bool
+row_comparison_fits(BackfillTarget *target, const char *op)
+{
+	char	   *wanted;
+	int			i;
+
+	if (target->key_op_schema == NULL)
+		return false;
+	wanted = psprintf("OPERATOR(%s.%s)", target->key_op_schema, op);
+	for (i = 0; i < target->nkeys; i++)
+	{
+		KeyColumn  *key = &target->keys[i];
+		const char *actual = op[0] == '>' ? key->op_gt : op[0] == '=' ? key->op_eq : key->op_le;
+
+		if (strcmp(actual, wanted) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * "(k1, k2) OPERATOR(pg_catalog.>) ($2, $3)": a row comparison btree can use.
+ * op is ">", "<=" or "=".
+ */
 static char *
 key_comparison(BackfillTarget *target, const char *op, int first_param)
 {
-	return psprintf("(%s) %s %s", sql_key_list(target),
-					qualified_operator(target, op),
-					key_params(target, first_param));
+	if (!row_comparison_fits(target, op))
+		return key_comparison_by_column(target, op, first_param);
+	return psprintf("(%s) OPERATOR(%s.%s) %s", sql_key_list(target),
+					target->key_op_schema, op, key_params(target, first_param));
 }
 
 /*
@@ -210,4 +274,217 @@ sql_drop_constraint(BackfillTarget *target, const char *conname)
 {
 	return psprintf("ALTER TABLE %s DROP CONSTRAINT %s",
 					target->qualified, quote_identifier(conname));
+}
+
+/* ---------------------------------------------------------------------
+ * Queries on system views (run as the caller)
+ *
+ * Written like the jobs' statements: OPERATOR(pg_catalog.x), pg_catalog.f,
+ * pg_catalog types, and no NULLIF or IS DISTINCT FROM, which resolve "="
+ * by name.  EXTRACT and COALESCE are syntax.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Who holds a lock on relation $1 in this database, other than us: "pid n"
+ * (or a prepared transaction), its state, seconds its transaction is open.
+ */
+char *
+sql_lock_holders(void)
+{
+	return pstrdup("SELECT CASE WHEN l.pid IS NULL THEN 'a prepared transaction'::pg_catalog.text"
+				   "   ELSE pg_catalog.concat('pid ', l.pid) END,"
+				   " CASE WHEN l.pid IS NULL THEN 'prepared'::pg_catalog.text"
+				   "   ELSE COALESCE(a.state, 'unknown'::pg_catalog.text) END,"
+				   " COALESCE(EXTRACT(epoch FROM pg_catalog.clock_timestamp()"
+				   "   OPERATOR(pg_catalog.-) a.xact_start), 0)::pg_catalog.float8"
+				   " FROM pg_catalog.pg_locks l"
+				   " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
+				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'::pg_catalog.text"
+				   " AND l.relation OPERATOR(pg_catalog.=) $1 AND l.granted"
+				   " AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+				   "   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+				   " AND (l.pid IS NULL OR l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())"
+				   " GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1");
+}
+
+/* Each standby: its name (or "pid n"), replay position, reported replay lag in ms. */
+char *
+sql_replica_positions(void)
+{
+	return pstrdup("SELECT CASE WHEN application_name IS NULL"
+				   "   OR application_name OPERATOR(pg_catalog.=) ''::pg_catalog.text"
+				   "   THEN pg_catalog.concat('pid ', pid) ELSE application_name END,"
+				   " replay_lsn,"
+				   " COALESCE(EXTRACT(epoch FROM replay_lag) OPERATOR(pg_catalog.*) 1000, 0)::pg_catalog.float8"
+				   " FROM pg_catalog.pg_stat_replication"
+				   " WHERE replay_lsn IS NOT NULL");
+}
+
+/* ---------------------------------------------------------------------
+ * The jobs tables (jobs.c runs these as the tables' owner)
+ *
+ * table is the quoted, schema-qualified name; every operator is written
+ * OPERATOR(pg_catalog.x) and every function pg_catalog.f, so the statements
+ * mean the same whatever search_path is in effect.  COALESCE and searched
+ * CASE are syntax, not functions or operators.
+ * --------------------------------------------------------------------- */
+
+/* The latest unfinished run of $1 (table), $2 (column), $3 (value). */
+char *
+sql_job_find_resumable(const char *table)
+{
+	return psprintf("SELECT id, phase, last_key, last_block, rows_done, iteration"
+					" FROM %s WHERE relid OPERATOR(pg_catalog.=) $1"
+					" AND attnum OPERATOR(pg_catalog.=) $2"
+					" AND value_text OPERATOR(pg_catalog.=) $3"
+					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text"
+					" ORDER BY id DESC LIMIT 1", table);
+}
+
+char *
+sql_job_insert(const char *table)
+{
+	return psprintf("INSERT INTO %s (relid, attnum, table_name, column_name,"
+					" value_text, iteration, rows_estimated, pid, username)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(), $8)"
+					" RETURNING id", table);
+}
+
+/* A resumed run: $1 the job, $2 the new row estimate. */
+char *
+sql_job_claim(const char *table)
+{
+	return psprintf("UPDATE %s SET state = 'running', error = NULL,"
+					" pid = pg_catalog.pg_backend_pid(), rows_estimated = $2,"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job, $2 phase, $3 last key (or NULL: unchanged), $4 block, $5 filled, $6 scanned, $7 batches */
+char *
+sql_job_record_batch(const char *table)
+{
+	return psprintf("UPDATE %s SET phase = $2,"
+					" last_key = COALESCE($3, last_key),"
+					" last_block = $4,"
+					" rows_done = rows_done OPERATOR(pg_catalog.+) $5,"
+					" rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $6,"
+					" batches = batches OPERATOR(pg_catalog.+) $7,"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job: forget where it stopped, so the next run starts over */
+char *
+sql_job_forget_position(const char *table)
+{
+	return psprintf("UPDATE %s SET phase = 'main', last_key = NULL, last_block = NULL,"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job: its parallel ranges */
+char *
+sql_range_delete(const char *table)
+{
+	return psprintf("DELETE FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job, $2 the error that stopped it (NULL: done) */
+char *
+sql_job_finish(const char *table)
+{
+	return psprintf("UPDATE %s SET state = CASE WHEN $2 IS NULL THEN 'done' ELSE 'failed' END,"
+					" phase = CASE WHEN $2 IS NULL THEN 'done' ELSE phase END,"
+					" error = $2, finished_at = pg_catalog.clock_timestamp(),"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+char *
+sql_range_insert(const char *table)
+{
+	return psprintf("INSERT INTO %s (job_id, range_no, last_key, end_key,"
+					" next_block, end_block) VALUES ($1, $2, $3, $4, $5, $6)", table);
+}
+
+char *
+sql_range_exists(const char *table)
+{
+	return psprintf("SELECT 1 FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1 LIMIT 1", table);
+}
+
+char *
+sql_range_load_unfinished(const char *table)
+{
+	return psprintf("SELECT range_no, last_key, end_key, next_block, end_block"
+					" FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1 AND NOT done"
+					" ORDER BY range_no", table);
+}
+
+/* $1 job, $2 range, $3 last key / $4 next block (NULL: unchanged), $5 filled, $6 done */
+char *
+sql_range_update(const char *table)
+{
+	return psprintf("UPDATE %s SET last_key = COALESCE($3, last_key),"
+					" next_block = COALESCE($4, next_block),"
+					" rows_done = rows_done OPERATOR(pg_catalog.+) $5, done = $6"
+					" WHERE job_id OPERATOR(pg_catalog.=) $1"
+					" AND range_no OPERATOR(pg_catalog.=) $2", table);
+}
+
+/* ---------------------------------------------------------------------
+ * SQL shown in hints
+ *
+ * A hint's command is meant to be pasted: names are quoted identifiers and
+ * names passed as arguments are quoted literals, so a table called
+ * x; DROP TABLE y; -- is only ever a name there too.  "..." and <value>
+ * mark what the reader fills in.
+ * --------------------------------------------------------------------- */
+
+/* ALTER TABLE t ADD COLUMN c ...; */
+char *
+sql_hint_add_column(BackfillTarget *target, const char *colname)
+{
+	return psprintf("ALTER TABLE %s ADD COLUMN %s ...;", target->qualified,
+					quote_identifier(colname));
+}
+
+/* ALTER TABLE t ALTER COLUMN c SET DEFAULT ...; */
+char *
+sql_hint_set_default(BackfillTarget *target)
+{
+	return psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT ...;", target->qualified,
+					quote_identifier(target->colname));
+}
+
+/* CALL safe_backfill('t', 'c', <value>); (tbl is a regclass, col a name) */
+char *
+sql_hint_backfill_call(BackfillTarget *target)
+{
+	return psprintf("CALL safe_backfill(%s, %s, <value>);",
+					quote_literal_cstr(target->qualified),
+					quote_literal_cstr(target->colname));
+}
+
+/* GRANT SELECT, UPDATE ON t TO role; */
+char *
+sql_hint_grant_table(BackfillTarget *target, const char *role)
+{
+	return psprintf("GRANT SELECT, UPDATE ON %s TO %s;", target->qualified,
+					quote_identifier(role));
+}
+
+/* GRANT granted TO role; */
+char *
+sql_hint_grant_role(const char *granted, const char *role)
+{
+	return psprintf("GRANT %s TO %s;", quote_identifier(granted), quote_identifier(role));
+}
+
+/* SET ROLE role; */
+char *
+sql_hint_set_role(const char *role)
+{
+	return psprintf("SET ROLE %s;", quote_identifier(role));
 }

@@ -89,8 +89,8 @@ resolve_column(BackfillTarget *target, const char *colname)
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						colname, target->relname),
 				 errdetail("Nothing was changed."),
-				 errhint("Add the column first, as nullable and without a volatile default: ALTER TABLE %s ADD COLUMN %s ...;",
-						 target->qualified, quote_identifier(colname))));
+				 errhint("Add the column first, as nullable and without a volatile default: %s",
+						 sql_hint_add_column(target, colname))));
 
 	att = (Form_pg_attribute) GETSTRUCT(tup);
 	if (att->attnum <= 0)
@@ -133,8 +133,8 @@ report_missing_privilege(BackfillTarget *target, const char *privilege,
 			 errmsg("permission denied for table %s", target->relname),
 			 errdetail("Role \"%s\" lacks %s privilege on column \"%s\" of relation \"%s\"; safe_backfill reads the key and the column and updates the column.",
 					   role, privilege, colname, target->relname),
-			 errhint("Run it as the table owner, or have the owner run: GRANT SELECT, UPDATE ON %s TO %s;",
-					 target->qualified, quote_identifier(role))));
+			 errhint("Run it as the table owner, or have the owner run: %s",
+					 sql_hint_grant_table(target, role))));
 }
 
 static void
@@ -208,6 +208,29 @@ key_operator_namespace(Oid opfamily, Oid opcintype)
 	return nsp;
 }
 
+/* A btree strategy's operator of the key's opfamily, as OPERATOR(schema.name). */
+static char *
+qualified_key_operator(Oid opfamily, Oid opcintype, int16 strategy)
+{
+	Oid			opno = get_opfamily_member(opfamily, opcintype, opcintype, strategy);
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!OidIsValid(opno))
+		elog(ERROR, "safe_backfill: operator %d of operator family %u is missing",
+			 strategy, opfamily);
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
 /*
  * Use the primary key as the keyset when there is one.  Tables without one
  * are walked by ranges of heap blocks (nkeys stays 0).
@@ -242,6 +265,14 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 		key->cmpproc = get_opfamily_proc(index->rd_opfamily[i], index->rd_opcintype[i],
 										 index->rd_opcintype[i], BTORDER_PROC);
 		key->collation = index->rd_indcollation[i];
+		key->op_lt = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTLessStrategyNumber);
+		key->op_le = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTLessEqualStrategyNumber);
+		key->op_eq = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTEqualStrategyNumber);
+		key->op_gt = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTGreaterStrategyNumber);
 		nsp = key_operator_namespace(index->rd_opfamily[i], index->rd_opcintype[i]);
 		if (i == 0)
 			opnsp = nsp;
@@ -252,8 +283,8 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 
 	/*
 	 * A row comparison takes one operator name for all its columns; when the
-	 * key's types keep their operators in different schemas we have to leave
-	 * the name unqualified.
+	 * key's types keep their operators in different schemas, sqlgen.c spells
+	 * the comparison out column by column with each column's own operators.
 	 */
 	if (same_namespace && OidIsValid(opnsp))
 		target->key_op_schema = pstrdup(quote_identifier(get_namespace_name(opnsp)));
@@ -338,8 +369,9 @@ require_table_owner(BackfillTarget *target, const char *procname)
 			 errdetail("%s runs ALTER TABLE, which only the owner may run; role \"%s\" is not a member of the owning role \"%s\".",
 					   procname, GetUserNameFromId(role, false),
 					   GetUserNameFromId(owner, false)),
-			 errhint("Run it as role \"%s\" (SET ROLE), or as a member of it.",
-					 GetUserNameFromId(owner, false))));
+			 errhint("Run it as role \"%s\" (%s), or as a member of it.",
+					 GetUserNameFromId(owner, false),
+					 sql_hint_set_role(GetUserNameFromId(owner, false)))));
 }
 
 /*
