@@ -125,7 +125,7 @@ typedef struct JobPosition
 	bool		resumed;
 	bool		sweeping;		/* the main pass had finished */
 	bool		by_ctid;
-	Datum	   *keys;			/* text of the last key done, nkeys of them */
+	Datum	   *keys;			/* canonical text of the last key done, nkeys of them */
 	int			nkeys;
 	bool		has_block;
 	int64		block;			/* next block of a ctid pass */
@@ -191,6 +191,7 @@ extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
+extern char *sql_key_sample(BackfillTarget *target);
 extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
 extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
@@ -216,7 +217,11 @@ extern bool iterator_by_ctid(BatchIterator *it);
 extern ArrayType *iterator_position_keys(BatchIterator *it);
 extern BlockNumber iterator_position_block(BatchIterator *it);
 extern char *iterator_resume(BatchIterator *it, const JobPosition *pos);
-extern void iterator_limit_keys(BatchIterator *it, Datum *texts, int n);
+extern void iterator_start_after_key(BatchIterator *it, Datum *key);
+extern void iterator_limit_keys(BatchIterator *it, Datum *key);
+extern char *canonical_text(Oid typid, Datum value);
+extern ArrayType *canonical_key_array(BackfillTarget *t, Datum *key);
+extern void canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key);
 extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
@@ -245,6 +250,8 @@ extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 extern int64 job_id(BackfillJob *job);
 extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 							 BlockNumber block, int64 filled, int64 scanned);
+extern void job_record_progress(BackfillJob *job, int64 filled, int64 scanned);
+extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_release(BackfillJob *job);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,

@@ -43,6 +43,45 @@ set_advisory_tag(LOCKTAG *tag, BackfillTarget *target)
 						 (uint32) target->attnum, 2);
 }
 
+/*
+ * The workers of a parallel run each hold this second tag in share mode for
+ * their whole life.  A run takes it exclusively right after the column lock,
+ * so it never starts while workers of an earlier run, whose leader is gone,
+ * may still write.
+ */
+static void
+set_workers_advisory_tag(LOCKTAG *tag, Oid relid, AttrNumber attnum)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) relid, (uint32) attnum, 3);
+}
+
+/* In a parallel worker: mark this column as being written until we exit. */
+void
+job_lock_as_worker(Oid relid, AttrNumber attnum)
+{
+	LOCKTAG		tag;
+
+	set_workers_advisory_tag(&tag, relid, attnum);
+	(void) LockAcquire(&tag, ShareLock, true, false);
+}
+
+/* Wait until no worker of an earlier run of this column is left. */
+static void
+wait_for_earlier_workers(BackfillTarget *target)
+{
+	LOCKTAG		tag;
+
+	set_workers_advisory_tag(&tag, target->relid, target->attnum);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: waiting for the parallel workers of an earlier run to exit",
+						target->display)));
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	}
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
 /* Run SPI work on the jobs table as its owner. */
 typedef struct AsOwner
 {
@@ -63,14 +102,11 @@ restore_user(AsOwner *saved)
 	SetUserIdAndSecContext(saved->saved_user, saved->saved_context);
 }
 
+/* The same text in every session, so another session's call resumes the run. */
 static char *
 value_text(BackfillTarget *target)
 {
-	Oid			outfunc;
-	bool		isvarlena;
-
-	getTypeOutputInfo(target->atttypid, &outfunc, &isvarlena);
-	return OidOutputFunctionCall(outfunc, target->value);
+	return canonical_text(target->atttypid, target->value);
 }
 
 /*
@@ -89,6 +125,7 @@ lock_target(BackfillJob *job, BackfillTarget *target)
 				 errdetail("Two runs on one column would fight over the same rows; nothing was changed."),
 				 errhint("Watch it in safe_backfill_progress, or wait for it to finish.")));
 	job->locked = true;
+	wait_for_earlier_workers(target);
 }
 
 void
@@ -282,6 +319,31 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 	become_owner(job, &saved);
 	if (SPI_execute_plan(job->record_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the batch failed");
+	restore_user(&saved);
+}
+
+/*
+ * During a parallel main pass, in the leader's own short transaction: add
+ * what the workers filled and scanned since the last call, so the progress
+ * view moves.  The deltas may be negative, to take it back at the end.
+ */
+void
+job_record_progress(BackfillJob *job, int64 filled, int64 scanned)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		args[3];
+	AsOwner		saved;
+
+	args[0] = Int64GetDatum(job->id);
+	args[1] = Int64GetDatum(filled);
+	args[2] = Int64GetDatum(scanned);
+	become_owner(job, &saved);
+	if (SPI_execute_with_args(psprintf("UPDATE %s SET rows_done = rows_done + $2,"
+									   " rows_scanned = rows_scanned + $3,"
+									   " updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
+									   job->jobs_table),
+							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: recording the progress failed");
 	restore_user(&saved);
 }
 

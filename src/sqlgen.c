@@ -84,6 +84,20 @@ sql_key_bound(BackfillTarget *target, bool has_lower)
 }
 
 /*
+ * The keys of a sample of the table's blocks, in key order: $1 is the
+ * percentage of blocks read (TABLESAMPLE SYSTEM), for cutting the key space
+ * of a parallel run into ranges of about as many rows.
+ */
+char *
+sql_key_sample(BackfillTarget *target)
+{
+	char	   *keys = sql_key_list(target);
+
+	return psprintf("SELECT %s FROM %s TABLESAMPLE pg_catalog.system ($1) ORDER BY %s",
+					keys, relation_clause(target), keys);
+}
+
+/*
  * The ctids of the first and the last row of a keyset batch, read before it
  * is updated: the block range its old row versions will leave dead.
  * $1..$n is the lower bound (if any), then the upper bound.
