@@ -114,6 +114,28 @@ CALL safe_backfill('par_reuse', 'v', 'x', 1000, workers => 2);
 RESET safe_backfill.reuse_space;
 SELECT tbl, pg_table_size(tbl::regclass) > 1.8 * before AS table_doubled FROM ps_sizes ORDER BY tbl;
 
+-- SET ROLE: the workers run as the caller's current role, in its session
+SELECT ps_pair('role', 'text');
+ALTER TABLE ser_role ADD COLUMN who text;
+ALTER TABLE par_role ADD COLUMN who text;
+CREATE FUNCTION ps_who() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.who := current_user || ' in a session of ' || session_user;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER who BEFORE UPDATE ON ser_role FOR EACH ROW EXECUTE FUNCTION ps_who();
+CREATE TRIGGER who BEFORE UPDATE ON par_role FOR EACH ROW EXECUTE FUNCTION ps_who();
+CREATE ROLE regress_ps_filler;
+GRANT SELECT, UPDATE ON ser_role, par_role TO regress_ps_filler;
+SET ROLE regress_ps_filler;
+CALL safe_backfill('ser_role', 'v', 'x', 1000);
+CALL safe_backfill('par_role', 'v', 'x', 1000, workers => 2);
+RESET ROLE;
+SELECT ps_differences('role'), (SELECT count(*) FROM ser_role s JOIN par_role p USING (id) WHERE s.who IS DISTINCT FROM p.who) AS who_differs,
+       (SELECT DISTINCT who = 'regress_ps_filler in a session of ' || session_user FROM par_role) AS as_caller;
+DROP OWNED BY regress_ps_filler;
+DROP ROLE regress_ps_filler;
+
 -- a date and a timestamptz primary key in a DMY / Asia/Kolkata session: the
 -- range bounds go to the workers as they are, the jobs tables keep them in
 -- one canonical form (ISO, UTC), whatever the session's settings
