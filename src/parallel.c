@@ -471,6 +471,25 @@ start_worker(ParallelRun *run, int workerno)
 	return true;
 }
 
+/*
+ * Throw away what the workers sent: a worker blocked on a full queue (a
+ * trigger raising a notice per row) must be able to reach its next
+ * interrupt check while we wait for it to stop.
+ */
+static void
+discard_worker_messages(ParallelRun *run)
+{
+	for (int i = 0; i < run->nstarted; i++)
+	{
+		Size		nbytes;
+		void	   *data;
+
+		while (run->queues[i] != NULL &&
+			   shm_mq_receive(run->queues[i], &nbytes, &data, true) == SHM_MQ_SUCCESS)
+			;
+	}
+}
+
 static bool
 worker_stopped(ParallelRun *run, int i)
 {
@@ -510,6 +529,7 @@ stop_workers(ParallelRun *run, bool terminate)
 				all_stopped = false;
 		if (all_stopped)
 			break;
+		discard_worker_messages(run);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
