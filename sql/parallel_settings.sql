@@ -7,14 +7,14 @@ SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 
--- a copy of each table to fill serially (ser_) and one to fill in parallel (par_)
+-- a copy of each table to fill serially (ps_ser_) and one to fill in parallel (ps_par_)
 CREATE FUNCTION ps_pair(name text, coltype text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	FOR p IN 1..2 LOOP
 		EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, v %s)',
-					   (ARRAY['ser_', 'par_'])[p] || name, coltype);
+					   (ARRAY['ps_ser_', 'ps_par_'])[p] || name, coltype);
 		EXECUTE format('INSERT INTO %I SELECT generate_series(1, 20000)',
-					   (ARRAY['ser_', 'par_'])[p] || name);
+					   (ARRAY['ps_ser_', 'ps_par_'])[p] || name);
 	END LOOP;
 END $$;
 -- rows where the parallel copy differs from the serial one
@@ -22,44 +22,44 @@ CREATE FUNCTION ps_differences(name text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE n bigint;
 BEGIN
 	EXECUTE format('SELECT count(*) FROM %I s FULL JOIN %I p USING (id) WHERE s.v IS DISTINCT FROM p.v',
-				   'ser_' || name, 'par_' || name) INTO n;
+				   'ps_ser_' || name, 'ps_par_' || name) INTO n;
 	RETURN n;
 END $$;
 
 -- DateStyle 'SQL, DMY': February 1st is written 01/02/2024
 SELECT ps_pair('dmy', 'date');
 SET DateStyle = 'SQL, DMY';
-CALL safe_backfill('ser_dmy', 'v', '2024-02-01'::date, 1000);
-CALL safe_backfill('par_dmy', 'v', '2024-02-01'::date, 1000, workers => 2);
+CALL safe_backfill('ps_ser_dmy', 'v', '2024-02-01'::date, 1000);
+CALL safe_backfill('ps_par_dmy', 'v', '2024-02-01'::date, 1000, workers => 2);
 RESET DateStyle;
-SELECT ps_differences('dmy'), (SELECT DISTINCT v::text FROM par_dmy) AS par_value;
+SELECT ps_differences('dmy'), (SELECT DISTINCT v::text FROM ps_par_dmy) AS par_value;
 
 -- a TimeZone whose abbreviation (IST) means something else elsewhere
 SELECT ps_pair('tz', 'timestamptz');
 SET TimeZone = 'Asia/Kolkata';
 SET DateStyle = 'Postgres, MDY';
-CALL safe_backfill('ser_tz', 'v', '2024-02-01 12:00+05:30'::timestamptz, 1000);
-CALL safe_backfill('par_tz', 'v', '2024-02-01 12:00+05:30'::timestamptz, 1000, workers => 2);
+CALL safe_backfill('ps_ser_tz', 'v', '2024-02-01 12:00+05:30'::timestamptz, 1000);
+CALL safe_backfill('ps_par_tz', 'v', '2024-02-01 12:00+05:30'::timestamptz, 1000, workers => 2);
 RESET DateStyle;
 SET TimeZone = 'UTC';
-SELECT ps_differences('tz'), (SELECT DISTINCT v::text FROM par_tz) AS par_value;
+SELECT ps_differences('tz'), (SELECT DISTINCT v::text FROM ps_par_tz) AS par_value;
 RESET TimeZone;
 
 -- IntervalStyle sql_standard: -1 day -2 hours is written -1 -2:00:00
 SELECT ps_pair('interval', 'interval');
 SET IntervalStyle = 'sql_standard';
-CALL safe_backfill('ser_interval', 'v', '-1 day -2 hours'::interval, 1000);
-CALL safe_backfill('par_interval', 'v', '-1 day -2 hours'::interval, 1000, workers => 2);
+CALL safe_backfill('ps_ser_interval', 'v', '-1 day -2 hours'::interval, 1000);
+CALL safe_backfill('ps_par_interval', 'v', '-1 day -2 hours'::interval, 1000, workers => 2);
 RESET IntervalStyle;
-SELECT ps_differences('interval'), (SELECT DISTINCT v::text FROM par_interval) AS par_value;
+SELECT ps_differences('interval'), (SELECT DISTINCT v::text FROM ps_par_interval) AS par_value;
 
 -- extra_float_digits = -14: 3.14159 is written 3
 SELECT ps_pair('float', 'float8');
 SET extra_float_digits = -14;
-CALL safe_backfill('ser_float', 'v', 3.14159::float8, 1000);
-CALL safe_backfill('par_float', 'v', 3.14159::float8, 1000, workers => 2);
+CALL safe_backfill('ps_ser_float', 'v', 3.14159::float8, 1000);
+CALL safe_backfill('ps_par_float', 'v', 3.14159::float8, 1000, workers => 2);
 RESET extra_float_digits;
-SELECT ps_differences('float'), (SELECT DISTINCT v::text FROM par_float) AS par_value;
+SELECT ps_differences('float'), (SELECT DISTINCT v::text FROM ps_par_float) AS par_value;
 
 -- a trigger writing to an unqualified table writes where the caller's search_path says
 SELECT ps_pair('path', 'text');
@@ -71,11 +71,11 @@ BEGIN
 	INSERT INTO ps_audit VALUES (TG_TABLE_NAME, NEW.id);
 	RETURN NEW;
 END $$;
-CREATE TRIGGER audit BEFORE UPDATE ON ser_path FOR EACH ROW EXECUTE FUNCTION public.ps_audit_row();
-CREATE TRIGGER audit BEFORE UPDATE ON par_path FOR EACH ROW EXECUTE FUNCTION public.ps_audit_row();
+CREATE TRIGGER audit BEFORE UPDATE ON ps_ser_path FOR EACH ROW EXECUTE FUNCTION public.ps_audit_row();
+CREATE TRIGGER audit BEFORE UPDATE ON ps_par_path FOR EACH ROW EXECUTE FUNCTION public.ps_audit_row();
 SET search_path = ps_other, public;
-CALL safe_backfill('ser_path', 'v', 'x', 1000);
-CALL safe_backfill('par_path', 'v', 'x', 1000, workers => 2);
+CALL safe_backfill('ps_ser_path', 'v', 'x', 1000);
+CALL safe_backfill('ps_par_path', 'v', 'x', 1000, workers => 2);
 RESET search_path;
 SELECT 'public' AS schema, tbl, count(*) FROM public.ps_audit GROUP BY tbl
 UNION ALL
@@ -83,56 +83,56 @@ SELECT 'ps_other', tbl, count(*) FROM ps_other.ps_audit GROUP BY tbl ORDER BY 1,
 
 -- session_replication_role = replica: ordinary triggers do not fire
 SELECT ps_pair('replica', 'text');
-ALTER TABLE ser_replica ADD COLUMN touched boolean;
-ALTER TABLE par_replica ADD COLUMN touched boolean;
+ALTER TABLE ps_ser_replica ADD COLUMN touched boolean;
+ALTER TABLE ps_par_replica ADD COLUMN touched boolean;
 CREATE FUNCTION ps_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	NEW.touched := true;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER touch BEFORE UPDATE ON ser_replica FOR EACH ROW EXECUTE FUNCTION ps_touch();
-CREATE TRIGGER touch BEFORE UPDATE ON par_replica FOR EACH ROW EXECUTE FUNCTION ps_touch();
+CREATE TRIGGER touch BEFORE UPDATE ON ps_ser_replica FOR EACH ROW EXECUTE FUNCTION ps_touch();
+CREATE TRIGGER touch BEFORE UPDATE ON ps_par_replica FOR EACH ROW EXECUTE FUNCTION ps_touch();
 SET session_replication_role = replica;
-CALL safe_backfill('ser_replica', 'v', 'x', 1000);
-CALL safe_backfill('par_replica', 'v', 'x', 1000, workers => 2);
+CALL safe_backfill('ps_ser_replica', 'v', 'x', 1000);
+CALL safe_backfill('ps_par_replica', 'v', 'x', 1000, workers => 2);
 RESET session_replication_role;
 SELECT ps_differences('replica'),
-       (SELECT count(touched) FROM ser_replica) AS ser_touched,
-       (SELECT count(touched) FROM par_replica) AS par_touched;
+       (SELECT count(touched) FROM ps_ser_replica) AS ser_touched,
+       (SELECT count(touched) FROM ps_par_replica) AS par_touched;
 
 -- safe_backfill.reuse_space = off: every new row version goes to a new page
 -- (wide rows, as reuse shows on them: with reuse on the table grows about 1.2x)
-CREATE TABLE ser_reuse (id int PRIMARY KEY, pad text, v text) WITH (autovacuum_enabled = off);
-INSERT INTO ser_reuse SELECT g, repeat('p', 200) FROM generate_series(1, 20000) g;
-CREATE TABLE par_reuse (LIKE ser_reuse INCLUDING ALL) WITH (autovacuum_enabled = off);
-INSERT INTO par_reuse SELECT * FROM ser_reuse;
+CREATE TABLE ps_ser_reuse (id int PRIMARY KEY, pad text, v text) WITH (autovacuum_enabled = off);
+INSERT INTO ps_ser_reuse SELECT g, repeat('p', 200) FROM generate_series(1, 20000) g;
+CREATE TABLE ps_par_reuse (LIKE ps_ser_reuse INCLUDING ALL) WITH (autovacuum_enabled = off);
+INSERT INTO ps_par_reuse SELECT * FROM ps_ser_reuse;
 CREATE TABLE ps_sizes (tbl text PRIMARY KEY, before bigint);
-INSERT INTO ps_sizes VALUES ('ser_reuse', pg_table_size('ser_reuse')), ('par_reuse', pg_table_size('par_reuse'));
+INSERT INTO ps_sizes VALUES ('ps_ser_reuse', pg_table_size('ps_ser_reuse')), ('ps_par_reuse', pg_table_size('ps_par_reuse'));
 SET safe_backfill.reuse_space = off;
-CALL safe_backfill('ser_reuse', 'v', 'x', 1000);
-CALL safe_backfill('par_reuse', 'v', 'x', 1000, workers => 2);
+CALL safe_backfill('ps_ser_reuse', 'v', 'x', 1000);
+CALL safe_backfill('ps_par_reuse', 'v', 'x', 1000, workers => 2);
 RESET safe_backfill.reuse_space;
 SELECT tbl, pg_table_size(tbl::regclass) > 1.8 * before AS table_doubled FROM ps_sizes ORDER BY tbl;
 
 -- SET ROLE: the workers run as the caller's current role, in its session
 SELECT ps_pair('role', 'text');
-ALTER TABLE ser_role ADD COLUMN who text;
-ALTER TABLE par_role ADD COLUMN who text;
+ALTER TABLE ps_ser_role ADD COLUMN who text;
+ALTER TABLE ps_par_role ADD COLUMN who text;
 CREATE FUNCTION ps_who() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	NEW.who := current_user || ' in a session of ' || session_user;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER who BEFORE UPDATE ON ser_role FOR EACH ROW EXECUTE FUNCTION ps_who();
-CREATE TRIGGER who BEFORE UPDATE ON par_role FOR EACH ROW EXECUTE FUNCTION ps_who();
+CREATE TRIGGER who BEFORE UPDATE ON ps_ser_role FOR EACH ROW EXECUTE FUNCTION ps_who();
+CREATE TRIGGER who BEFORE UPDATE ON ps_par_role FOR EACH ROW EXECUTE FUNCTION ps_who();
 CREATE ROLE regress_ps_filler;
-GRANT SELECT, UPDATE ON ser_role, par_role TO regress_ps_filler;
+GRANT SELECT, UPDATE ON ps_ser_role, ps_par_role TO regress_ps_filler;
 SET ROLE regress_ps_filler;
-CALL safe_backfill('ser_role', 'v', 'x', 1000);
-CALL safe_backfill('par_role', 'v', 'x', 1000, workers => 2);
+CALL safe_backfill('ps_ser_role', 'v', 'x', 1000);
+CALL safe_backfill('ps_par_role', 'v', 'x', 1000, workers => 2);
 RESET ROLE;
-SELECT ps_differences('role'), (SELECT count(*) FROM ser_role s JOIN par_role p USING (id) WHERE s.who IS DISTINCT FROM p.who) AS who_differs,
-       (SELECT DISTINCT who = 'regress_ps_filler in a session of ' || session_user FROM par_role) AS as_caller;
+SELECT ps_differences('role'), (SELECT count(*) FROM ps_ser_role s JOIN ps_par_role p USING (id) WHERE s.who IS DISTINCT FROM p.who) AS who_differs,
+       (SELECT DISTINCT who = 'regress_ps_filler in a session of ' || session_user FROM ps_par_role) AS as_caller;
 DROP OWNED BY regress_ps_filler;
 DROP ROLE regress_ps_filler;
 
