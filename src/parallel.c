@@ -502,24 +502,25 @@ worker_stopped(ParallelRun *run, int i)
 }
 
 /*
- * Stop every worker and wait until the last one has exited.  Interrupts are
- * held: a second cancel must not return before the workers are gone, or the
- * column lock would be released while they still write.  terminate: end
- * their current batch too (the leader is exiting); otherwise they stop after
- * it.
+ * Stop every worker and wait until the last one has exited.  They are
+ * terminated, as parallel query terminates its workers: the batch each one
+ * is running rolls back, so a worker waiting for row locks cannot keep us
+ * waiting.  Interrupts are held: a second cancel must not return before the
+ * workers are gone, or the column lock would be released while they still
+ * write.  leader_exiting: the workers that have not started yet must not.
  */
 static void
-stop_workers(ParallelRun *run, bool terminate)
+stop_workers(ParallelRun *run, bool leader_exiting)
 {
 	int			i;
 	bool		all_stopped;
 
 	HOLD_INTERRUPTS();
 	run->sh->stop = true;
-	if (terminate)
+	if (leader_exiting)
 		run->sh->leader_gone = true;
 	pg_memory_barrier();
-	for (i = 0; terminate && i < run->nstarted; i++)
+	for (i = 0; i < run->nstarted; i++)
 		TerminateBackgroundWorker(run->handles[i]);
 	for (;;)
 	{
@@ -869,7 +870,7 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 	}
 	PG_CATCH();
 	{
-		/* cancelled, or our own error: every worker stops after its batch */
+		/* cancelled, or our own error: every worker stops now */
 		active_run = NULL;
 		stop_workers(run, false);
 		finish_run(run);
