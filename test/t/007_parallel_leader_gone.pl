@@ -86,5 +86,25 @@ is($node->safe_psql('postgres', 'SELECT count(*), count(DISTINCT id) FROM writes
 is($node->safe_psql('postgres', q{SELECT count(*) FROM writes WHERE status = 'a'}), $kept,
 	'by the stopped run or by the re-run, never both');
 
+# --- a worker that cannot even connect -------------------------------------------------------
+# Workers connect as the role that logged in; one that may no longer log in
+# makes every worker fail before its first range.  The caller raises the
+# worker's own error and SQLSTATE, and writes nothing.
+$node->safe_psql('postgres', q{
+	CREATE ROLE regress_app LOGIN SUPERUSER;
+	UPDATE t SET status = NULL WHERE id <= 100;
+});
+($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	\set VERBOSITY verbose
+	ALTER ROLE regress_app NOLOGIN;
+	SET safe_backfill.progress_interval = 0;
+	CALL safe_backfill('t', 'status', 'c', 500, workers => 2);
+}, extra_params => [ '-U', 'regress_app' ]);
+isnt($ret, 0, 'a worker that cannot connect fails the call');
+like($stderr, qr/ERROR:  28000: role "regress_app" is not permitted to log in/,
+	"with the worker's error and SQLSTATE");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '100',
+	'and nothing written');
+
 $node->stop;
 done_testing();
