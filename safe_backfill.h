@@ -138,7 +138,7 @@ typedef struct JobPosition
 	bool		resumed;
 	bool		sweeping;		/* the main pass had finished */
 	bool		by_ctid;
-	Datum	   *keys;			/* text of the last key done, nkeys of them */
+	Datum	   *keys;			/* canonical text of the last key done, nkeys of them */
 	int			nkeys;
 	bool		has_block;
 	int64		block;			/* next block of a ctid pass */
@@ -206,6 +206,7 @@ extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
+extern char *sql_key_sample(BackfillTarget *target);
 extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
 extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
@@ -228,6 +229,7 @@ extern char *sql_job_claim(const char *table);
 extern char *sql_job_record_batch(const char *table);
 extern char *sql_job_finish(const char *table);
 extern char *sql_job_forget_position(const char *table);
+extern char *sql_job_record_progress(const char *table);
 extern char *sql_range_delete(const char *table);
 extern char *sql_range_insert(const char *table);
 extern char *sql_range_exists(const char *table);
@@ -251,7 +253,11 @@ extern bool iterator_by_ctid(BatchIterator *it);
 extern ArrayType *iterator_position_keys(BatchIterator *it);
 extern BlockNumber iterator_position_block(BatchIterator *it);
 extern char *iterator_resume(BatchIterator *it, const JobPosition *pos);
-extern void iterator_limit_keys(BatchIterator *it, Datum *texts, int n);
+extern void iterator_start_after_key(BatchIterator *it, Datum *key);
+extern void iterator_limit_keys(BatchIterator *it, Datum *key);
+extern char *canonical_text(Oid typid, Datum value);
+extern ArrayType *canonical_key_array(BackfillTarget *t, Datum *key);
+extern void canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key);
 extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
@@ -282,6 +288,8 @@ extern int64 job_id(BackfillJob *job);
 extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 							 BlockNumber block, int64 filled, int64 scanned,
 							 int64 batches);
+extern void job_record_progress(BackfillJob *job, int64 filled, int64 scanned);
+extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_forget_position(BackfillJob *job);
 extern void job_release(BackfillJob *job);
@@ -310,7 +318,6 @@ extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions
 								   BackfillStats *stats, bool by_ctid, BackfillJob *job,
 								   bool resumed);
 extern int	parallel_unfinished_ranges(BackfillJob *job);
-extern bool parallel_key_text_fits(const char *literal);
 
 /* replicas.c */
 extern void replica_lag_reset(void);

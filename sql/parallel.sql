@@ -32,7 +32,7 @@ CALL safe_backfill('ser_composite', 'v', 'par', 1000);
 SELECT count(*) AS differences FROM par_composite p FULL JOIN ser_composite s USING (a, b)
 WHERE p.v IS DISTINCT FROM s.v;
 
--- more workers than rows: the empty ranges simply finish
+-- more workers than rows: as many ranges as rows, saying so
 CREATE TABLE par_tiny (id int PRIMARY KEY, v text);
 INSERT INTO par_tiny VALUES (1), (2);
 CALL safe_backfill('par_tiny', 'v', 'x', 1000, workers => 4);

@@ -662,7 +662,6 @@ parse_key_text_action(void *arg)
 	BackfillTarget *t = check->target;
 	Datum	   *texts;
 	int			n;
-	int			i;
 
 	deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) check->literal,
 															  TEXTOID, -1)),
@@ -671,14 +670,8 @@ parse_key_text_action(void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("the saved key has %d columns, the primary key %d", n, t->nkeys)));
-	for (i = 0; i < n; i++)
-	{
-		Oid			infunc;
-		Oid			ioparam;
-
-		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
-		(void) OidInputFunctionCall(infunc, TextDatumGetCString(texts[i]), ioparam, -1);
-	}
+	/* read back in the canonical settings it was written in */
+	canonical_key_parse(t, texts, palloc(sizeof(Datum) * n));
 }
 
 /* NULL if every saved key of the unfinished ranges can be used, else why not. */
@@ -701,9 +694,6 @@ unusable_range_key(BackfillTarget *target, BackfillJob *job)
 
 			if (keys[k] == NULL)
 				continue;
-			if (!parallel_key_text_fits(keys[k]))
-				return psprintf("the saved key of parallel range %d is longer than a worker can take",
-								ranges[i].range_no);
 			if (!try_in_subtransaction(parse_key_text_action, &check, &edata))
 				return psprintf("the saved key of parallel range %d no longer fits the primary key: %s",
 								ranges[i].range_no, edata->message);

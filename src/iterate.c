@@ -22,6 +22,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/array.h"
+#include "utils/guc.h"
 
 struct BatchIterator
 {
@@ -687,26 +688,102 @@ iterator_by_ctid(BatchIterator *it)
 	return it->by_ctid;
 }
 
-/* The last key done, as text[], for the jobs table; NULL before any batch. */
+/* ---------------------------------------------------------------------
+ * Positions in the jobs table: canonical text
+ *
+ * The jobs table keeps the last key done as text[], which another session,
+ * with other settings, reads back to resume.  A key's text form depends on
+ * the session (DateStyle 'SQL, DMY' writes 01/02/2024 for February 1st and
+ * reads it back as January 2nd; a TimeZone abbreviation such as IST means
+ * something else elsewhere), so every key is written and read under the same
+ * fixed settings, set in a GUC nest level of their own and undone right after.
+ * --------------------------------------------------------------------- */
+
+static const char *const canonical_settings[][2] = {
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "3"},
+	{"bytea_output", "hex"},
+	{"lc_monetary", "C"},
+	{"xmloption", "content"},
+};
+
+static int
+enter_canonical_settings(void)
+{
+	int			nest = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < lengthof(canonical_settings); i++)
+		(void) set_config_option(canonical_settings[i][0], canonical_settings[i][1],
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	return nest;
+}
+
+static void
+leave_canonical_settings(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
+/* A value's text in the canonical settings: the same in every session. */
+char *
+canonical_text(Oid typid, Datum value)
+{
+	int			nest = enter_canonical_settings();
+	Oid			outfunc;
+	bool		isvarlena;
+	char	   *text;
+
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	text = OidOutputFunctionCall(outfunc, value);
+	leave_canonical_settings(nest);
+	return text;
+}
+
+/* The key as canonical text[]: the position the jobs table records. */
+ArrayType *
+canonical_key_array(BackfillTarget *t, Datum *key)
+{
+	Datum	   *texts = palloc(sizeof(Datum) * t->nkeys);
+	int			i;
+
+	for (i = 0; i < t->nkeys; i++)
+		texts[i] = CStringGetTextDatum(canonical_text(t->keys[i].typid, key[i]));
+	return construct_array(texts, t->nkeys, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/*
+ * Read back a key written by canonical_key_array (text datums, nkeys of
+ * them) into key[], allocated in the current memory context.
+ */
+void
+canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key)
+{
+	int			nest = enter_canonical_settings();
+	int			i;
+
+	for (i = 0; i < t->nkeys; i++)
+	{
+		Oid			infunc;
+		Oid			ioparam;
+
+		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
+		key[i] = OidInputFunctionCall(infunc, TextDatumGetCString(texts[i]),
+									  ioparam, -1);
+	}
+	leave_canonical_settings(nest);
+}
+
+/* The last key done, as canonical text[], for the jobs table; NULL before any batch. */
 ArrayType *
 iterator_position_keys(BatchIterator *it)
 {
-	BackfillTarget *t = it->target;
-	Datum	   *texts;
-	int			i;
-
 	if (it->by_ctid || !it->has_lower)
 		return NULL;
-	texts = palloc(sizeof(Datum) * t->nkeys);
-	for (i = 0; i < t->nkeys; i++)
-	{
-		Oid			outfunc;
-		bool		isvarlena;
-
-		getTypeOutputInfo(t->keys[i].typid, &outfunc, &isvarlena);
-		texts[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, it->lower[i]));
-	}
-	return construct_array(texts, t->nkeys, TEXTOID, -1, false, TYPALIGN_INT);
+	return canonical_key_array(it->target, it->lower);
 }
 
 BlockNumber
@@ -715,16 +792,29 @@ iterator_position_block(BatchIterator *it)
 	return it->by_ctid ? it->next_block : InvalidBlockNumber;
 }
 
+/* Start after this key (exclusive): a resumed run, or a parallel worker's range. */
+void
+iterator_start_after_key(BatchIterator *it, Datum *key)
+{
+	BackfillTarget *t = it->target;
+	MemoryContext old = MemoryContextSwitchTo(it->cxt);
+	int			i;
+
+	for (i = 0; i < t->nkeys; i++)
+		it->lower[i] = datumCopy(key[i], t->keys[i].typbyval, t->keys[i].typlen);
+	it->has_lower = true;
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * Continue where an earlier run stopped; returns the position, for the
- * NOTICE.  The key is read back through the key types' input functions.
+ * NOTICE.  The key is read back in the canonical settings it was written in.
  */
 char *
 iterator_resume(BatchIterator *it, const JobPosition *pos)
 {
 	BackfillTarget *t = it->target;
-	MemoryContext old;
-	int			i;
+	Datum	   *key;
 
 	if (it->by_ctid)
 	{
@@ -735,40 +825,23 @@ iterator_resume(BatchIterator *it, const JobPosition *pos)
 	}
 	if (pos->nkeys != t->nkeys)
 		return pstrdup("the first key");
-	old = MemoryContextSwitchTo(it->cxt);
-	for (i = 0; i < t->nkeys; i++)
-	{
-		Oid			infunc;
-		Oid			ioparam;
-
-		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
-		it->lower[i] = OidInputFunctionCall(infunc, TextDatumGetCString(pos->keys[i]),
-											ioparam, -1);
-	}
-	MemoryContextSwitchTo(old);
-	it->has_lower = true;
+	key = palloc(sizeof(Datum) * t->nkeys);
+	canonical_key_parse(t, pos->keys, key);
+	iterator_start_after_key(it, key);
 	return psprintf("key %s", key_text(it, it->lower));
 }
 
-/* Stop this iterator after the key given as text (a parallel worker's range). */
+/* Stop this iterator after this key, inclusive (a parallel worker's range). */
 void
-iterator_limit_keys(BatchIterator *it, Datum *texts, int n)
+iterator_limit_keys(BatchIterator *it, Datum *key)
 {
 	BackfillTarget *t = it->target;
 	MemoryContext old = MemoryContextSwitchTo(it->cxt);
 	int			i;
 
-	Assert(n == t->nkeys);
 	it->end_key = palloc(sizeof(Datum) * t->nkeys);
 	for (i = 0; i < t->nkeys; i++)
-	{
-		Oid			infunc;
-		Oid			ioparam;
-
-		getTypeInputInfo(t->keys[i].typid, &infunc, &ioparam);
-		it->end_key[i] = OidInputFunctionCall(infunc, TextDatumGetCString(texts[i]),
-											  ioparam, -1);
-	}
+		it->end_key[i] = datumCopy(key[i], t->keys[i].typbyval, t->keys[i].typlen);
 	it->has_end_key = true;
 	MemoryContextSwitchTo(old);
 }

@@ -51,6 +51,7 @@ struct BackfillJob
  * safe_backfill_progress view looks for the same value in pg_locks.objsubid.
  */
 #define SAFE_BACKFILL_LOCK_SPACE	0x5342	/* "SB" */
+#define SAFE_BACKFILL_WORKERS_LOCK_SPACE	0x5343	/* the workers' tag, below */
 
 static void
 set_advisory_tag(LOCKTAG *tag, BackfillTarget *target)
@@ -58,6 +59,47 @@ set_advisory_tag(LOCKTAG *tag, BackfillTarget *target)
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) target->relid,
 						 (uint32) target->attnum, SAFE_BACKFILL_LOCK_SPACE);
 }
+
+/*
+ * The workers of a parallel run each hold this second tag in share mode for
+ * their whole life.  A run takes it exclusively right after the column lock,
+ * so it never starts while workers of an earlier run, whose leader is gone,
+ * may still write.
+ */
+static void
+set_workers_advisory_tag(LOCKTAG *tag, Oid relid, AttrNumber attnum)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) relid, (uint32) attnum,
+						 SAFE_BACKFILL_WORKERS_LOCK_SPACE);
+}
+
+/* In a parallel worker: mark this column as being written until we exit. */
+void
+job_lock_as_worker(Oid relid, AttrNumber attnum)
+{
+	LOCKTAG		tag;
+
+	set_workers_advisory_tag(&tag, relid, attnum);
+	(void) LockAcquire(&tag, ShareLock, true, false);
+}
+
+/* Wait until no worker of an earlier run of this column is left. */
+static void
+wait_for_earlier_workers(BackfillTarget *target)
+{
+	LOCKTAG		tag;
+
+	set_workers_advisory_tag(&tag, target->relid, target->attnum);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: waiting for the parallel workers of an earlier run to exit",
+						target->display)));
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	}
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
 
 /* ---------------------------------------------------------------------
  * SQL on the jobs tables, as their owner, locked down
@@ -154,14 +196,11 @@ relation_owner_oid(Oid relid)
 	return owner;
 }
 
+/* The same text in every session, so another session's call resumes the run. */
 static char *
 value_text(BackfillTarget *target)
 {
-	Oid			outfunc;
-	bool		isvarlena;
-
-	getTypeOutputInfo(target->atttypid, &outfunc, &isvarlena);
-	return OidOutputFunctionCall(outfunc, target->value);
+	return canonical_text(target->atttypid, target->value);
 }
 
 /*
@@ -180,6 +219,7 @@ lock_target(BackfillJob *job, BackfillTarget *target)
 				 errdetail("Two runs on one column would fight over the same rows; nothing was changed."),
 				 errhint("Watch it in safe_backfill_progress, or wait for it to finish.")));
 	job->locked = true;
+	wait_for_earlier_workers(target);
 }
 
 void
@@ -346,6 +386,25 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 						 &job->record_plan,
 						 7, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the batch failed");
+}
+
+/*
+ * During a parallel main pass, in the leader's own short transaction: add
+ * what the workers filled and scanned since the last call, so the progress
+ * view moves.  The deltas may be negative, to take it back at the end.
+ */
+void
+job_record_progress(BackfillJob *job, int64 filled, int64 scanned)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		args[3];
+
+	args[0] = Int64GetDatum(job->id);
+	args[1] = Int64GetDatum(filled);
+	args[2] = Int64GetDatum(scanned);
+	if (execute_as_owner(job->owner, sql_job_record_progress(job->jobs_table), NULL,
+						 3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: recording the progress failed");
 }
 
 /* The run ended: done, or failed with the error that stopped it. */

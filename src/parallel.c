@@ -3,171 +3,444 @@
  *		The main pass split across dynamic background workers.
  *
  * The leader (the backend running the CALL) cuts the key space into
- * contiguous ranges - primary-key quantiles, or block ranges for a table
- * without one - and starts one background worker per range, connected to the
- * same database as the caller's role.  Each worker resolves and checks the
- * target again (with its own privileges, which are the caller's), then runs
- * the ordinary batch loop over its range, committing its own batches.  The
- * leader holds no snapshot while it waits (it would keep the workers from
- * pruning), relays progress, and re-raises the first error a worker hit.
- * The sweeps that follow are the leader's, as in a serial run.
+ * contiguous ranges - primary-key quantiles of a sample of the table, or
+ * block ranges for a table without a key - and starts background workers
+ * that take the ranges in turn, each committing its own batches.
+ *
+ * A worker must write exactly what the caller's session would have written,
+ * so it is given the caller's context the way PostgreSQL's own parallel
+ * query gives it to its workers (src/backend/access/transam/parallel.c):
+ * the libraries and every setting of the session (SerializeGUCState), its
+ * login, session and current role and security context, its temporary
+ * namespace (so search_path resolves the same names), and the value and the
+ * range bounds as binary datums (datumSerialize) - never through a type's
+ * text form, which depends on DateStyle, TimeZone, IntervalStyle,
+ * extra_float_digits...
+ *
+ * Everything a worker reports - its error, whatever stage it fails in, and
+ * its notices - goes through a message queue (shm_mq) of its own and is
+ * raised again in the leader as it was raised (ThrowErrorData): the
+ * caller's error is the worker's error, with its SQLSTATE.
+ *
+ * Workers die with the leader: a leader that leaves for any reason - error,
+ * cancel, pg_terminate_backend - stops its workers and waits until the last
+ * one has exited before its session releases the column's advisory lock.
+ * Each worker also holds a second advisory tag of the column in share mode
+ * for its life, which a new run takes exclusively after the column lock.
+ *
+ * The leader holds no snapshot while it waits (it would keep the workers
+ * from pruning); about once a second it records the workers' progress in the
+ * job row, in a short transaction of its own.  The sweeps that follow the
+ * main pass are the leader's, as in a serial run.
  */
 #include "safe_backfill.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
-#include "utils/array.h"
-#include "utils/guc.h"
-#include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#define MAX_WORKERS		64
-#define KEY_TEXT_LEN	1024
-#define ERROR_TEXT_LEN	1024
+#define MAX_WORKERS			64
 
-typedef struct WorkerSlot
+/* the table of contents of the shared memory segment */
+#define SB_PARALLEL_MAGIC	0x53424b31
+#define KEY_SHARED			1
+#define KEY_LIBRARIES		2
+#define KEY_SETTINGS		3
+#define KEY_VALUE			4
+#define KEY_QUEUES			5
+#define KEY_BOUNDS			100 /* + range index: that range's key bounds */
+
+/* one queue per worker, as large as parallel query's error queues */
+#define QUEUE_SIZE			16384
+
+/*
+ * Keys sampled to cut the key space: the keys of about this many blocks
+ * (TABLESAMPLE SYSTEM), read again on a wider sample while there are fewer
+ * keys than ranges (a table of mostly dead space).
+ */
+#define SAMPLE_BLOCKS		128
+
+/* How often the leader records the workers' progress in the job row. */
+#define PROGRESS_RECORD_MS	1000
+
+typedef struct RangeSlot
 {
 	/* the range, set by the leader; range_no is its row in the job's ranges */
 	int			range_no;
-	bool		has_start;		/* keys: exclusive lower bound in start_key */
-	bool		has_end;		/* keys: inclusive upper bound in end_key */
-	char		start_key[KEY_TEXT_LEN];	/* text[] literal */
-	char		end_key[KEY_TEXT_LEN];
+	bool		has_start;		/* keys: exclusive lower bound, in KEY_BOUNDS + i */
+	bool		has_end;		/* keys: inclusive upper bound, after it */
 	BlockNumber start_block;
 	BlockNumber end_block;		/* InvalidBlockNumber: to the end */
 
-	/* progress and outcome, set by the worker */
+	/* progress and outcome, set by the worker that takes it */
 	SharedProgress progress;
-	volatile int worker_pid;	/* the worker that took the range */
+	volatile int worker_pid;
 	volatile bool started;
 	volatile bool done;
-	volatile bool failed;
-	int			sqlerrcode;
-	char		message[ERROR_TEXT_LEN];
-	char		detail[ERROR_TEXT_LEN];
-	char		hint[ERROR_TEXT_LEN];
-} WorkerSlot;
+} RangeSlot;
 
 typedef struct ParallelShared
 {
+	/* who the workers are: the caller's session, exactly */
 	Oid			dboid;
-	Oid			sessionoid;		/* who logged in: can log in, so workers connect as it */
-	Oid			roleoid;		/* whose privileges the work runs with */
+	Oid			authenticated_user;
+	Oid			outer_user;		/* SET ROLE, or InvalidOid */
+	bool		outer_is_superuser;
+	Oid			current_user;
+	int			sec_context;
+	Oid			temp_namespace;
+	Oid			temp_toast_namespace;
+
+	/* what they fill */
 	Oid			relid;
+	AttrNumber	attnum;
 	NameData	colname;
 	bool		by_ctid;
 	BackfillOptions opts;
-	volatile bool stop;			/* leader to workers: stop after this batch */
-	pg_atomic_uint32 next_range;	/* the queue: workers take ranges in turn */
 	int64		job_id;
 	Oid			jobs_namespace;
-	int			nworkers;		/* ranges in slots[] */
 	double		estimated_rows; /* the leader's, so workers need not count again */
-	Size		value_offset;	/* the value, as text, after the slots */
-	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+
+	volatile bool stop;			/* leader to workers: stop after this batch */
+	volatile bool leader_gone;	/* the leader is exiting: do not start at all */
+	pg_atomic_uint32 next_range;	/* the queue: workers take ranges in turn */
+	int			nranges;
+	RangeSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } ParallelShared;
+
+/* A range as the leader plans it, before it goes to shared memory. */
+typedef struct RangePlan
+{
+	int			range_no;
+	Datum	   *start_key;		/* NULL: from the start */
+	Datum	   *end_key;		/* NULL: to the end */
+	BlockNumber start_block;
+	BlockNumber end_block;
+} RangePlan;
+
+/* The leader's side of a running parallel pass. */
+typedef struct ParallelRun
+{
+	dsm_segment *seg;
+	ParallelShared *sh;
+	int			nstarted;
+	BackgroundWorkerHandle *handles[MAX_WORKERS];
+	shm_mq_handle *queues[MAX_WORKERS];
+	pid_t		pids[MAX_WORKERS];	/* last pid seen of each worker */
+	ErrorData  *error;			/* the first error a worker raised */
+	bool		terminated;		/* a worker was terminated by someone else */
+	int			failed_worker;
+} ParallelRun;
 
 PGDLLEXPORT void safe_backfill_worker_main(Datum main_arg);
 
-static const char *
-shared_value(ParallelShared *sh)
-{
-	return (const char *) sh + sh->value_offset;
-}
+/* The run whose workers must be gone before this backend releases its locks. */
+static ParallelRun *volatile active_run = NULL;
+static bool exit_callback_registered = false;
 
 /* ---------------------------------------------------------------------
  * Cutting the table into ranges
  * --------------------------------------------------------------------- */
 
-/* The key at a given offset in key order, as a text[] literal; false if none. */
-static bool
-key_at_offset(BackfillTarget *target, int64 offset, char *buf)
+static Datum *
+copy_key(BackfillTarget *target, HeapTuple tuple, TupleDesc desc)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(offset)};
-	Datum	   *texts;
-	char	   *literal;
-	bool		found;
+	Datum	   *key = palloc(sizeof(Datum) * target->nkeys);
 	int			i;
 
-	if (SPI_execute_with_args(sql_key_bound(target, false), 1, types, args, NULL,
-							  true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "safe_backfill: finding range boundaries failed");
-	found = SPI_processed == 1;
-	if (found)
+	for (i = 0; i < target->nkeys; i++)
 	{
-		texts = palloc(sizeof(Datum) * target->nkeys);
-		for (i = 0; i < target->nkeys; i++)
-		{
-			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+		bool		isnull;
+		Datum		d = SPI_getbinval(tuple, desc, i + 1, &isnull);
 
-			texts[i] = CStringGetTextDatum(v);
-		}
-		/* array_in/array_out cache in fn_extra: call them with an FmgrInfo */
-		literal = OidOutputFunctionCall(F_ARRAY_OUT,
-										PointerGetDatum(construct_array(texts, target->nkeys, TEXTOID,
-																		-1, false, TYPALIGN_INT)));
-		found = strlen(literal) < KEY_TEXT_LEN;
-		if (found)
-			strlcpy(buf, literal, KEY_TEXT_LEN);
+		key[i] = datumCopy(d, target->keys[i].typbyval, target->keys[i].typlen);
 	}
-	SPI_freetuptable(SPI_tuptable);
-	return found;
+	return key;
 }
 
 /*
- * Primary-key quantiles from the row estimate; false when a boundary is
- * missing (a tiny table) or its text too long to hand over.
+ * Read the sorted keys of a sample of the table's blocks: about
+ * SAMPLE_BLOCKS of them, more while there are fewer keys than wanted.
+ * Decided from the table as it is, not from statistics that may be stale.
  */
-static bool
-cut_key_ranges(ParallelShared *sh, BackfillTarget *target, double rows)
+static uint64
+sample_keys(BackfillTarget *target, int wanted)
 {
-	int			n = sh->nworkers;
+	BlockNumber blocks = table_block_count(target->relid);
+	float4		percent = blocks <= SAMPLE_BLOCKS ? 100.0 : 100.0 * SAMPLE_BLOCKS / blocks;
+	char	   *sql = sql_key_sample(target);
+
+	for (;;)
+	{
+		Oid			types[1] = {FLOAT4OID};
+		Datum		args[1] = {Float4GetDatum(percent)};
+
+		if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "safe_backfill: sampling the keys failed");
+		if (SPI_processed >= (uint64) wanted || percent >= 100.0)
+			return SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
+		percent = Min(100.0, percent * 8);
+	}
+}
+
+/*
+ * Primary-key quantiles of the sample; returns how many ranges, at most
+ * wanted.  Fewer when the table has fewer rows than ranges (the sample is
+ * then the whole table), with a NOTICE saying so.
+ */
+static int
+cut_key_ranges(RangePlan *plan, int wanted, BackfillTarget *target)
+{
+	uint64		m = sample_keys(target, wanted);
+	int			n = (int) Min((uint64) wanted, m);
 	int			i;
 
+	if (n < wanted)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the table has only " UINT64_FORMAT " rows, %s",
+						target->display, m,
+						n <= 1 ? "too few to split across workers; running in this session" :
+						psprintf("splitting it into %d ranges instead of %d", n, wanted))));
 	for (i = 0; i < n; i++)
 	{
-		WorkerSlot *slot = &sh->slots[i];
-
-		slot->has_start = i > 0;
-		slot->has_end = i < n - 1;
-		if (slot->has_end &&
-			!key_at_offset(target, (int64) (rows * (i + 1) / n), slot->end_key))
-			return false;
-		if (slot->has_start)
-			strlcpy(slot->start_key, sh->slots[i - 1].end_key, KEY_TEXT_LEN);
+		plan[i].range_no = i + 1;
+		plan[i].end_key = NULL;
+		plan[i].start_key = i > 0 ? plan[i - 1].end_key : NULL;
+		if (i < n - 1)
+			plan[i].end_key = copy_key(target, SPI_tuptable->vals[(uint64) (i + 1) * m / n],
+									   SPI_tuptable->tupdesc);
 	}
-	return true;
+	SPI_freetuptable(SPI_tuptable);
+	return n;
 }
 
 static void
-cut_block_ranges(ParallelShared *sh, BackfillTarget *target)
+cut_block_ranges(RangePlan *plan, int n, BackfillTarget *target)
 {
 	BlockNumber blocks = table_block_count(target->relid);
-	int			n = sh->nworkers;
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		sh->slots[i].start_block = (BlockNumber) ((uint64) blocks * i / n);
-		sh->slots[i].end_block = i < n - 1 ?
+		plan[i].range_no = i + 1;
+		plan[i].start_block = (BlockNumber) ((uint64) blocks * i / n);
+		plan[i].end_block = i < n - 1 ?
 			(BlockNumber) ((uint64) blocks * (i + 1) / n) : InvalidBlockNumber;
 	}
+}
+
+/* A key as the jobs table records it: the literal of its canonical text[]. */
+static char *
+key_literal(BackfillTarget *target, Datum *key)
+{
+	if (key == NULL)
+		return NULL;
+	return OidOutputFunctionCall(F_ARRAY_OUT,
+								 PointerGetDatum(canonical_key_array(target, key)));
+}
+
+static Datum *
+parse_key_literal(BackfillTarget *target, const char *literal)
+{
+	Datum		array;
+	Datum	   *texts;
+	Datum	   *key;
+	int			n;
+
+	if (literal == NULL)
+		return NULL;
+	array = OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1);
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &texts, NULL, &n);
+	if (n != target->nkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("safe_backfill: %s: a recorded range key has %d columns, the primary key %d",
+						target->display, n, target->nkeys),
+				 errhint("The primary key changed since the interrupted run; delete its rows from safe_backfill_job_ranges to start over.")));
+	key = palloc(sizeof(Datum) * n);
+	canonical_key_parse(target, texts, key);
+	return key;
+}
+
+/* Record the ranges of a new run, so an interrupted run resumes each one. */
+static void
+save_ranges(RangePlan *plan, int n, BackfillTarget *target, BackfillJob *job)
+{
+	for (int i = 0; i < n; i++)
+		job_insert_range(job, plan[i].range_no,
+						 key_literal(target, plan[i].start_key),
+						 key_literal(target, plan[i].end_key),
+						 plan[i].start_block, plan[i].end_block);
+}
+
+/* The unfinished ranges of an interrupted run, from where each stopped. */
+static void
+load_ranges(RangePlan *plan, JobRange *ranges, int n, BackfillTarget *target,
+			bool by_ctid)
+{
+	for (int i = 0; i < n; i++)
+	{
+		plan[i].range_no = ranges[i].range_no;
+		if (!by_ctid)
+		{
+			plan[i].start_key = parse_key_literal(target, ranges[i].last_key);
+			plan[i].end_key = parse_key_literal(target, ranges[i].end_key);
+		}
+		plan[i].start_block = ranges[i].next_block;
+		plan[i].end_block = ranges[i].end_block;
+	}
+}
+
+/* How many ranges an earlier run of this job left unfinished, if it had any. */
+int
+parallel_unfinished_ranges(BackfillJob *job)
+{
+	JobRange   *ranges;
+
+	return job_load_ranges(job, &ranges);
+}
+
+/* ---------------------------------------------------------------------
+ * The shared memory segment
+ * --------------------------------------------------------------------- */
+
+static Size
+key_space(BackfillTarget *target, Datum *key)
+{
+	Size		size = 0;
+
+	for (int i = 0; key != NULL && i < target->nkeys; i++)
+		size = add_size(size, datumEstimateSpace(key[i], false, target->keys[i].typbyval,
+												 target->keys[i].typlen));
+	return size;
+}
+
+static void
+serialize_key(BackfillTarget *target, Datum *key, char **ptr)
+{
+	for (int i = 0; key != NULL && i < target->nkeys; i++)
+		datumSerialize(key[i], false, target->keys[i].typbyval, target->keys[i].typlen, ptr);
+}
+
+/* Everything a worker needs, with one message queue per worker. */
+static dsm_segment *
+create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
+			  RangePlan *plan, int nranges, int nworkers, ParallelRun *run)
+{
+	Size		shared_size = add_size(offsetof(ParallelShared, slots),
+									   mul_size(sizeof(RangeSlot), nranges));
+	Size		libraries_size = EstimateLibraryStateSpace();
+	Size		settings_size = EstimateGUCStateSpace();
+	Size		value_size = datumEstimateSpace(target->value, false, target->typbyval,
+												target->typlen);
+	Size		queues_size = mul_size(QUEUE_SIZE, nworkers);
+	shm_toc_estimator e;
+	shm_toc    *toc;
+	dsm_segment *seg;
+	ParallelShared *sh;
+	char	   *space;
+	int			i;
+
+	shm_toc_initialize_estimator(&e);
+	shm_toc_estimate_chunk(&e, shared_size);
+	shm_toc_estimate_chunk(&e, libraries_size);
+	shm_toc_estimate_chunk(&e, settings_size);
+	shm_toc_estimate_chunk(&e, value_size);
+	shm_toc_estimate_chunk(&e, queues_size);
+	for (i = 0; i < nranges; i++)
+		shm_toc_estimate_chunk(&e, add_size(key_space(target, plan[i].start_key),
+											key_space(target, plan[i].end_key)));
+	shm_toc_estimate_keys(&e, 5 + nranges);
+
+	seg = dsm_create(shm_toc_estimate(&e), 0);
+	/* the mapping must outlive the transaction we are in */
+	dsm_pin_mapping(seg);
+	toc = shm_toc_create(SB_PARALLEL_MAGIC, dsm_segment_address(seg), shm_toc_estimate(&e));
+
+	sh = shm_toc_allocate(toc, shared_size);
+	memset(sh, 0, shared_size);
+	sh->dboid = MyDatabaseId;
+	sh->authenticated_user = GetAuthenticatedUserId();
+	sh->outer_user = GetCurrentRoleId();
+	sh->outer_is_superuser = superuser_arg(GetOuterUserId());
+	GetUserIdAndSecContext(&sh->current_user, &sh->sec_context);
+	GetTempNamespaceState(&sh->temp_namespace, &sh->temp_toast_namespace);
+	sh->relid = target->relid;
+	sh->attnum = target->attnum;
+	namestrcpy(&sh->colname, target->colname);
+	sh->by_ctid = by_ctid;
+	sh->opts = *opts;
+	sh->nranges = nranges;
+	pg_atomic_init_u32(&sh->next_range, 0);
+	shm_toc_insert(toc, KEY_SHARED, sh);
+
+	space = shm_toc_allocate(toc, libraries_size);
+	SerializeLibraryState(libraries_size, space);
+	shm_toc_insert(toc, KEY_LIBRARIES, space);
+
+	space = shm_toc_allocate(toc, settings_size);
+	SerializeGUCState(settings_size, space);
+	shm_toc_insert(toc, KEY_SETTINGS, space);
+
+	space = shm_toc_allocate(toc, value_size);
+	shm_toc_insert(toc, KEY_VALUE, space);
+	datumSerialize(target->value, false, target->typbyval, target->typlen, &space);
+
+	for (i = 0; i < nranges; i++)
+	{
+		RangeSlot  *slot = &sh->slots[i];
+
+		slot->range_no = plan[i].range_no;
+		slot->has_start = plan[i].start_key != NULL;
+		slot->has_end = plan[i].end_key != NULL;
+		slot->start_block = plan[i].start_block;
+		slot->end_block = plan[i].end_block;
+		space = shm_toc_allocate(toc, add_size(key_space(target, plan[i].start_key),
+											   key_space(target, plan[i].end_key)));
+		shm_toc_insert(toc, KEY_BOUNDS + i, space);
+		serialize_key(target, plan[i].start_key, &space);
+		serialize_key(target, plan[i].end_key, &space);
+	}
+
+	space = shm_toc_allocate(toc, queues_size);
+	shm_toc_insert(toc, KEY_QUEUES, space);
+	for (i = 0; i < nworkers; i++)
+	{
+		shm_mq	   *mq = shm_mq_create(space + (Size) i * QUEUE_SIZE, QUEUE_SIZE);
+
+		shm_mq_set_receiver(mq, MyProc);
+		run->queues[i] = shm_mq_attach(mq, seg, NULL);
+	}
+	run->seg = seg;
+	run->sh = sh;
+	return seg;
 }
 
 /* ---------------------------------------------------------------------
@@ -175,7 +448,7 @@ cut_block_ranges(ParallelShared *sh, BackfillTarget *target)
  * --------------------------------------------------------------------- */
 
 static bool
-start_worker(dsm_segment *seg, int slotno, BackgroundWorkerHandle **handle)
+start_worker(ParallelRun *run, int workerno)
 {
 	BackgroundWorker worker;
 
@@ -186,21 +459,200 @@ start_worker(dsm_segment *seg, int slotno, BackgroundWorkerHandle **handle)
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "safe_backfill");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "safe_backfill_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "safe_backfill worker %d for PID %d",
-			 slotno + 1, MyProcPid);
+			 workerno + 1, MyProcPid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "safe_backfill worker");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	memcpy(worker.bgw_extra, &slotno, sizeof(int));
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(run->seg));
+	memcpy(worker.bgw_extra, &workerno, sizeof(int));
 	worker.bgw_notify_pid = MyProcPid;
-	return RegisterDynamicBackgroundWorker(&worker, handle);
+	if (!RegisterDynamicBackgroundWorker(&worker, &run->handles[workerno]))
+		return false;
+	/* a worker that never starts counts as detached from its queue */
+	shm_mq_set_handle(run->queues[workerno], run->handles[workerno]);
+	return true;
+}
+
+/*
+ * Throw away what the workers sent: a worker blocked on a full queue (a
+ * trigger raising a notice per row) must be able to reach its next
+ * interrupt check while we wait for it to stop.
+ */
+static void
+discard_worker_messages(ParallelRun *run)
+{
+	for (int i = 0; i < run->nstarted; i++)
+	{
+		Size		nbytes;
+		void	   *data;
+
+		while (run->queues[i] != NULL &&
+			   shm_mq_receive(run->queues[i], &nbytes, &data, true) == SHM_MQ_SUCCESS)
+			;
+	}
+}
+
+static bool
+worker_stopped(ParallelRun *run, int i)
+{
+	pid_t		pid;
+	BgwHandleStatus status = GetBackgroundWorkerPid(run->handles[i], &pid);
+
+	if (status == BGWH_STARTED)
+		run->pids[i] = pid;
+	return status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED;
+}
+
+/*
+ * Stop every worker and wait until the last one has exited.  They are
+ * terminated, as parallel query terminates its workers: the batch each one
+ * is running rolls back, so a worker waiting for row locks cannot keep us
+ * waiting.  Interrupts are held: a second cancel must not return before the
+ * workers are gone, or the column lock would be released while they still
+ * write.  leader_exiting: the workers that have not started yet must not.
+ */
+static void
+stop_workers(ParallelRun *run, bool leader_exiting)
+{
+	int			i;
+	bool		all_stopped;
+
+	HOLD_INTERRUPTS();
+	run->sh->stop = true;
+	if (leader_exiting)
+		run->sh->leader_gone = true;
+	pg_memory_barrier();
+	for (i = 0; i < run->nstarted; i++)
+		TerminateBackgroundWorker(run->handles[i]);
+	for (;;)
+	{
+		all_stopped = true;
+		for (i = 0; i < run->nstarted; i++)
+			if (!worker_stopped(run, i))
+				all_stopped = false;
+		if (all_stopped)
+			break;
+		discard_worker_messages(run);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	RESUME_INTERRUPTS();
+}
+
+/*
+ * The leader is exiting (pg_terminate_backend, a FATAL error): this runs
+ * before the session releases its locks, so the column stays locked until
+ * the last worker is gone.
+ */
+static void
+stop_workers_at_exit(int code, Datum arg)
+{
+	ParallelRun *run = active_run;
+
+	if (run == NULL)
+		return;
+	active_run = NULL;
+	stop_workers(run, true);
+}
+
+static void
+finish_run(ParallelRun *run)
+{
+	active_run = NULL;
+	for (int i = 0; i < run->nstarted; i++)
+		if (run->queues[i] != NULL)
+			shm_mq_detach(run->queues[i]);
+	dsm_detach(run->seg);
+	run->seg = NULL;
+}
+
+/* A worker is gone, and a range it had taken is unfinished: it failed or died. */
+static bool
+range_abandoned(ParallelShared *sh, pid_t gone)
+{
+	for (int i = 0; i < sh->nranges; i++)
+		if (sh->slots[i].started && !sh->slots[i].done && sh->slots[i].worker_pid == gone)
+			return true;
+	return false;
+}
+
+static bool
+all_ranges_done(ParallelShared *sh)
+{
+	for (int i = 0; i < sh->nranges; i++)
+		if (!sh->slots[i].done)
+			return false;
+	return true;
+}
+
+/*
+ * One message from a worker: an error is kept to be raised once every
+ * worker has stopped; a notice is shown now, as the worker raised it.
+ */
+static void
+handle_worker_message(ParallelRun *run, int workerno, StringInfo msg)
+{
+	char		msgtype = pq_getmsgbyte(msg);
+	ErrorData	edata;
+
+	if (msgtype != 'E' && msgtype != 'N')
+		return;					/* nothing else is sent */
+	pq_parse_errornotice(msg, &edata);
+	if (edata.elevel < ERROR)
+	{
+		ThrowErrorData(&edata);
+		return;
+	}
+	/* someone terminated the worker: say what that means for the run */
+	if (edata.elevel >= FATAL && edata.sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+	{
+		run->terminated = true;
+		run->sh->stop = true;
+		return;
+	}
+	/* the death of a worker is no reason for the leader's */
+	edata.elevel = ERROR;
+	if (run->error == NULL)
+	{
+		run->error = palloc(sizeof(ErrorData));
+		memcpy(run->error, &edata, sizeof(ErrorData));
+		run->failed_worker = workerno;
+	}
+	run->sh->stop = true;		/* the others stop after their current batch */
+}
+
+static void
+read_worker_messages(ParallelRun *run)
+{
+	for (int i = 0; i < run->nstarted; i++)
+	{
+		while (run->queues[i] != NULL)
+		{
+			Size		nbytes;
+			void	   *data;
+			shm_mq_result res = shm_mq_receive(run->queues[i], &nbytes, &data, true);
+			StringInfoData msg;
+
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res == SHM_MQ_DETACHED)
+			{
+				shm_mq_detach(run->queues[i]);
+				run->queues[i] = NULL;
+				break;
+			}
+			initStringInfo(&msg);
+			appendBinaryStringInfo(&msg, data, nbytes);
+			handle_worker_message(run, i, &msg);
+			pfree(msg.data);
+		}
+	}
 }
 
 static void
 sum_progress(ParallelShared *sh, BackfillStats *stats)
 {
-	int			i;
-
 	stats->rows_filled = stats->rows_scanned = stats->batches = 0;
-	for (i = 0; i < sh->nworkers; i++)
+	for (int i = 0; i < sh->nranges; i++)
 	{
 		stats->rows_filled += sh->slots[i].progress.rows_filled;
 		stats->rows_scanned += sh->slots[i].progress.rows_scanned;
@@ -228,190 +680,143 @@ report_parallel_progress(BackfillTarget *target, BackfillStats *stats, int nwork
 					fraction * 100, fraction > 0 ? elapsed / fraction - elapsed : 0)));
 }
 
-static bool
-all_ranges_done(ParallelShared *sh)
+/* What the job row has been told so far during this pass. */
+typedef struct RecordedProgress
 {
-	for (int i = 0; i < sh->nworkers; i++)
-		if (!sh->slots[i].done)
-			return false;
-	return true;
+	TimestampTz last;
+	int64		filled;
+	int64		scanned;
+} RecordedProgress;
+
+/* About once a second, in a short transaction of its own: the view moves. */
+static void
+record_progress(BackfillJob *job, BackfillStats *stats, RecordedProgress *rec)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(rec->last, now, PROGRESS_RECORD_MS) ||
+		(stats->rows_filled == rec->filled && stats->rows_scanned == rec->scanned))
+		return;
+	rec->last = now;
+	job_record_progress(job, stats->rows_filled - rec->filled,
+						stats->rows_scanned - rec->scanned);
+	rec->filled = stats->rows_filled;
+	rec->scanned = stats->rows_scanned;
+	commit_transaction();
 }
 
 /*
- * Wait until every worker has stopped; true if every range was filled.  A
- * worker that stops while ranges are left has failed or died: the others
- * then stop after their current batch.
+ * Wait until every worker has stopped, relaying their messages and their
+ * progress; true if every range was filled.  A worker that stops while a
+ * range it took is unfinished has failed or died: the others then stop after
+ * their current batch.
  */
-/* A worker that is gone left a range it had taken unfinished: it failed or died. */
 static bool
-range_abandoned(ParallelShared *sh, pid_t gone)
+wait_for_workers(ParallelRun *run, BackfillTarget *target, BackfillStats *stats,
+				 BackfillJob *job, RecordedProgress *rec)
 {
-	for (int i = 0; i < sh->nworkers; i++)
-		if (sh->slots[i].started && !sh->slots[i].done && sh->slots[i].worker_pid == gone)
-			return true;
-	return false;
-}
-
-static bool
-wait_for_workers(ParallelShared *sh, BackgroundWorkerHandle **handles,
-				 int nstarted, BackfillTarget *target, BackfillStats *stats)
-{
-	pid_t		seen[MAX_WORKERS] = {0};
-
 	for (;;)
 	{
 		int			running = 0;
-		int			i;
-		pid_t		pid;
 
-		for (i = 0; i < nstarted; i++)
+		for (int i = 0; i < run->nstarted; i++)
 		{
-			BgwHandleStatus status = GetBackgroundWorkerPid(handles[i], &pid);
-
-			if (status == BGWH_STARTED)
-				seen[i] = pid;
-			if (status != BGWH_STOPPED && status != BGWH_POSTMASTER_DIED)
+			if (!worker_stopped(run, i))
 				running++;
-			else if (range_abandoned(sh, seen[i]))
-				sh->stop = true;	/* the others stop after their current batch */
+			else if (range_abandoned(run->sh, run->pids[i]))
+				run->sh->stop = true;
 		}
-		sum_progress(sh, stats);
+		read_worker_messages(run);
+		sum_progress(run->sh, stats);
 		if (running == 0)
 			break;
-		report_parallel_progress(target, stats, nstarted);
+		report_parallel_progress(target, stats, run->nstarted);
+		record_progress(job, stats, rec);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	return all_ranges_done(sh);
+	/* what the workers sent just before they exited */
+	read_worker_messages(run);
+	return all_ranges_done(run->sh);
 }
 
 /*
- * Re-raise the first error a worker hit, as it hit it.  The slot is copied
- * out first: the shared memory goes away before we raise.
+ * Every worker has stopped and some range is unfinished: raise the error a
+ * worker raised, as it raised it, or say that one was stopped from outside.
  */
 static void
-raise_worker_error(dsm_segment *seg, ParallelShared *sh, int nstarted,
-				   BackfillTarget *target, BackfillStats *stats)
+raise_worker_error(ParallelRun *run, BackfillTarget *target, BackfillStats *stats)
 {
-	WorkerSlot	failed;
-	int			which = -1;
-	int			nranges = sh->nworkers;
-	int			i;
+	ErrorData  *edata = run->error;
+	int			nranges = run->sh->nranges;
+	int			nstarted = run->nstarted;
 
-	for (i = 0; i < sh->nworkers && which < 0; i++)
-		if (sh->slots[i].failed)
-		{
-			memcpy(&failed, &sh->slots[i], sizeof(WorkerSlot));
-			which = i;
-		}
-	dsm_detach(seg);
+	finish_run(run);
+	if (edata != NULL)
+	{
+		char	   *where = psprintf("safe_backfill: %s: parallel worker %d of %d (%d ranges); " INT64_FORMAT " rows filled and committed by all workers",
+									 target->display, run->failed_worker + 1, nstarted,
+									 nranges, stats->rows_filled);
 
-	if (which >= 0)
-		ereport(ERROR,
-				(errcode(failed.sqlerrcode),
-				 errmsg_internal("%s", failed.message),
-				 failed.detail[0] ? errdetail_internal("%s", failed.detail) : 0,
-				 failed.hint[0] ? errhint("%s", failed.hint) : 0,
-				 errcontext("safe_backfill: range %d of %d, run by one of %d workers; " INT64_FORMAT " rows filled and committed by all workers",
-							which + 1, nranges, nstarted, stats->rows_filled)));
+		edata->context = edata->context ? psprintf("%s\n%s", edata->context, where) : where;
+		ThrowErrorData(edata);
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("safe_backfill: %s: a parallel worker stopped before finishing its range",
 					target->display),
 			 errdetail(INT64_FORMAT " rows were filled and committed; nothing is half-written.",
 					   stats->rows_filled),
+			 run->terminated ?
+			 errhint("A worker was terminated. Call safe_backfill again: it fills the rows still NULL.") :
 			 errhint("Call safe_backfill again: it fills the rows still NULL.")));
 }
 
-static dsm_segment *
-create_shared(BackfillTarget *target, const BackfillOptions *opts, int nworkers,
-			  bool by_ctid, ParallelShared **shp)
+/*
+ * Whether workers can do this table's work in their own sessions; if not,
+ * say why.  A temporary table lives in this session's local buffers, which
+ * no other backend can read.
+ */
+static bool
+workers_can_reach(BackfillTarget *target)
 {
-	Oid			outfunc;
-	bool		isvarlena;
-	char	   *value;
-	Size		slots_size = offsetof(ParallelShared, slots) + sizeof(WorkerSlot) * nworkers;
-	dsm_segment *seg;
-	ParallelShared *sh;
-
-	getTypeOutputInfo(target->atttypid, &outfunc, &isvarlena);
-	value = OidOutputFunctionCall(outfunc, target->value);
-	seg = dsm_create(slots_size + strlen(value) + 1, 0);
-	/* the mapping must outlive the transaction we are in */
-	dsm_pin_mapping(seg);
-	sh = dsm_segment_address(seg);
-	memset(sh, 0, slots_size);
-	sh->dboid = MyDatabaseId;
-	sh->sessionoid = GetSessionUserId();
-	sh->roleoid = GetUserId();
-	sh->relid = target->relid;
-	namestrcpy(&sh->colname, target->colname);
-	sh->by_ctid = by_ctid;
-	sh->opts = *opts;
-	sh->nworkers = nworkers;
-	pg_atomic_init_u32(&sh->next_range, 0);
-	sh->value_offset = slots_size;
-	strcpy((char *) sh + slots_size, value);
-	*shp = sh;
-	return seg;
-}
-
-/* Record the ranges of a new run, so an interrupted run resumes each one. */
-static void
-save_ranges(ParallelShared *sh, BackfillJob *job)
-{
-	for (int i = 0; i < sh->nworkers; i++)
+	if (get_rel_persistence(target->relid) == RELPERSISTENCE_TEMP)
 	{
-		WorkerSlot *slot = &sh->slots[i];
-
-		slot->range_no = i + 1;
-		job_insert_range(job, slot->range_no,
-						 slot->has_start ? slot->start_key : NULL,
-						 slot->has_end ? slot->end_key : NULL,
-						 slot->start_block, slot->end_block);
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: a temporary table is visible to this session only; running in this session without workers",
+						target->display)));
+		return false;
 	}
+	return true;
 }
 
-/* The unfinished ranges of an interrupted run, from where each stopped. */
+/* Start up to wanted workers; how many started, with a NOTICE if fewer. */
 static int
-load_ranges(ParallelShared *sh, JobRange *ranges, int n)
+start_workers(ParallelRun *run, BackfillTarget *target, int wanted)
 {
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		WorkerSlot *slot = &sh->slots[i];
-
-		slot->range_no = ranges[i].range_no;
-		slot->has_start = ranges[i].last_key != NULL;
-		if (slot->has_start)
-			strlcpy(slot->start_key, ranges[i].last_key, KEY_TEXT_LEN);
-		slot->has_end = ranges[i].end_key != NULL;
-		if (slot->has_end)
-			strlcpy(slot->end_key, ranges[i].end_key, KEY_TEXT_LEN);
-		slot->start_block = ranges[i].next_block;
-		slot->end_block = ranges[i].end_block;
-	}
-	return n;
-}
-
-/* How many ranges an earlier run of this job left unfinished, if it had any. */
-int
-parallel_unfinished_ranges(BackfillJob *job)
-{
-	JobRange   *ranges;
-
-	return job_load_ranges(job, &ranges);
+	while (run->nstarted < wanted && start_worker(run, run->nstarted))
+		run->nstarted++;
+	if (run->nstarted == 0)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: no background worker slot is free (max_worker_processes = %d); running in this session",
+						target->display, max_worker_processes)));
+	else if (run->nstarted < wanted)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: only %d of %d background workers could start (max_worker_processes = %d); they take the %d ranges in turn",
+						target->display, run->nstarted, wanted, max_worker_processes,
+						run->sh->nranges)));
+	return run->nstarted;
 }
 
 /*
  * Run the main pass with up to opts->workers workers, taking the ranges in
  * turn.  A new run cuts the table into opts->workers ranges; a resumed one
  * continues the ranges its job left unfinished.  Returns false, having
- * changed nothing, when it cannot run in parallel (no worker slot free, a
- * table too small to cut); the caller then runs it serially.
+ * changed nothing, when it cannot run in parallel (a temporary table, no
+ * worker slot free, a table with fewer rows than two ranges); the caller then
+ * runs it serially.
  */
 bool
 run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
@@ -419,84 +824,72 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 					   bool resumed)
 {
 	JobRange   *unfinished = NULL;
-	int			nranges = resumed ? job_load_ranges(job, &unfinished) : opts->workers;
+	int			nranges;
 	int			wanted;
-	BackgroundWorkerHandle *handles[MAX_WORKERS];
-	ParallelShared *sh;
-	dsm_segment *volatile seg;
-	/* changed inside PG_TRY and read in PG_CATCH: must not live in a register */
-	volatile int nstarted = 0;
+	RangePlan  *plan;
+	ParallelRun *run;
+	RecordedProgress rec = {0};
 	bool		complete = false;
 
+	if (!workers_can_reach(target))
+		return false;
+	nranges = resumed ? job_load_ranges(job, &unfinished) : opts->workers;
 	if (nranges == 0)
 		return resumed;			/* every range of the resumed run was done */
 	nranges = Min(nranges, MAX_WORKERS);
-	wanted = Min(nranges, Max(1, opts->workers));
-	seg = create_shared(target, opts, nranges, by_ctid, &sh);
-	sh->job_id = job_id(job);
-	sh->estimated_rows = stats->estimated_rows;
-	sh->jobs_namespace = get_func_namespace(opts->procoid);
+	plan = palloc0(sizeof(RangePlan) * nranges);
 	if (resumed)
-		sh->nworkers = load_ranges(sh, unfinished, nranges);
-	else
-	{
-		if (by_ctid)
-			cut_block_ranges(sh, target);
-		else if (!cut_key_ranges(sh, target, stats->estimated_rows))
-		{
-			dsm_detach(seg);
-			ereport(NOTICE,
-					(errmsg("safe_backfill: %s: the table is too small to split or its keys too long; running in this session",
-							target->display)));
-			return false;
-		}
-		save_ranges(sh, job);
-	}
+		load_ranges(plan, unfinished, nranges, target, by_ctid);
+	else if (by_ctid)
+		cut_block_ranges(plan, nranges, target);
+	else if ((nranges = cut_key_ranges(plan, nranges, target)) <= 1)
+		return false;
+	wanted = Min(nranges, Max(1, opts->workers));
+	if (!resumed)
+		save_ranges(plan, nranges, target, job);
+
+	run = palloc0(sizeof(ParallelRun));
+	(void) create_shared(target, opts, by_ctid, plan, nranges, wanted, run);
+	run->sh->job_id = job_id(job);
+	run->sh->estimated_rows = stats->estimated_rows;
+	run->sh->jobs_namespace = get_func_namespace(opts->procoid);
 
 	/* nothing of ours may hold back the pruning of the workers' dead rows */
 	commit_transaction();
 
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(stop_workers_at_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+	active_run = run;
 	PG_TRY();
 	{
-		while (nstarted < wanted && start_worker(seg, nstarted, &handles[nstarted]))
-			nstarted++;
-		if (nstarted == 0)
-		{
-			ereport(NOTICE,
-					(errmsg("safe_backfill: %s: no background worker slot is free (max_worker_processes = %d); running in this session",
-							target->display, max_worker_processes)));
-			dsm_detach(seg);
-			seg = NULL;
-		}
-		else
-		{
-			if (nstarted < wanted)
-				ereport(NOTICE,
-						(errmsg("safe_backfill: %s: only %d of %d background workers could start (max_worker_processes = %d); they take the %d ranges in turn",
-								target->display, nstarted, wanted, max_worker_processes,
-								sh->nworkers)));
-			complete = wait_for_workers(sh, handles, nstarted, target, stats);
-		}
+		if (start_workers(run, target, wanted) > 0)
+			complete = wait_for_workers(run, target, stats, job, &rec);
 	}
 	PG_CATCH();
 	{
-		/* cancelled: every worker stops after its current batch */
-		if (seg != NULL)
-		{
-			sh->stop = true;
-			for (int i = 0; i < nstarted; i++)
-				(void) WaitForBackgroundWorkerShutdown(handles[i]);
-			dsm_detach(seg);
-		}
+		/* cancelled, or our own error: every worker stops now */
+		active_run = NULL;
+		stop_workers(run, false);
+		finish_run(run);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	active_run = NULL;
 
-	if (seg == NULL)
+	if (run->nstarted == 0)
+	{
+		finish_run(run);
 		return false;
+	}
 	if (!complete)
-		raise_worker_error(seg, sh, nstarted, target, stats);
-	dsm_detach(seg);
+		raise_worker_error(run, target, stats);
+	finish_run(run);
+	/* the caller records the pass's totals: take back what we recorded */
+	if (rec.filled != 0 || rec.scanned != 0)
+		job_record_progress(job, -rec.filled, -rec.scanned);
 	return true;
 }
 
@@ -504,34 +897,28 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
  * A worker
  * --------------------------------------------------------------------- */
 
-static void
-record_worker_error(WorkerSlot *slot)
+static Datum *
+restore_key(BackfillTarget *target, char **ptr)
 {
-	ErrorData  *edata = CopyErrorData();
+	Datum	   *key = palloc(sizeof(Datum) * target->nkeys);
 
-	slot->sqlerrcode = edata->sqlerrcode;
-	strlcpy(slot->message, edata->message ? edata->message : "", ERROR_TEXT_LEN);
-	strlcpy(slot->detail, edata->detail ? edata->detail : "", ERROR_TEXT_LEN);
-	strlcpy(slot->hint, edata->hint ? edata->hint : "", ERROR_TEXT_LEN);
-	pg_write_barrier();
-	slot->failed = true;
-}
+	for (int i = 0; i < target->nkeys; i++)
+	{
+		bool		isnull;
 
-static void
-parse_key_literal(const char *literal, Datum **keys, int *nkeys)
-{
-	Datum		array = OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1);
-
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
-					  keys, NULL, nkeys);
+		key[i] = datumRestore(ptr, &isnull);
+	}
+	return key;
 }
 
 static BatchIterator *
-worker_iterator(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
+worker_iterator(ParallelShared *sh, shm_toc *toc, int r, BackfillTarget *target)
 {
+	RangeSlot  *slot = &sh->slots[r];
 	BackfillOptions *opts = &sh->opts;
 	double		rows = sh->estimated_rows;
 	BatchIterator *it;
+	char	   *bounds;
 
 	if (sh->by_ctid)
 	{
@@ -540,28 +927,19 @@ worker_iterator(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
 		return it;
 	}
 	it = iterator_create_keyset(target, opts->batch_size, rows);
+	bounds = shm_toc_lookup(toc, KEY_BOUNDS + r, false);
 	if (slot->has_start)
-	{
-		JobPosition pos = {0};
-
-		parse_key_literal(slot->start_key, &pos.keys, &pos.nkeys);
-		(void) iterator_resume(it, &pos);
-	}
+		iterator_start_after_key(it, restore_key(target, &bounds));
 	if (slot->has_end)
-	{
-		Datum	   *keys;
-		int			nkeys;
-
-		parse_key_literal(slot->end_key, &keys, &nkeys);
-		iterator_limit_keys(it, keys, nkeys);
-	}
+		iterator_limit_keys(it, restore_key(target, &bounds));
 	return it;
 }
 
 /* Fill one range; true if filled to its end, false if the leader said stop. */
 static bool
-fill_range(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
+fill_range(ParallelShared *sh, shm_toc *toc, int r, BackfillTarget *target)
 {
+	RangeSlot  *slot = &sh->slots[r];
 	BackfillStats stats = {0};
 	BackfillOptions opts = sh->opts;
 	BatchIterator *it;
@@ -569,7 +947,7 @@ fill_range(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
 	bool		completed;
 
 	PushActiveSnapshot(GetTransactionSnapshot());
-	it = worker_iterator(sh, slot, target);
+	it = worker_iterator(sh, toc, r, target);
 	range = range_recorder(sh->jobs_namespace, sh->job_id, slot->range_no);
 	PopActiveSnapshot();
 
@@ -590,9 +968,11 @@ fill_range(ParallelShared *sh, WorkerSlot *slot, BackfillTarget *target)
 
 /* Take ranges from the queue until none is left or the leader says stop. */
 static void
-worker_fill_ranges(ParallelShared *sh)
+worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 {
 	BackfillTarget *target;
+	char	   *value = shm_toc_lookup(toc, KEY_VALUE, false);
+	bool		isnull;
 	uint32		r;
 
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
@@ -600,60 +980,102 @@ worker_fill_ranges(ParallelShared *sh)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	target = resolve_target(sh->relid, NameStr(sh->colname));
 	check_backfill_privileges(target);
-	coerce_value_to_column(target, CStringGetTextDatum(shared_value(sh)), TEXTOID);
+	/* the leader's value, already in the column's type and checked */
+	target->value = datumRestore(&value, &isnull);
 	PopActiveSnapshot();
 
 	while (!sh->stop &&
-		   (r = pg_atomic_fetch_add_u32(&sh->next_range, 1)) < (uint32) sh->nworkers)
+		   (r = pg_atomic_fetch_add_u32(&sh->next_range, 1)) < (uint32) sh->nranges)
 	{
-		WorkerSlot *slot = &sh->slots[r];
+		RangeSlot  *slot = &sh->slots[r];
 
 		slot->worker_pid = MyProcPid;
 		pg_write_barrier();
 		slot->started = true;
-		PG_TRY();
+		if (fill_range(sh, toc, r, target))
 		{
-			bool		filled = fill_range(sh, slot, target);
-
 			pg_write_barrier();
-			slot->done = filled;
+			slot->done = true;
 		}
-		PG_CATCH();
-		{
-			record_worker_error(slot);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
 	}
 	SPI_finish();
+}
+
+/*
+ * Become the caller's session, in the order parallel query's workers do
+ * (ParallelWorkerMain): connect as the role that logged in, load the
+ * libraries it had loaded (they may define settings), restore every setting
+ * inside a transaction, then the roles, the security context and the
+ * temporary namespace.
+ */
+static void
+become_caller(ParallelShared *sh, shm_toc *toc)
+{
+	BackgroundWorkerInitializeConnectionByOid(sh->dboid, sh->authenticated_user, 0);
+	/* what we send goes to the leader, which expects the database encoding */
+	SetClientEncoding(GetDatabaseEncoding());
+
+	StartTransactionCommand();
+	RestoreLibraryState(shm_toc_lookup(toc, KEY_LIBRARIES, false));
+	RestoreGUCState(shm_toc_lookup(toc, KEY_SETTINGS, false));
+	CommitTransactionCommand();
+	/* restoring client_encoding changed it back: messages still go to the leader */
+	SetClientEncoding(GetDatabaseEncoding());
+	/* the leader reports the progress of all workers */
+	SetConfigOption("safe_backfill.progress_interval", "0", PGC_USERSET, PGC_S_SESSION);
+
+	SetCurrentRoleId(sh->outer_user, sh->outer_is_superuser);
+	SetUserIdAndSecContext(sh->current_user, sh->sec_context);
+	SetTempNamespaceState(sh->temp_namespace, sh->temp_toast_namespace);
 }
 
 void
 safe_backfill_worker_main(Datum main_arg)
 {
 	dsm_segment *seg;
+	shm_toc    *toc;
 	ParallelShared *sh;
+	shm_mq	   *mq;
 	int			workerno;
-	Portal		volatile portal = NULL;
+	Portal		portal;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	memcpy(&workerno, MyBgworkerEntry->bgw_extra, sizeof(int));
+	CurrentMemoryContext = AllocSetContextCreate(TopMemoryContext, "safe_backfill worker",
+												 ALLOCSET_DEFAULT_SIZES);
 	seg = dsm_attach(DatumGetUInt32(main_arg));
 	if (seg == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("safe_backfill worker: the leader is gone")));
-	sh = dsm_segment_address(seg);
+	toc = shm_toc_attach(SB_PARALLEL_MAGIC, dsm_segment_address(seg));
+	if (toc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill worker: invalid shared memory segment")));
+	sh = shm_toc_lookup(toc, KEY_SHARED, false);
 
-	BackgroundWorkerInitializeConnectionByOid(sh->dboid, sh->sessionoid, 0);
-	/* the caller's current role (after SET ROLE): no more privileges than it has */
-	SetUserIdAndSecContext(sh->roleoid, SECURITY_LOCAL_USERID_CHANGE);
-	SetConfigOption("application_name", "safe_backfill worker", PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname("safe_backfill worker");
+	/* from here on, every error and notice goes to the leader */
+	mq = (shm_mq *) ((char *) shm_toc_lookup(toc, KEY_QUEUES, false) +
+					 (Size) workerno * QUEUE_SIZE);
+	shm_mq_set_sender(mq, MyProc);
+	pq_redirect_to_shm_mq(seg, shm_mq_attach(mq, seg, NULL));
+
+	become_caller(sh, toc);
 	pgstat_report_activity(STATE_RUNNING, "safe_backfill worker");
 
 	StartTransactionCommand();
+
+	/*
+	 * Mark the column as written by us until we exit, then look whether the
+	 * leader is still there: it sets leader_gone before its session releases
+	 * the column lock, so a new run that got past our tag finds us gone.
+	 */
+	job_lock_as_worker(sh->relid, sh->attnum);
+	pg_memory_barrier();
+	if (sh->leader_gone)
+		proc_exit(0);
 
 	/*
 	 * A CALL runs inside an active portal, which survives the procedure's
@@ -665,19 +1087,11 @@ safe_backfill_worker_main(Datum main_arg)
 	MarkPortalActive(portal);
 	ActivePortal = portal;
 	PortalContext = portal->portalContext;
-	worker_fill_ranges(sh);
+	worker_fill_ranges(sh, toc);
 	MarkPortalDone(portal);
 	ActivePortal = NULL;
 	CommitTransactionCommand();
 
 	pgstat_report_activity(STATE_IDLE, NULL);
-	dsm_detach(seg);
 	proc_exit(0);
-}
-
-/* Whether a saved key position (text[] literal) fits a worker's range slot. */
-bool
-parallel_key_text_fits(const char *literal)
-{
-	return literal == NULL || strlen(literal) < KEY_TEXT_LEN;
 }

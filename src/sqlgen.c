@@ -148,6 +148,20 @@ sql_key_bound(BackfillTarget *target, bool has_lower)
 }
 
 /*
+ * The keys of a sample of the table's blocks, in key order: $1 is the
+ * percentage of blocks read (TABLESAMPLE SYSTEM), for cutting the key space
+ * of a parallel run into ranges of about as many rows.
+ */
+char *
+sql_key_sample(BackfillTarget *target)
+{
+	char	   *keys = sql_key_list(target);
+
+	return psprintf("SELECT %s FROM %s TABLESAMPLE pg_catalog.system ($1) ORDER BY %s",
+					keys, relation_clause(target), keys);
+}
+
+/*
  * The ctids of the first and the last row of a keyset batch, read before it
  * is updated: the block range its old row versions will leave dead.
  * $1..$n is the lower bound (if any), then the upper bound.
@@ -370,6 +384,16 @@ sql_job_record_batch(const char *table)
 					" rows_done = rows_done OPERATOR(pg_catalog.+) $5,"
 					" rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $6,"
 					" batches = batches OPERATOR(pg_catalog.+) $7,"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job, $2 and $3 rows filled and scanned since the last call (may be negative) */
+char *
+sql_job_record_progress(const char *table)
+{
+	return psprintf("UPDATE %s SET rows_done = rows_done OPERATOR(pg_catalog.+) $2,"
+					" rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $3,"
 					" updated_at = pg_catalog.clock_timestamp()"
 					" WHERE id OPERATOR(pg_catalog.=) $1", table);
 }
