@@ -1,6 +1,6 @@
 # safe_backfill: PGXS build
 MODULE_big = safe_backfill
-OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o src/space.o src/replicas.o src/jobs.o src/parallel.o
+OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/space.o src/replicas.o src/jobs.o src/parallel.o
 EXTENSION = safe_backfill
 DATA = safe_backfill--1.0.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
@@ -8,7 +8,7 @@ PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 PG_CPPFLAGS = -I$(srcdir)
 PG_CFLAGS = -Wall -Werror
 
-REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel
+REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
@@ -31,4 +31,4 @@ installcheck-tap-only:
 	$(prove_installcheck)
 
 # every object includes the shared header: rebuild them all when it changes
-$(OBJS): safe_backfill.h
+$(OBJS): safe_backfill.h src/compat.h

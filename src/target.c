@@ -117,7 +117,7 @@ resolve_column(BackfillTarget *target, const char *colname)
 	target->colname = pstrdup(NameStr(att->attname));
 	target->atttypid = att->atttypid;
 	target->atttypmod = att->atttypmod;
-	target->attnotnull = att->attnotnull;
+	target->attnotnull = compat_column_is_not_null(target->relid, att);
 	ReleaseSysCache(tup);
 }
 
@@ -214,7 +214,7 @@ key_operator_namespace(Oid opfamily, Oid opcintype)
 static void
 resolve_primary_key(BackfillTarget *target, Relation rel)
 {
-	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+	Oid			pkoid = compat_primary_key_index(rel);
 	Relation	index;
 	Oid			opnsp = InvalidOid;
 	bool		same_namespace = true;
@@ -324,13 +324,8 @@ require_table_owner(BackfillTarget *target, const char *procname)
 	Oid			role = GetUserId();
 	Oid			owner = relation_owner(target->relid);
 
-#if PG_VERSION_NUM >= 160000
-	if (object_ownercheck(RelationRelationId, target->relid, role))
+	if (compat_table_ownercheck(target->relid, role))
 		return;
-#else
-	if (pg_class_ownercheck(target->relid, role))
-		return;
-#endif
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("must be owner of table %s", target->relname),
