@@ -1,13 +1,13 @@
 # safe_backfill: PGXS build
 MODULE_big = safe_backfill
-OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o src/space.o src/replicas.o src/jobs.o src/parallel.o
+OBJS = safe_backfill.o src/target.o src/value.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/space.o src/replicas.o src/jobs.o src/parallel.o
 EXTENSION = safe_backfill
 DATA = safe_backfill--1.0.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 
 PG_CPPFLAGS = -I$(srcdir)
 
-REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am
+REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
@@ -30,4 +30,4 @@ installcheck-tap-only:
 	$(prove_installcheck)
 
 # every object includes the shared header: rebuild them all when it changes
-$(OBJS): safe_backfill.h
+$(OBJS): safe_backfill.h src/compat.h

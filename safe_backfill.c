@@ -110,11 +110,7 @@ _PG_init(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
-#if PG_VERSION_NUM >= 150000
-	MarkGUCPrefixReserved("safe_backfill");
-#else
-	EmitWarningsOnPlaceholders("safe_backfill");
-#endif
+	compat_reserve_guc_prefix("safe_backfill");
 }
 
 /*

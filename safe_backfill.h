@@ -12,6 +12,8 @@
 
 #include "postgres.h"
 
+#include "src/compat.h"
+
 #include "access/attnum.h"
 #include "storage/block.h"
 #include "utils/array.h"
@@ -211,6 +213,7 @@ extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
 extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
+extern char *sql_add_not_null_not_valid(BackfillTarget *target, const char *conname);
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
 extern char *sql_count_nulls_left(BackfillTarget *target);
@@ -329,5 +332,8 @@ extern void wait_for_replicas(BackfillTarget *target, int limit_ms, int max_wait
 /* not_null.c */
 extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,
 							 int drop_check);
+
+/* not_null_native.c: false where NOT NULL cannot be NOT VALID (before 18) */
+extern bool set_not_null_natively(BackfillTarget *target, const LockPolicy *policy);
 
 #endif							/* SAFE_BACKFILL_H */

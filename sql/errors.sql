@@ -156,19 +156,7 @@ RESET ROLE;
 SELECT * FROM unchanged;
 ALTER TABLE target DISABLE ROW LEVEL SECURITY;
 
--- a GUC out of range
-SET safe_backfill.progress_interval = -1;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET safe_backfill.no_such_setting = 1;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET safe_backfill.target_batch_ms = -1;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET safe_backfill.batch_lock_timeout = -1;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET safe_backfill.max_batch_retries = -1;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET safe_backfill.iteration = 'sideways';
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- settings out of range: see settings.sql
 
 -- and the column-privilege role can fill what it was granted
 \set VERBOSITY terse

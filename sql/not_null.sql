@@ -9,7 +9,8 @@ SET safe_backfill.target_batch_ms = 0;
 CREATE VIEW nn_state AS
 SELECT c.relname, a.attname, a.attnotnull,
        (SELECT string_agg(conname || CASE WHEN convalidated THEN '' ELSE ' (not valid)' END, ', ' ORDER BY conname)
-          FROM pg_constraint WHERE conrelid = c.oid AND contype = 'c') AS checks
+          FROM pg_constraint WHERE conrelid = c.oid AND contype IN ('c', 'n')
+           AND a.attnum = ANY (conkey)) AS checks
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relname LIKE 'nn\_%' AND a.attname = 'status'
 ORDER BY 1;
@@ -104,9 +105,25 @@ CALL safe_backfill('nn_errors', 'status', 'x', set_not_null => true);
 RESET ROLE;
 SELECT * FROM nn_state WHERE relname = 'nn_errors';
 SELECT count(status) FROM nn_errors;
-SET safe_backfill.lock_timeout = 0;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET safe_backfill.max_lock_attempts = 0;
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- (the settings' own ranges: settings.sql)
 DROP OWNED BY regress_nn_other;
 DROP ROLE regress_nn_other;
+
+-- a NOT VALID constraint of the user's (a CHECK before 18, the column's NOT
+-- NULL constraint from 18 on, where attnotnull is already set by it): with
+-- NULLs left it stays as it was; safe_backfill still fills the column, then
+-- promotes it
+CREATE TABLE nn_user_not_valid (id int PRIMARY KEY, status text);
+INSERT INTO nn_user_not_valid SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'x' END FROM generate_series(1, 100) g;
+DO $$ BEGIN
+  EXECUTE CASE WHEN current_setting('server_version_num')::int >= 180000
+    THEN 'ALTER TABLE nn_user_not_valid ADD CONSTRAINT user_given NOT NULL status NOT VALID'
+    ELSE 'ALTER TABLE nn_user_not_valid ADD CONSTRAINT user_given CHECK (status IS NOT NULL) NOT VALID' END;
+END $$;
+CALL safe_set_not_null('nn_user_not_valid', 'status');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM nn_state WHERE relname = 'nn_user_not_valid';
+\set VERBOSITY terse
+CALL safe_backfill('nn_user_not_valid', 'status', 'filled', 30, set_not_null => true);
+SELECT * FROM nn_state WHERE relname = 'nn_user_not_valid';
+SELECT count(*) FILTER (WHERE status = 'filled') AS filled, count(status) AS non_null FROM nn_user_not_valid;

@@ -57,17 +57,12 @@ typedef struct PassState
 	TimestampTz last_recorded;
 } PassState;
 
-/*
- * After SPI_commit the next transaction starts by itself from PostgreSQL 15
- * on; before that the caller had to start it.
- */
+/* Commit, and be in a new transaction on every version (see compat.h). */
 void
 commit_transaction(void)
 {
 	SPI_commit();
-#if PG_VERSION_NUM < 150000
-	SPI_start_transaction();
-#endif
+	compat_spi_start_transaction();
 }
 
 static double

@@ -469,22 +469,13 @@ iterator_create_sweep(BackfillTarget *target, int batch_size, double rows)
 
 	it->sweeping = true;
 	it->stride = it->blocks_per_batch * SWEEP_WIDENING;
-#if PG_VERSION_NUM < 140000
-
-	/*
-	 * Without TID Range Scan (PostgreSQL 14) every block range is a full
-	 * sequential scan: sweep in one statement instead, which locks only the
-	 * few rows it finds.
-	 */
-	it->stride = MaxBlockNumber / 2;
-#endif
 	return it;
 }
 
 static void
 adapt_sweep_stride(BatchIterator *it, int64 filled)
 {
-	if (!it->sweeping || PG_VERSION_NUM < 140000)
+	if (!it->sweeping)
 		return;
 	if (filled * 2 > it->batch_size)
 		it->stride = it->blocks_per_batch;

@@ -21,9 +21,6 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
-#if PG_VERSION_NUM >= 150000
-#include "common/pg_prng.h"
-#endif
 
 /* Longest pause between two attempts. */
 #define MAX_BACKOFF_MS	10000
@@ -197,11 +194,7 @@ backoff_ms(const LockPolicy *policy, int attempt)
 	for (i = 1; i < attempt && base < MAX_BACKOFF_MS; i++)
 		base *= 2;
 	base = Min(base, MAX_BACKOFF_MS);
-#if PG_VERSION_NUM >= 150000
-	jitter = pg_prng_double(&pg_global_prng_state);
-#else
-	jitter = (double) random() / ((double) MAX_RANDOM_VALUE + 1);
-#endif
+	jitter = compat_random_fraction();
 	return (int) Max(1.0, base * (0.75 + 0.5 * jitter));
 }
 

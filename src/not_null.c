@@ -214,6 +214,8 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 	bool		added = false;
 	TimestampTz started = GetCurrentTimestamp();
 
+	if (set_not_null_natively(target, policy))
+		return;					/* PostgreSQL 18: not_null_native.c */
 	if (column_is_already_not_null(target))
 	{
 		ereport(NOTICE,

@@ -268,6 +268,15 @@ sql_add_not_null_check(BackfillTarget *target, const char *conname)
 					quote_identifier(target->colname));
 }
 
+/* PostgreSQL 18: the column's own NOT NULL constraint, not yet checked. */
+char *
+sql_add_not_null_not_valid(BackfillTarget *target, const char *conname)
+{
+	return psprintf("ALTER TABLE %s ADD CONSTRAINT %s NOT NULL %s NOT VALID",
+					target->qualified, quote_identifier(conname),
+					quote_identifier(target->colname));
+}
+
 char *
 sql_validate_constraint(BackfillTarget *target, const char *conname)
 {

@@ -118,7 +118,7 @@ resolve_column(BackfillTarget *target, const char *colname)
 	target->colname = pstrdup(NameStr(att->attname));
 	target->atttypid = att->atttypid;
 	target->atttypmod = att->atttypmod;
-	target->attnotnull = att->attnotnull;
+	target->attnotnull = compat_column_is_not_null(target->relid, att);
 	ReleaseSysCache(tup);
 }
 
@@ -238,7 +238,7 @@ qualified_key_operator(Oid opfamily, Oid opcintype, int16 strategy)
 static void
 resolve_primary_key(BackfillTarget *target, Relation rel)
 {
-	Oid			pkoid = RelationGetPrimaryKeyIndex(rel);
+	Oid			pkoid = compat_primary_key_index(rel);
 	Relation	index;
 	Oid			opnsp = InvalidOid;
 	bool		same_namespace = true;
@@ -356,13 +356,8 @@ require_table_owner(BackfillTarget *target, const char *procname)
 	Oid			role = GetUserId();
 	Oid			owner = relation_owner(target->relid);
 
-#if PG_VERSION_NUM >= 160000
-	if (object_ownercheck(RelationRelationId, target->relid, role))
+	if (compat_table_ownercheck(target->relid, role))
 		return;
-#else
-	if (pg_class_ownercheck(target->relid, role))
-		return;
-#endif
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("must be owner of table %s", target->relname),

@@ -50,12 +50,14 @@ trap 'cluster_stop "$CLUSTER"; [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$WORK"' EX
 PASSED=0
 FAILED=0
 
-# Count pg_regress / pg_isolation_regress result lines ("test x ... ok");
-# a run that broke off without a verdict line counts as one failure.
+# Count pg_regress / pg_isolation_regress result lines: up to 15
+# "test x ... ok" / "... FAILED", from 16 on TAP-like "ok 1 - x  12 ms" /
+# "not ok 1 - x". A run that broke off without a verdict line counts as one
+# failure.
 count_regress() {
     local log=$1 status=$2 ok bad
-    ok=$(grep -cE '^(test |     ).*\.\.\. ok' "$log")
-    bad=$(grep -cE '\.\.\. FAILED' "$log")
+    ok=$(grep -cE '^(test |     ).*\.\.\. ok|^ok [0-9]+ ' "$log")
+    bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$log")
     [ "$status" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
     PASSED=$((PASSED + ok))
     FAILED=$((FAILED + bad))

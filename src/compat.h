@@ -1,0 +1,118 @@
+/*
+ * compat.h
+ *		Differences between the PostgreSQL versions safe_backfill builds
+ *		against (14 to 18), in one place.
+ *
+ * Every other file calls the names defined here and carries no
+ * PG_VERSION_NUM tests of its own.  Included from safe_backfill.h.
+ */
+#ifndef SAFE_BACKFILL_COMPAT_H
+#define SAFE_BACKFILL_COMPAT_H
+
+#include "postgres.h"
+
+#if PG_VERSION_NUM < 140000
+#error "safe_backfill needs PostgreSQL 14 or later"
+#endif
+
+/*
+ * 15 pulls these in through other headers, 14 does not: RELKIND_* and
+ * RelationGetDescr.
+ */
+#include "access/htup_details.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#endif
+#if PG_VERSION_NUM >= 180000
+#include "catalog/pg_constraint.h"
+#endif
+
+/*
+ * 18 has NOT NULL constraints in pg_constraint, which can be added NOT VALID
+ * and validated later: safe_set_not_null uses them instead of a helper CHECK.
+ */
+#define HAVE_NOT_NULL_NOT_VALID (PG_VERSION_NUM >= 180000)
+
+/*
+ * The primary key usable as a keyset.  18 added deferrable_ok; earlier
+ * versions never return a deferrable primary key, so neither do we.
+ */
+#if PG_VERSION_NUM >= 180000
+#define compat_primary_key_index(rel)	RelationGetPrimaryKeyIndex((rel), false)
+#else
+#define compat_primary_key_index(rel)	RelationGetPrimaryKeyIndex(rel)
+#endif
+
+/* 16 replaced the per-catalog ownership checks with object_ownercheck. */
+#if PG_VERSION_NUM >= 160000
+#define compat_table_ownercheck(relid, role) \
+	object_ownercheck(RelationRelationId, (relid), (role))
+#else
+#define compat_table_ownercheck(relid, role) \
+	pg_class_ownercheck((relid), (role))
+#endif
+
+/*
+ * Make unknown safe_backfill.* settings an error.  14 cannot reserve a
+ * prefix; it can only warn about placeholders that exist when we load.
+ */
+#if PG_VERSION_NUM >= 150000
+#define compat_reserve_guc_prefix(prefix)	MarkGUCPrefixReserved(prefix)
+#else
+#define compat_reserve_guc_prefix(prefix)	EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* A random number in [0, 1): 15 has its own PRNG, 14 only random(). */
+static inline double
+compat_random_fraction(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return pg_prng_double(&pg_global_prng_state);
+#else
+	return (double) random() / ((double) MAX_RANDOM_VALUE + 1);
+#endif
+}
+
+/*
+ * After SPI_commit the next transaction starts by itself from 15 on; on 14
+ * the caller has to start it.
+ */
+#if PG_VERSION_NUM >= 150000
+#define compat_spi_start_transaction()	((void) 0)
+#else
+#define compat_spi_start_transaction()	SPI_start_transaction()
+#endif
+
+/*
+ * Does the column have a NOT NULL the table's rows are known to satisfy?
+ * From 18 on attnotnull is also set by a NOT VALID not-null constraint, which
+ * proves nothing about the rows already there.
+ */
+static inline bool
+compat_column_is_not_null(Oid relid, Form_pg_attribute att)
+{
+#if PG_VERSION_NUM >= 180000
+	HeapTuple	tup;
+	bool		valid;
+
+	if (!att->attnotnull)
+		return false;
+	tup = findNotNullConstraintAttnum(relid, att->attnum);
+	if (!HeapTupleIsValid(tup))
+		return false;
+	valid = ((Form_pg_constraint) GETSTRUCT(tup))->convalidated;
+	heap_freetuple(tup);
+	return valid;
+#else
+	return att->attnotnull;
+#endif
+}
+
+#endif							/* SAFE_BACKFILL_COMPAT_H */

@@ -1,0 +1,220 @@
+/*
+ * not_null_native.c
+ *		safe_set_not_null on PostgreSQL 18 and later: a NOT NULL constraint
+ *		added NOT VALID, then validated, instead of the CHECK detour.
+ *
+ * From 18 on NOT NULL is a constraint in pg_constraint.  ADD CONSTRAINT ...
+ * NOT NULL col NOT VALID takes ACCESS EXCLUSIVE briefly and scans nothing
+ * (rows written from then on are checked); VALIDATE CONSTRAINT scans under
+ * SHARE UPDATE EXCLUSIVE, so reads and writes go on, and marks the constraint
+ * valid: attnotnull was already set by the ADD, so there is no second scan and
+ * no further ACCESS EXCLUSIVE step, and no helper constraint to drop.
+ * Partitions and inheritance children get the constraint from the ADD and are
+ * validated with their parent.  Each step is its own transaction, so a
+ * failure or a cancel leaves a NOT VALID constraint a second call validates.
+ */
+#include "safe_backfill.h"
+
+#if HAVE_NOT_NULL_NOT_VALID
+
+#include "access/htup_details.h"
+#include "catalog/pg_constraint.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#define PROCNAME "safe_set_not_null"
+
+/* The column's NOT NULL constraint, valid or not. */
+typedef struct NotNullConstraint
+{
+	char	   *name;			/* NULL when there is none */
+	bool		validated;
+} NotNullConstraint;
+
+static void
+require_same_column(BackfillTarget *target)
+{
+	if (get_attnum(target->relid, target->colname) != target->attnum)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" was dropped or renamed while %s was running",
+						target->colname, target->relname, PROCNAME)));
+}
+
+static NotNullConstraint
+find_not_null_constraint(BackfillTarget *target)
+{
+	NotNullConstraint found = {NULL, false};
+	HeapTuple	tup = findNotNullConstraintAttnum(target->relid, target->attnum);
+
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		found.name = pstrdup(NameStr(con->conname));
+		found.validated = con->convalidated;
+		heap_freetuple(tup);
+	}
+	return found;
+}
+
+static int64
+count_null_rows(BackfillTarget *target)
+{
+	int			rc = SPI_execute(sql_count_nulls(target), true, 0);
+	bool		isnull;
+	int64		n;
+
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "safe_backfill: counting NULLs failed: %s",
+			 SPI_result_code_string(rc));
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+typedef struct ValidateCall
+{
+	BackfillTarget *target;
+	const char *conname;
+} ValidateCall;
+
+static void
+validate_action(void *arg)
+{
+	ValidateCall *call = (ValidateCall *) arg;
+	int			rc = SPI_execute(sql_validate_constraint(call->target, call->conname),
+								 false, 0);
+
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * VALIDATE the constraint; true if it holds.  A not_null_violation means
+ * NULLs are left: caught in a subtransaction so the caller can undo its own
+ * step and say how many.
+ */
+static bool
+validate_not_null(BackfillTarget *target, const char *conname)
+{
+	static const int nulls_found[] = {ERRCODE_NOT_NULL_VIOLATION};
+	ValidateCall call = {target, conname};
+
+	return run_in_subtransaction(validate_action, &call, 0, nulls_found,
+								 lengthof(nulls_found), NULL);
+}
+
+static void
+report_nulls_left(BackfillTarget *target, const char *conname, int64 nulls,
+				  bool removed)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("column \"%s\" of relation \"%s\" contains " INT64_FORMAT " null values",
+					target->colname, target->relname, nulls),
+			 removed ?
+			 errdetail("The NOT NULL constraint could not be validated; the constraint this call added was removed and nothing else changed.") :
+			 errdetail("The existing NOT NULL constraint \"%s\" could not be validated and was left NOT VALID; nothing changed.",
+					   conname),
+			 errhint("Fill them first: CALL safe_backfill('%s', '%s', <value>);",
+					 target->qualified, target->colname)));
+}
+
+static double
+ms_since(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
+
+/* Add the column's NOT NULL constraint NOT VALID; returns its name. */
+static char *
+add_not_null_not_valid(BackfillTarget *target, const LockPolicy *policy,
+					   double *held_ms)
+{
+	/* the name ALTER COLUMN SET NOT NULL would give it */
+	char	   *conname = ChooseConstraintName(target->relname, target->colname,
+											   "not_null",
+											   get_rel_namespace(target->relid),
+											   NIL);
+
+	run_exclusive_step(target, PROCNAME, "ADD NOT NULL NOT VALID",
+					   sql_add_not_null_not_valid(target, conname), policy, held_ms);
+	ereport(NOTICE,
+			(errmsg("%s: %s: added NOT NULL constraint \"%s\" NOT VALID",
+					PROCNAME, target->display, conname)));
+	return conname;
+}
+
+/*
+ * The promotion through a native NOT NULL constraint.  Returns true: it
+ * always handles the call on this version.  CHECK constraints on the column
+ * are neither used nor dropped.
+ */
+bool
+set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
+{
+	NotNullConstraint nn;
+	double		held_ms = 0;
+	int			exclusive_steps = 0;
+	TimestampTz started = GetCurrentTimestamp();
+	TimestampTz validate_start;
+	bool		added;
+
+	require_same_column(target);
+	nn = find_not_null_constraint(target);
+	if (nn.name != NULL && nn.validated)
+	{
+		ereport(NOTICE,
+				(errmsg("%s: %s: column is already NOT NULL, nothing to do",
+						PROCNAME, target->display)));
+		return true;
+	}
+
+	added = (nn.name == NULL);
+	if (added)
+	{
+		nn.name = add_not_null_not_valid(target, policy, &held_ms);
+		exclusive_steps++;
+	}
+	else
+		ereport(NOTICE,
+				(errmsg("%s: %s: using existing NOT NULL constraint \"%s\" (NOT VALID)",
+						PROCNAME, target->display, nn.name)));
+
+	validate_start = GetCurrentTimestamp();
+	if (!validate_not_null(target, nn.name))
+	{
+		int64		nulls = count_null_rows(target);
+
+		commit_transaction();
+		if (added)
+			run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
+							   sql_drop_constraint(target, nn.name), policy, &held_ms);
+		report_nulls_left(target, nn.name, nulls, added);
+	}
+	commit_transaction();
+
+	ereport(NOTICE,
+			(errmsg("%s: %s: column is NOT NULL, constraint \"%s\" validated without blocking reads or writes",
+					PROCNAME, target->display, nn.name),
+			 errdetail_plural("VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE; ACCESS EXCLUSIVE held %d time, %.2f ms in total; %.2f s overall.",
+							  "VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE; ACCESS EXCLUSIVE held %d times, %.2f ms in total; %.2f s overall.",
+							  exclusive_steps,
+							  ms_since(validate_start), exclusive_steps, held_ms,
+							  ms_since(started) / 1000.0)));
+	return true;
+}
+
+#else							/* !HAVE_NOT_NULL_NOT_VALID */
+
+/* Before 18 NOT NULL cannot be NOT VALID: not_null.c takes the CHECK detour. */
+bool
+set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
+{
+	return false;
+}
+
+#endif							/* HAVE_NOT_NULL_NOT_VALID */
