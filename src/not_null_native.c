@@ -19,6 +19,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_constraint.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -62,9 +63,14 @@ find_not_null_constraint(BackfillTarget *target)
 static int64
 count_null_rows(BackfillTarget *target)
 {
-	int			rc = SPI_execute(sql_count_nulls(target), true, 0);
+	int			rc;
 	bool		isnull;
 	int64		n;
+
+	/* the name is read under the lock: it must still be our table's */
+	LockRelationOid(target->relid, AccessShareLock);
+	follow_target_rename(target);
+	rc = SPI_execute(sql_count_nulls(target), true, 0);
 
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "safe_backfill: counting NULLs failed: %s",
@@ -85,8 +91,12 @@ static void
 validate_action(void *arg)
 {
 	ValidateCall *call = (ValidateCall *) arg;
-	int			rc = SPI_execute(sql_validate_constraint(call->target, call->conname),
-								 false, 0);
+	int			rc;
+
+	/* VALIDATE's own lock, taken on the OID first: then the name is ours */
+	LockRelationOid(call->target->relid, ShareUpdateExclusiveLock);
+	follow_target_rename(call->target);
+	rc = SPI_execute(sql_validate_constraint(call->target, call->conname), false, 0);
 
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
@@ -141,7 +151,7 @@ add_not_null_not_valid(BackfillTarget *target, const LockPolicy *policy,
 											   NIL);
 
 	run_exclusive_step(target, PROCNAME, "ADD NOT NULL NOT VALID",
-					   sql_add_not_null_not_valid(target, conname), policy, held_ms);
+					   sql_add_not_null_not_valid, conname, policy, held_ms);
 	ereport(NOTICE,
 			(errmsg("%s: %s: added NOT NULL constraint \"%s\" NOT VALID",
 					PROCNAME, target->display, conname)));
@@ -192,7 +202,7 @@ set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
 		commit_transaction();
 		if (added)
 			run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-							   sql_drop_constraint(target, nn.name), policy, &held_ms);
+							   sql_drop_constraint, nn.name, policy, &held_ms);
 		report_nulls_left(target, nn.name, nulls, added);
 	}
 	commit_transaction();
