@@ -164,9 +164,9 @@ typedef struct BackfillStats
 	int64		batches;
 	int			sweeps;
 	double		replica_wait_ms;	/* time spent waiting for standbys */
-	double	   *batch_ms;		/* main-pass batch durations */
-	int			ntimes;
-	int			maxtimes;
+	double	   *batch_ms;		/* histogram of main-pass batch durations */
+	int			ntimes;			/* batches counted in it */
+	int			maxtimes;		/* its buckets */
 } BackfillStats;
 
 /* safe_backfill.c */
@@ -182,6 +182,8 @@ extern double estimate_table_rows(Oid relid);
 extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
 extern List *storage_relations(Oid relid);
+extern bool primary_key_still_serves(BackfillTarget *target);
+extern void reject_instead_rules(BackfillTarget *target);
 
 /* value.c */
 extern void coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype);
@@ -198,6 +200,7 @@ extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname)
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_disable_rule(BackfillTarget *target, const char *rulename);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;

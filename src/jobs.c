@@ -99,6 +99,12 @@ job_release(BackfillJob *job)
 		LockRelease(&job->lock, ExclusiveLock, true);
 		job->locked = false;
 	}
+	/* a kept plan lives until freed: one per call would add up in a session */
+	if (job != NULL && job->record_plan != NULL)
+	{
+		SPI_freeplan(job->record_plan);
+		job->record_plan = NULL;
+	}
 }
 
 /* The latest unfinished run of the same table, column and value, if any. */

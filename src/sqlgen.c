@@ -199,3 +199,11 @@ sql_drop_constraint(BackfillTarget *target, const char *conname)
 	return psprintf("ALTER TABLE %s DROP CONSTRAINT %s",
 					target->qualified, quote_identifier(conname));
 }
+
+/* For the hint of a refused DO INSTEAD rule. */
+char *
+sql_disable_rule(BackfillTarget *target, const char *rulename)
+{
+	return psprintf("ALTER TABLE %s DISABLE RULE %s",
+					target->qualified, quote_identifier(rulename));
+}
