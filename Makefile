@@ -10,7 +10,7 @@ PG_CFLAGS = -Wall -Werror
 
 REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel
 
-ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse
+ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse key_dropped
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
 
 TAP_TESTS = 1
