@@ -8,9 +8,9 @@ PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 PG_CPPFLAGS = -I$(srcdir)
 PG_CFLAGS = -Wall -Werror
 
-REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel
+REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel clear_errors
 
-ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse key_dropped
+ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse key_dropped set_not_null_concurrent
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
 
 TAP_TESTS = 1

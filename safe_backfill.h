@@ -263,6 +263,11 @@ extern char *describe_lock_holders(Oid relid);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 							   const char *what, const char *sql,
 							   const LockPolicy *policy, double *held_ms);
+typedef bool (*StepGuard) (void *arg);
+extern bool run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
+									   const char *what, const char *sql,
+									   const LockPolicy *policy, double *held_ms,
+									   StepGuard guard, void *guard_arg);
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);

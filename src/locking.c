@@ -115,6 +115,9 @@ typedef struct DdlAttempt
 	Oid			relid;
 	const char *sql;
 	TimestampTz acquired;
+	StepGuard	guard;			/* or NULL */
+	void	   *guard_arg;
+	bool		skipped;		/* the guard said no */
 } DdlAttempt;
 
 static void
@@ -125,6 +128,10 @@ exclusive_ddl_action(void *arg)
 
 	LockRelationOid(attempt->relid, AccessExclusiveLock);
 	attempt->acquired = GetCurrentTimestamp();
+	/* under the lock, so nothing can change between the check and the DDL */
+	attempt->skipped = attempt->guard && !attempt->guard(attempt->guard_arg);
+	if (attempt->skipped)
+		return;
 	rc = SPI_execute(attempt->sql, false, 0);
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "safe_backfill: \"%s\" failed: %s", attempt->sql,
@@ -200,12 +207,26 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 				   const char *what, const char *sql,
 				   const LockPolicy *policy, double *held_ms)
 {
+	(void) run_guarded_exclusive_step(target, procname, what, sql, policy,
+									  held_ms, NULL, NULL);
+}
+
+/*
+ * The same, but once the lock is held, guard(guard_arg) decides whether the
+ * statement still applies; false if it did not (nothing was run).
+ */
+bool
+run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
+						   const char *what, const char *sql,
+						   const LockPolicy *policy, double *held_ms,
+						   StepGuard guard, void *guard_arg)
+{
 	int			attempt;
 
 	for (attempt = 1;; attempt++)
 	{
 		int			wait_ms = backoff_ms(policy, attempt);
-		DdlAttempt	ddl = {target->relid, sql, 0};
+		DdlAttempt	ddl = {target->relid, sql, 0, guard, guard_arg, false};
 
 		CHECK_FOR_INTERRUPTS();
 		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
@@ -213,7 +234,7 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 		{
 			commit_transaction();
 			*held_ms += (double) (GetCurrentTimestamp() - ddl.acquired) / 1000.0;
-			return;
+			return !ddl.skipped;
 		}
 
 		if (attempt >= policy->max_attempts)
