@@ -8,7 +8,7 @@ PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 PG_CPPFLAGS = -I$(srcdir)
 PG_CFLAGS = -Wall -Werror
 
-REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel clear_errors
+REGRESS = basic keys errors quoting commits idempotence not_null space jobs parallel clear_errors long_runs
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse key_dropped set_not_null_concurrent
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
