@@ -251,6 +251,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	target = resolve_target(relid, colname);
 	check_backfill_privileges(target);
+	reject_instead_rules(target);
 	if (opts.set_not_null)
 		require_table_owner(target, "safe_backfill(..., set_not_null => true)");
 	coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);

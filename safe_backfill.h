@@ -26,6 +26,20 @@
 /* Largest batch_size accepted: beyond it a batch is no longer "small". */
 #define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
 
+/*
+ * Advisory lock key spaces (LOCKTAG field4) of our own: SQL-level
+ * pg_advisory_lock uses 1 (one bigint key) and 2 (two integer keys), so an
+ * application's pg_advisory_lock(relid, attnum) can neither block us nor be
+ * mistaken for one of ours.  Keys are (database, table, column).
+ *   RUN: held by the session running safe_backfill on the column; the
+ *        safe_backfill_progress view looks for it in pg_locks.objsubid.
+ *   WORKERS: held in share mode by each parallel worker for its whole life.
+ *   PROMOTION: held by the session running safe_set_not_null on the column.
+ */
+#define SAFE_BACKFILL_LOCK_SPACE			0x5342	/* "SB" */
+#define SAFE_BACKFILL_WORKERS_LOCK_SPACE	0x5343
+#define SAFE_BACKFILL_PROMOTION_LOCK_SPACE	0x5344
+
 /* Sweeps that still find NULL rows before we give up and say why. */
 #define SAFE_BACKFILL_MAX_SWEEPS		10
 /* a batch that wrote nothing is recorded in the jobs table at most this often */
@@ -179,9 +193,9 @@ typedef struct BackfillStats
 	int64		batches;
 	int			sweeps;
 	double		replica_wait_ms;	/* time spent waiting for standbys */
-	double	   *batch_ms;		/* main-pass batch durations */
-	int			ntimes;
-	int			maxtimes;
+	double	   *batch_ms;		/* histogram of main-pass batch durations */
+	int			ntimes;			/* batches counted in it */
+	int			maxtimes;		/* its buckets */
 } BackfillStats;
 
 /* safe_backfill.c */
@@ -199,6 +213,8 @@ extern double estimate_table_rows(Oid relid);
 extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
 extern List *storage_relations(Oid relid);
+extern bool primary_key_still_serves(BackfillTarget *target);
+extern void reject_instead_rules(BackfillTarget *target);
 
 /* value.c */
 extern void coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype);
@@ -238,6 +254,7 @@ extern char *sql_range_insert(const char *table);
 extern char *sql_range_exists(const char *table);
 extern char *sql_range_load_unfinished(const char *table);
 extern char *sql_range_update(const char *table);
+extern char *sql_disable_rule(BackfillTarget *target, const char *rulename);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;
@@ -311,6 +328,11 @@ typedef char *(*DdlBuilder) (BackfillTarget *target, const char *conname);
 extern void run_exclusive_step(BackfillTarget *target, const char *procname,
 							   const char *what, DdlBuilder build, const char *conname,
 							   const LockPolicy *policy, double *held_ms);
+typedef bool (*StepGuard) (void *arg);
+extern bool run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
+									   const char *what, DdlBuilder build, const char *conname,
+									   const LockPolicy *policy, double *held_ms,
+									   StepGuard guard, void *guard_arg);
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);

@@ -23,6 +23,7 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 /* Which pass a batch belongs to, for progress and error context. */
@@ -51,6 +52,8 @@ typedef struct PassState
 	BackfillJob *job;
 	int			sweep;			/* 0 for the main pass */
 	int64		pass_filled;
+	MemoryContext pass_cxt;		/* lives as long as the pass */
+	BatchIterator *own_it;		/* an iterator this pass created: freed by it */
 	/* batches not yet in the jobs table (see batch_worth_recording) */
 	int64		unrecorded_batches;
 	int64		unrecorded_scanned;
@@ -71,19 +74,30 @@ seconds_since(TimestampTz start)
 	return (double) (GetCurrentTimestamp() - start) / USECS_PER_SEC;
 }
 
+/*
+ * Runs for every message raised during a pass, NOTICEs and LOG lines
+ * included, in ErrorContext, which only an ERROR resets: describe the
+ * position in a scratch context, or each NOTICE would leak a little.
+ */
 static void
 batch_error_context(void *arg)
 {
 	PassState  *pass = (PassState *) arg;
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
+												  "safe_backfill error context",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(scratch);
+	char	   *where = iterator_describe_position(pass->it);
 
+	MemoryContextSwitchTo(old);
 	if (pass->sweep > 0)
 		errcontext("safe_backfill: %s: sweep %d, batch " INT64_FORMAT ", %s",
 				   pass->target->display, pass->sweep, pass->stats->batches + 1,
-				   iterator_describe_position(pass->it));
+				   where);
 	else
 		errcontext("safe_backfill: %s: batch " INT64_FORMAT ", %s",
-				   pass->target->display, pass->stats->batches + 1,
-				   iterator_describe_position(pass->it));
+				   pass->target->display, pass->stats->batches + 1, where);
+	MemoryContextDelete(scratch);
 }
 
 /*
@@ -153,6 +167,22 @@ sleep_interruptibly(int ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * The pause between two batches.  Whatever ran after the batch's commit
+ * (pruning its pages, sizing the table, progress) may have opened
+ * partitions, taken a snapshot or read the catalog: commit that first, so
+ * that while we sleep no lock is held on the table or its partitions and
+ * no snapshot holds back VACUUM (backend_xmin stays NULL).
+ */
+static void
+pause_between_batches(int ms)
+{
+	if (ms <= 0)
+		return;
+	commit_transaction();
+	sleep_interruptibly(ms);
+}
+
 static void
 queue_freed_space(PassState *pass, BlockNumber start, BlockNumber end)
 {
@@ -179,6 +209,42 @@ flush_freed_space(PassState *pass)
 		reuse_freed_space(pass->target, pass->freed[i].start, pass->freed[i].end);
 	pass->nfreed = 0;
 	commit_transaction();
+}
+
+/*
+ * The primary key the keyset walks was dropped or replaced since the last
+ * batch: from now on every batch would scan and sort the whole table to find
+ * its bounds.  Walk the rest of the pass by ranges of heap blocks instead,
+ * from the first block; the UPDATE fills only rows still NULL, so the rows
+ * already filled cost a read, not a write.
+ */
+static void
+leave_keyset_if_key_gone(PassState *pass)
+{
+	MemoryContext old;
+	BatchIterator *blocks;
+
+	if (iterator_by_ctid(pass->it) || primary_key_still_serves(pass->target))
+		return;
+	if (pass->opts->range)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill: %s: the primary key was dropped or changed while the workers were running",
+						pass->target->display),
+				 errdetail("Each worker walks a range of the primary key; without it every batch would read the whole table. The rows filled so far are committed."),
+				 errhint("Call safe_backfill again: without a primary key it walks the table by ranges of heap blocks.")));
+
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: the primary key was dropped or changed; continuing by ranges of heap blocks",
+					pass->target->display),
+			 errdetail("Walking the old key would now read and sort the whole table for every batch. The rest of the pass starts again from the first block; rows already filled are not written again.")));
+	old = MemoryContextSwitchTo(pass->pass_cxt);
+	blocks = iterator_create_ctid(pass->target, iterator_batch_size(pass->it),
+								  pass->stats->estimated_rows);
+	MemoryContextSwitchTo(old);
+	if (pass->own_it)
+		iterator_free(pass->own_it);
+	pass->it = pass->own_it = blocks;
 }
 
 /* One attempt at a batch, run by run_with_lock_timeout() in a subtransaction. */
@@ -231,17 +297,46 @@ prepare_batch_retry(PassState *pass, int attempt)
 	sleep_interruptibly(wait_ms);
 }
 
-static void
-record_batch_time(BackfillStats *stats, double ms)
+/*
+ * Batch times for the summary's percentiles, counted in a histogram of
+ * fixed size, so a run of millions of batches keeps no list of them:
+ * buckets 5% wide on a log scale from 0.01 ms, a percentile read back from
+ * the middle of its bucket is off by at most 2.5%.  Allocated once, in the
+ * pass's context (it outlives the batch).
+ */
+#define TIME_BUCKETS		512
+#define TIME_BUCKET_BASE_MS	0.01
+#define TIME_BUCKET_GROWTH	1.05
+
+static int
+time_bucket(double ms)
 {
-	if (stats->ntimes == stats->maxtimes)
+	if (ms <= TIME_BUCKET_BASE_MS)
+		return 0;
+	return Min(TIME_BUCKETS - 1,
+			   (int) (log(ms / TIME_BUCKET_BASE_MS) / log(TIME_BUCKET_GROWTH)) + 1);
+}
+
+static double
+time_bucket_ms(int bucket)
+{
+	return bucket == 0 ? TIME_BUCKET_BASE_MS :
+		TIME_BUCKET_BASE_MS * pow(TIME_BUCKET_GROWTH, bucket - 0.5);
+}
+
+static void
+record_batch_time(PassState *pass, double ms)
+{
+	BackfillStats *stats = pass->stats;
+
+	if (stats->batch_ms == NULL)
 	{
-		stats->maxtimes = Max(64, stats->maxtimes * 2);
-		stats->batch_ms = stats->batch_ms ?
-			repalloc(stats->batch_ms, sizeof(double) * stats->maxtimes) :
-			palloc(sizeof(double) * stats->maxtimes);
+		stats->maxtimes = TIME_BUCKETS;
+		stats->batch_ms = MemoryContextAllocZero(pass->pass_cxt,
+												 sizeof(double) * TIME_BUCKETS);
 	}
-	stats->batch_ms[stats->ntimes++] = ms;
+	stats->batch_ms[time_bucket(ms)] += 1;
+	stats->ntimes++;
 }
 
 /*
@@ -336,6 +431,9 @@ run_one_batch(PassState *pass, int64 *filled)
 	{
 		CHECK_FOR_INTERRUPTS();
 		recheck_target(pass->target);
+		reject_instead_rules(pass->target);
+		leave_keyset_if_key_gone(pass);
+		attempt.it = pass->it;
 		started = GetCurrentTimestamp();
 		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
 								  batch_attempt_action, &attempt, NULL))
@@ -365,7 +463,7 @@ run_one_batch(PassState *pass, int64 *filled)
 	if (pass->sweep == 0)
 	{
 		pass->stats->rows_scanned += attempt.scanned;
-		record_batch_time(pass->stats, batch_ms);
+		record_batch_time(pass, batch_ms);
 		adapt_batch_size(pass, batch_ms);
 	}
 	if (pass->opts->progress)
@@ -381,28 +479,58 @@ static int64
 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 		 int sweep, const BackfillOptions *opts, BackfillJob *job)
 {
-	PassState	pass = {target, {{0, 0}}, 0, it, stats, opts, job, sweep, 0};
+	PassState	pass = {target, {{0, 0}}, 0, it, stats, opts, job, sweep, 0,
+	CurrentMemoryContext, NULL};
 	ErrorContextCallback errcb;
+	MemoryContext batch_cxt;
 	int64		filled;
+	bool		more = true;
 
 	pass.last_recorded = GetCurrentTimestamp();
+	/*
+	 * Everything a batch allocates (statement arguments, the job record's
+	 * key text, the pg_stat_activity line, ...) must go once the batch has
+	 * committed, or memory grows with every batch of a long call.  Every SPI
+	 * call returns to the connection's procedure context, so a context of
+	 * our own is not enough: each batch runs in an SPI connection of its
+	 * own, nonatomic like the CALL's, whose procedure context SPI_finish()
+	 * deletes, inside batch_cxt, which is reset.  What must outlive a batch
+	 * lives in the iterator's context, pass_cxt or kept plans.  On an error
+	 * the connection is left to the end of the transaction, which unwinds
+	 * the whole SPI stack.
+	 */
+	batch_cxt = AllocSetContextCreate(pass.pass_cxt, "safe_backfill batch",
+									  ALLOCSET_DEFAULT_SIZES);
 	errcb.callback = batch_error_context;
 	errcb.arg = &pass;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	while (!(opts->stop && *opts->stop) && run_one_batch(&pass, &filled))
+	while (more)
 	{
-		report_activity(&pass);
-		report_progress(&pass);
-		/* the pause spreads out writes; a batch that wrote nothing needs none */
-		if (!iterator_finished(it) && filled > 0)
-			sleep_interruptibly(opts->pause_ms);
+		MemoryContextSwitchTo(batch_cxt);
+		if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+			elog(ERROR, "safe_backfill: SPI_connect_ext failed");
+		more = !(opts->stop && *opts->stop) && run_one_batch(&pass, &filled);
+		if (more)
+		{
+			report_activity(&pass);
+			report_progress(&pass);
+			/* the pause spreads out writes; a batch that wrote nothing needs none */
+			if (!iterator_finished(pass.it) && filled > 0)
+				pause_between_batches(opts->pause_ms);
+		}
+		SPI_finish();
+		MemoryContextSwitchTo(pass.pass_cxt);
+		MemoryContextReset(batch_cxt);
 	}
 	flush_freed_space(&pass);
 	record_skipped_batches(&pass);
 
 	error_context_stack = errcb.previous;
+	if (pass.own_it)
+		iterator_free(pass.own_it);
+	MemoryContextDelete(batch_cxt);
 	return pass.pass_filled;
 }
 
@@ -528,26 +656,24 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 	}
 }
 
-static int
-compare_doubles(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Nearest-rank percentile of the main pass's batch times. */
 static double
 batch_time_percentile(BackfillStats *stats, double p)
 {
-	int			rank;
+	double		rank;
+	double		seen = 0;
+	int			b;
 
 	if (stats->ntimes == 0)
 		return 0;
-	qsort(stats->batch_ms, stats->ntimes, sizeof(double), compare_doubles);
-	rank = (int) ceil(p * stats->ntimes);
-	return stats->batch_ms[Max(1, Min(stats->ntimes, rank)) - 1];
+	rank = Max(1.0, ceil(p * stats->ntimes));
+	for (b = 0; b < stats->maxtimes; b++)
+	{
+		seen += stats->batch_ms[b];
+		if (seen >= rank)
+			return time_bucket_ms(b);
+	}
+	return time_bucket_ms(stats->maxtimes - 1);
 }
 
 static void

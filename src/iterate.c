@@ -64,6 +64,7 @@ struct BatchIterator
 	BlockNumber freed_end;
 
 	int			plans_generation;	/* target->generation the plans were built for */
+	MemoryContextCallback free_plans;	/* when cxt goes, by any path */
 };
 
 /*
@@ -85,6 +86,31 @@ prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/*
+ * Kept plans live in CacheMemoryContext until freed: free them whenever the
+ * iterator's context goes, by iterator_free() or, after an error, with the
+ * procedure's context, or every failed call would leave its plans behind
+ * for the rest of the session.
+ */
+static void
+free_kept_plans(void *arg)
+{
+	BatchIterator *it = (BatchIterator *) arg;
+	SPIPlanPtr *plans[] = {&it->bound_plan[0], &it->bound_plan[1],
+		&it->ctid_range_plan[0], &it->ctid_range_plan[1],
+		&it->ctid_update_plan[0], &it->ctid_update_plan[1],
+		&it->key_update_plan[0][0], &it->key_update_plan[0][1],
+	&it->key_update_plan[1][0], &it->key_update_plan[1][1]};
+	int			i;
+
+	for (i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i])
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+}
+
 static BatchIterator *
 iterator_alloc(BackfillTarget *target, int batch_size)
 {
@@ -97,29 +123,10 @@ iterator_alloc(BackfillTarget *target, int batch_size)
 	it->cxt = cxt;
 	it->batch_size = batch_size;
 	it->plans_generation = target->generation;
+	it->free_plans.func = free_kept_plans;
+	it->free_plans.arg = it;
+	MemoryContextRegisterResetCallback(cxt, &it->free_plans);
 	return it;
-}
-
-static void
-free_kept_plans(BatchIterator *it)
-{
-	int			i,
-				j;
-
-	for (i = 0; i < 2; i++)
-	{
-		if (it->bound_plan[i])
-			SPI_freeplan(it->bound_plan[i]);
-		if (it->ctid_update_plan[i])
-			SPI_freeplan(it->ctid_update_plan[i]);
-		if (it->ctid_range_plan[i])
-			SPI_freeplan(it->ctid_range_plan[i]);
-		for (j = 0; j < 2; j++)
-			if (it->key_update_plan[i][j])
-				SPI_freeplan(it->key_update_plan[i][j]);
-		it->bound_plan[i] = it->ctid_update_plan[i] = it->ctid_range_plan[i] = NULL;
-		it->key_update_plan[i][0] = it->key_update_plan[i][1] = NULL;
-	}
 }
 
 /*
@@ -137,10 +144,10 @@ drop_plans_of_old_name(BatchIterator *it)
 	it->plans_generation = it->target->generation;
 }
 
+/* The plans go with the context (free_kept_plans). */
 void
 iterator_free(BatchIterator *it)
 {
-	free_kept_plans(it);
 	MemoryContextDelete(it->cxt);
 }
 

@@ -43,15 +43,6 @@ struct BackfillJob
 	SPIPlanPtr	record_plan;
 };
 
-/*
- * The run's advisory lock: (database, table, column) in a key space of our
- * own.  SQL-level pg_advisory_lock uses field4 = 1 (one bigint key) and 2
- * (two integer keys), so an application's pg_advisory_lock(relid, attnum)
- * can neither block a backfill nor be mistaken for one.  The
- * safe_backfill_progress view looks for the same value in pg_locks.objsubid.
- */
-#define SAFE_BACKFILL_LOCK_SPACE	0x5342	/* "SB" */
-#define SAFE_BACKFILL_WORKERS_LOCK_SPACE	0x5343	/* the workers' tag, below */
 
 static void
 set_advisory_tag(LOCKTAG *tag, BackfillTarget *target)
@@ -229,6 +220,12 @@ job_release(BackfillJob *job)
 	{
 		LockRelease(&job->lock, ExclusiveLock, true);
 		job->locked = false;
+	}
+	/* a kept plan lives until freed: one per call would add up in a session */
+	if (job != NULL && job->record_plan != NULL)
+	{
+		SPI_freeplan(job->record_plan);
+		job->record_plan = NULL;
 	}
 }
 

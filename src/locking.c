@@ -161,6 +161,9 @@ typedef struct DdlAttempt
 	DdlBuilder	build;
 	const char *conname;
 	TimestampTz acquired;
+	StepGuard	guard;			/* or NULL */
+	void	   *guard_arg;
+	bool		skipped;		/* the guard said no */
 } DdlAttempt;
 
 /*
@@ -176,7 +179,11 @@ exclusive_ddl_action(void *arg)
 
 	LockRelationOid(attempt->target->relid, AccessExclusiveLock);
 	attempt->acquired = GetCurrentTimestamp();
+	/* under the lock, so nothing can change between the check and the DDL */
 	follow_target_rename(attempt->target);
+	attempt->skipped = attempt->guard && !attempt->guard(attempt->guard_arg);
+	if (attempt->skipped)
+		return;
 	sql = attempt->build(attempt->target, attempt->conname);
 	rc = SPI_execute(sql, false, 0);
 	if (rc != SPI_OK_UTILITY)
@@ -240,12 +247,26 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 				   const char *what, DdlBuilder build, const char *conname,
 				   const LockPolicy *policy, double *held_ms)
 {
+	(void) run_guarded_exclusive_step(target, procname, what, build, conname, policy,
+									  held_ms, NULL, NULL);
+}
+
+/*
+ * The same, but once the lock is held, guard(guard_arg) decides whether the
+ * statement still applies; false if it did not (nothing was run).
+ */
+bool
+run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
+						   const char *what, DdlBuilder build, const char *conname,
+						   const LockPolicy *policy, double *held_ms,
+						   StepGuard guard, void *guard_arg)
+{
 	int			attempt;
 
 	for (attempt = 1;; attempt++)
 	{
 		int			wait_ms = backoff_ms(policy, attempt);
-		DdlAttempt	ddl = {target, build, conname, 0};
+		DdlAttempt	ddl = {target, build, conname, 0, guard, guard_arg, false};
 		char	   *holders;
 
 		CHECK_FOR_INTERRUPTS();
@@ -254,7 +275,7 @@ run_exclusive_step(BackfillTarget *target, const char *procname,
 		{
 			commit_transaction();
 			*held_ms += (double) (GetCurrentTimestamp() - ddl.acquired) / 1000.0;
-			return;
+			return !ddl.skipped;
 		}
 
 		/* a query: run it before ereport starts, never inside its arguments */

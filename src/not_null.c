@@ -9,7 +9,9 @@
  * but under SHARE UPDATE EXCLUSIVE: reads and writes go on), SET NOT NULL
  * (brief, proven by the CHECK), and drop the helper CHECK in a statement of
  * its own.  Each step is its own transaction, so a failure or a cancel leaves
- * a state a second call resumes from.
+ * a state a second call resumes from.  Only the CHECK this very call added
+ * (known by its OID) is ever dropped by default: one left by an interrupted
+ * earlier call, or a user's that happens to look like ours, is kept.
  */
 #include "safe_backfill.h"
 
@@ -19,10 +21,13 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_class.h"
+#include "commands/tablecmds.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
-#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -37,8 +42,9 @@
 typedef struct ProvingCheck
 {
 	char	   *name;			/* NULL when there is none */
+	Oid			oid;
 	bool		validated;
-	bool		is_helper;		/* added by an earlier call of ours */
+	bool		added;			/* added by this very call: ours to drop */
 } ProvingCheck;
 
 static NullTest *
@@ -69,11 +75,24 @@ check_proves_not_null(Node *expr, NullTest *test)
 								make_ands_implicit((Expr *) expr), true);
 }
 
+/*
+ * SET NOT NULL recurses to inheritance children and partitions, and checks
+ * each of them for a proof of its own.  A NO INHERIT CHECK exists on the
+ * parent only: with children, using it would have them scanned under
+ * ACCESS EXCLUSIVE.
+ */
+static bool
+check_covers_children(BackfillTarget *target, Form_pg_constraint con)
+{
+	return !con->connoinherit ||
+		!(target->has_children || target->relkind == RELKIND_PARTITIONED_TABLE);
+}
+
 /* Prefer a validated CHECK, else one NOT VALID we can validate. */
 static ProvingCheck
 find_proving_check(BackfillTarget *target)
 {
-	ProvingCheck found = {NULL, false, false};
+	ProvingCheck found = {NULL, InvalidOid, false, false};
 	NullTest   *test = column_is_not_null(target);
 	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -90,7 +109,8 @@ find_proving_check(BackfillTarget *target)
 		bool		isnull;
 		Datum		bin;
 
-		if (con->contype != CONSTRAINT_CHECK || (found.name && found.validated))
+		if (con->contype != CONSTRAINT_CHECK || (found.name && found.validated) ||
+			!check_covers_children(target, con))
 			continue;
 		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
 						   RelationGetDescr(conrel), &isnull);
@@ -100,8 +120,8 @@ find_proving_check(BackfillTarget *target)
 		if (found.name == NULL || con->convalidated)
 		{
 			found.name = pstrdup(NameStr(con->conname));
+			found.oid = con->oid;
 			found.validated = con->convalidated;
-			found.is_helper = strstr(found.name, HELPER_LABEL) != NULL;
 		}
 	}
 	systable_endscan(scan);
@@ -195,23 +215,102 @@ report_nulls_left(BackfillTarget *target, int64 nulls, bool removed_helper)
 			 errhint("Fill them first: %s", sql_hint_backfill_call(target))));
 }
 
+/*
+ * VALIDATE failed and no row is NULL: the CHECK proves NOT NULL but asks for
+ * more, and some row breaks that other part.  Say so, not "0 null values".
+ */
+static void
+report_other_violation(BackfillTarget *target, const char *conname, bool removed_helper)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("check constraint \"%s\" of relation \"%s\" is violated by some row",
+					conname, target->relname),
+			 errdetail("Column \"%s\" has no null values, but the constraint also requires something else that some rows do not meet; %s",
+					   target->colname,
+					   removed_helper ? "the constraint this call added was removed and nothing else changed." :
+					   "the constraint was left as it was and nothing changed."),
+			 errhint("Fix the rows the constraint rejects, or drop it and call %s again: it then adds a CHECK of its own.",
+					 PROCNAME)));
+}
+
+/*
+ * One safe_set_not_null per column at a time: two would each add, validate
+ * and drop the same helper constraint under each other's feet.  A
+ * session-level advisory lock, separate from the one of safe_backfill's
+ * jobs; a second call waits for the first (holding no snapshot while it
+ * waits), and then usually finds the column NOT NULL already.
+ */
+static void
+lock_promotion(BackfillTarget *target, LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) target->relid,
+						 (uint32) target->attnum, SAFE_BACKFILL_PROMOTION_LOCK_SPACE);
+	if (LockAcquire(tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+		return;
+	ereport(NOTICE,
+			(errmsg("%s: %s: waiting for the %s running in another session on the same column",
+					PROCNAME, target->display, PROCNAME)));
+	commit_transaction();
+	(void) LockAcquire(tag, ExclusiveLock, true, false);
+	/* a fresh transaction sees what the other call committed meanwhile */
+	commit_transaction();
+}
+
+/* Under the DROP's lock: is our constraint still there under that name? */
+typedef struct OwnCheck
+{
+	Oid			relid;
+	Oid			oid;
+	const char *name;
+} OwnCheck;
+
+static bool
+constraint_still_ours(void *arg)
+{
+	OwnCheck   *own = (OwnCheck *) arg;
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(own->oid));
+	bool		same;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	same = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid == own->relid &&
+		strcmp(NameStr(((Form_pg_constraint) GETSTRUCT(tup))->conname), own->name) == 0;
+	ReleaseSysCache(tup);
+	return same;
+}
+
+/* Drop the CHECK found or added, only if it is still the same constraint. */
+static bool
+drop_check_constraint(BackfillTarget *target, ProvingCheck *check,
+					  const LockPolicy *policy, double *held_ms)
+{
+	OwnCheck	own = {target->relid, check->oid, check->name};
+
+	if (run_guarded_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
+								   sql_drop_constraint, check->name,
+								   policy, held_ms, constraint_still_ours, &own))
+		return true;
+	ereport(NOTICE,
+			(errmsg("%s: %s: constraint \"%s\" was dropped or renamed meanwhile; left alone",
+					PROCNAME, target->display, check->name)));
+	return false;
+}
+
 static double
 ms_since(TimestampTz start)
 {
 	return (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
-/*
- * The promotion itself.  drop_check: 1 drop the CHECK used, 0 keep it,
- * -1 drop it only if this procedure added it.
- */
-void
-run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_check)
+/* Find or add the CHECK, validate it, SET NOT NULL, drop the CHECK if asked. */
+static void
+promote_column(BackfillTarget *target, const LockPolicy *policy, int drop_check)
 {
 	ProvingCheck check;
 	double		held_ms = 0;
 	int			exclusive_steps = 0;
-	bool		added = false;
+	bool		dropped = false;
 	TimestampTz started = GetCurrentTimestamp();
 
 	if (set_not_null_natively(target, policy))
@@ -230,11 +329,12 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 		check.name = ChooseConstraintName(target->relname, target->colname,
 										  HELPER_LABEL,
 										  get_rel_namespace(target->relid), NIL);
-		check.is_helper = true;
 		run_exclusive_step(target, PROCNAME, "ADD CHECK NOT VALID",
 						   sql_add_not_null_check, check.name, policy, &held_ms);
 		exclusive_steps++;
-		added = true;
+		/* remember which constraint is ours: only that one is ever dropped */
+		check.oid = get_relation_constraint_oid(target->relid, check.name, false);
+		check.added = true;
 		ereport(NOTICE,
 				(errmsg("%s: %s: added CHECK (%s IS NOT NULL) NOT VALID as \"%s\"",
 						PROCNAME, target->display,
@@ -255,10 +355,11 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 			int64		nulls = count_nulls(target);
 
 			commit_transaction();
-			if (added)
-				run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-								   sql_drop_constraint, check.name, policy, &held_ms);
-			report_nulls_left(target, nulls, added);
+			if (check.added)
+				drop_check_constraint(target, &check, policy, &held_ms);
+			if (nulls == 0)
+				report_other_violation(target, check.name, check.added);
+			report_nulls_left(target, nulls, check.added);
 		}
 		commit_transaction();
 		ereport(NOTICE,
@@ -271,18 +372,39 @@ run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_chec
 					   sql_set_not_null, NULL, policy, &held_ms);
 	exclusive_steps++;
 
-	if (drop_check == 1 || (drop_check == -1 && check.is_helper))
+	if (drop_check == 1 || (drop_check == -1 && check.added))
 	{
-		run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-						   sql_drop_constraint, check.name, policy, &held_ms);
+		dropped = drop_check_constraint(target, &check, policy, &held_ms);
 		exclusive_steps++;
 	}
 
 	ereport(NOTICE,
 			(errmsg("%s: %s: column is NOT NULL, proven by \"%s\" without a table scan%s",
 					PROCNAME, target->display, check.name,
-					(drop_check == 1 || (drop_check == -1 && check.is_helper)) ?
-					", which was then dropped" : ", which is kept"),
+					dropped ? ", which was then dropped" : ", which is kept"),
 			 errdetail("ACCESS EXCLUSIVE held %d times, %.2f ms in total; %.2f s overall.",
 					   exclusive_steps, held_ms, ms_since(started) / 1000.0)));
+}
+
+/*
+ * The promotion itself.  drop_check: 1 drop the CHECK used, 0 keep it,
+ * -1 drop it only if this call added it.
+ */
+void
+run_set_not_null(BackfillTarget *target, const LockPolicy *policy, int drop_check)
+{
+	LOCKTAG		tag;
+
+	lock_promotion(target, &tag);
+	PG_TRY();
+	{
+		promote_column(target, policy, drop_check);
+	}
+	PG_CATCH();
+	{
+		LockRelease(&tag, ExclusiveLock, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	LockRelease(&tag, ExclusiveLock, true);
 }

@@ -521,3 +521,11 @@ sql_hint_set_role(const char *role)
 {
 	return psprintf("SET ROLE %s;", quote_identifier(role));
 }
+
+/* For the hint of a refused DO INSTEAD rule. */
+char *
+sql_disable_rule(BackfillTarget *target, const char *rulename)
+{
+	return psprintf("ALTER TABLE %s DISABLE RULE %s",
+					target->qualified, quote_identifier(rulename));
+}

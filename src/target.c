@@ -21,13 +21,18 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_rewrite.h"
+#include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "rewrite/prs2lock.h"
+#include "rewrite/rewriteDefine.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -575,4 +580,105 @@ int
 storage_relation_count(Oid relid)
 {
 	return list_length(storage_relations(relid));
+}
+
+/*
+ * Is the primary key the keyset walks still there, on the same columns and
+ * with the same ordering?  Without it every batch's "ORDER BY key LIMIT n"
+ * becomes a full scan plus a sort.  Called after recheck_target() locked the
+ * table, so the relcache is current.
+ */
+bool
+primary_key_still_serves(BackfillTarget *target)
+{
+	Relation	rel = relation_open(target->relid, NoLock);
+	Oid			pkoid = compat_primary_key_index(rel);
+	bool		same = false;
+
+	if (OidIsValid(pkoid))
+	{
+		Relation	index = index_open(pkoid, AccessShareLock);
+		int			i;
+
+		same = IndexRelationGetNumberOfKeyAttributes(index) == target->nkeys;
+		for (i = 0; same && i < target->nkeys; i++)
+		{
+			KeyColumn  *key = &target->keys[i];
+
+			same = index->rd_index->indkey.values[i] == key->attnum &&
+				index->rd_indcollation[i] == key->collation &&
+				get_opfamily_proc(index->rd_opfamily[i], index->rd_opcintype[i],
+								  index->rd_opcintype[i], BTORDER_PROC) == key->cmpproc;
+		}
+		index_close(index, AccessShareLock);
+	}
+	relation_close(rel, NoLock);
+	return same;
+}
+
+static char *
+rule_name(Oid ruleid)
+{
+	Relation	rewrite = table_open(RewriteRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *name = NULL;
+
+	ScanKeyInit(&key, Anum_pg_rewrite_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ruleid));
+	scan = systable_beginscan(rewrite, RewriteOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		name = pstrdup(NameStr(((Form_pg_rewrite) GETSTRUCT(tup))->rulename));
+	systable_endscan(scan);
+	table_close(rewrite, AccessShareLock);
+	return name ? name : psprintf("%u", ruleid);
+}
+
+/* Is this rule one the rewriter applies in this session? */
+static bool
+rule_fires(RewriteRule *rule)
+{
+	if (rule->enabled == RULE_DISABLED)
+		return false;
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return rule->enabled == RULE_FIRES_ON_REPLICA || rule->enabled == RULE_FIRES_ALWAYS;
+	return rule->enabled != RULE_FIRES_ON_REPLICA;
+}
+
+/*
+ * A DO INSTEAD rule on UPDATE replaces each batch's UPDATE by something
+ * else (or by nothing): the batch would not know what it filled and the
+ * NULLs would stay.  Refuse before anything is written, and again before
+ * each batch, since a rule can be created while the run sleeps.
+ */
+void
+reject_instead_rules(BackfillTarget *target)
+{
+	Relation	rel = relation_open(target->relid, AccessShareLock);
+	char	   *rulename = NULL;
+	int			i;
+
+	for (i = 0; rel->rd_rules && i < rel->rd_rules->numLocks; i++)
+	{
+		RewriteRule *rule = rel->rd_rules->rules[i];
+
+		if (rule->event == CMD_UPDATE && rule->isInstead && rule_fires(rule))
+		{
+			rulename = rule_name(rule->ruleId);
+			break;
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	if (rulename == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("safe_backfill: table \"%s\" has a DO INSTEAD rule for UPDATE",
+					target->relname),
+			 errdetail("Rule \"%s\" replaces the UPDATE of each batch, so the rows would not be filled; nothing was changed.",
+					   rulename),
+			 errhint("Disable the rule while the column is filled (%s), or fill the table the rule writes to instead.",
+					 sql_disable_rule(target, rulename))));
 }
