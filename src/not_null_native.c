@@ -129,8 +129,7 @@ report_nulls_left(BackfillTarget *target, const char *conname, int64 nulls,
 			 errdetail("The NOT NULL constraint could not be validated; the constraint this call added was removed and nothing else changed.") :
 			 errdetail("The existing NOT NULL constraint \"%s\" could not be validated and was left NOT VALID; nothing changed.",
 					   conname),
-			 errhint("Fill them first: CALL safe_backfill('%s', '%s', <value>);",
-					 target->qualified, target->colname)));
+			 errhint("Fill them first: %s", sql_hint_backfill_call(target))));
 }
 
 static double
