@@ -208,6 +208,7 @@ extern void recheck_target(BackfillTarget *target);
 extern void recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode);
 extern void follow_target_rename(BackfillTarget *target);
 extern void check_backfill_privileges(BackfillTarget *target);
+extern Oid	relation_owner(Oid relid);
 extern void require_table_owner(BackfillTarget *target, const char *procname);
 extern double estimate_table_rows(Oid relid);
 extern BlockNumber table_block_count(Oid relid);
@@ -352,6 +353,8 @@ extern void wait_for_replicas(BackfillTarget *target, int limit_ms, int max_wait
 							  double *waited_ms);
 
 /* not_null.c */
+extern int64 count_nulls(BackfillTarget *target);
+extern bool validate_constraint(BackfillTarget *target, const char *conname, int violation);
 extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,
 							 int drop_check);
 

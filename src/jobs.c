@@ -174,19 +174,6 @@ execute_as_owner(Oid owner, const char *sql, SPIPlanPtr *plan, int nargs,
 	return rc;
 }
 
-static Oid
-relation_owner_oid(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /* The same text in every session, so another session's call resumes the run. */
 static char *
 value_text(BackfillTarget *target)
@@ -329,7 +316,7 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 			 get_namespace_name(nsp));
 	job->jobs_table = quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_jobs");
 	job->nsp = nsp;
-	job->owner = relation_owner_oid(jobs_relid);
+	job->owner = relation_owner(jobs_relid);
 
 	namestrcpy(&job->caller, GetUserNameFromId(GetUserId(), false));
 	lock_target(job, target);
@@ -531,7 +518,7 @@ range_recorder(Oid nsp, int64 job_id, int range_no)
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "safe_backfill: table safe_backfill_job_ranges is missing");
-	r->owner = relation_owner_oid(relid);
+	r->owner = relation_owner(relid);
 	r->table = ranges_table(nsp);
 	r->job_id = job_id;
 	r->range_no = range_no;

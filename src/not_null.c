@@ -145,7 +145,8 @@ column_is_already_not_null(BackfillTarget *target)
 	return notnull;
 }
 
-static int64
+/* NULLs left in the column, counted under a lock on the validated OID. */
+int64
 count_nulls(BackfillTarget *target)
 {
 	int			rc;
@@ -166,11 +167,6 @@ count_nulls(BackfillTarget *target)
 	return n;
 }
 
-/*
- * VALIDATE the CHECK; true if it holds.  A check_violation means NULLs are
- * left: caught in a subtransaction so the caller can undo its own step and
- * report how many.
- */
 typedef struct ValidateCall
 {
 	BackfillTarget *target;
@@ -192,14 +188,18 @@ validate_action(void *arg)
 		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
 }
 
-static bool
-validate_check(BackfillTarget *target, const char *conname)
+/*
+ * VALIDATE a constraint; true if it holds.  violation (check_violation for a
+ * CHECK, not_null_violation for 18's NOT NULL constraint) means rows break
+ * it: caught in a subtransaction so the caller can undo its own step and
+ * report how many NULLs are left.
+ */
+bool
+validate_constraint(BackfillTarget *target, const char *conname, int violation)
 {
-	static const int nulls_found[] = {ERRCODE_CHECK_VIOLATION};
 	ValidateCall call = {target, conname};
 
-	return run_in_subtransaction(validate_action, &call, 0, nulls_found,
-								 lengthof(nulls_found), NULL);
+	return run_in_subtransaction(validate_action, &call, 0, &violation, 1, NULL);
 }
 
 static void
@@ -350,7 +350,7 @@ promote_column(BackfillTarget *target, const LockPolicy *policy, int drop_check)
 	{
 		TimestampTz t0 = GetCurrentTimestamp();
 
-		if (!validate_check(target, check.name))
+		if (!validate_constraint(target, check.name, ERRCODE_CHECK_VIOLATION))
 		{
 			int64		nulls = count_nulls(target);
 

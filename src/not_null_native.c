@@ -60,63 +60,6 @@ find_not_null_constraint(BackfillTarget *target)
 	return found;
 }
 
-static int64
-count_null_rows(BackfillTarget *target)
-{
-	int			rc;
-	bool		isnull;
-	int64		n;
-
-	/* the name is read under the lock: it must still be our table's */
-	LockRelationOid(target->relid, AccessShareLock);
-	follow_target_rename(target);
-	rc = SPI_execute(sql_count_nulls(target), true, 0);
-
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "safe_backfill: counting NULLs failed: %s",
-			 SPI_result_code_string(rc));
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return n;
-}
-
-typedef struct ValidateCall
-{
-	BackfillTarget *target;
-	const char *conname;
-} ValidateCall;
-
-static void
-validate_action(void *arg)
-{
-	ValidateCall *call = (ValidateCall *) arg;
-	int			rc;
-
-	/* VALIDATE's own lock, taken on the OID first: then the name is ours */
-	LockRelationOid(call->target->relid, ShareUpdateExclusiveLock);
-	follow_target_rename(call->target);
-	rc = SPI_execute(sql_validate_constraint(call->target, call->conname), false, 0);
-
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
-}
-
-/*
- * VALIDATE the constraint; true if it holds.  A not_null_violation means
- * NULLs are left: caught in a subtransaction so the caller can undo its own
- * step and say how many.
- */
-static bool
-validate_not_null(BackfillTarget *target, const char *conname)
-{
-	static const int nulls_found[] = {ERRCODE_NOT_NULL_VIOLATION};
-	ValidateCall call = {target, conname};
-
-	return run_in_subtransaction(validate_action, &call, 0, nulls_found,
-								 lengthof(nulls_found), NULL);
-}
-
 static void
 report_nulls_left(BackfillTarget *target, const char *conname, int64 nulls,
 				  bool removed)
@@ -194,9 +137,9 @@ set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
 						PROCNAME, target->display, nn.name)));
 
 	validate_start = GetCurrentTimestamp();
-	if (!validate_not_null(target, nn.name))
+	if (!validate_constraint(target, nn.name, ERRCODE_NOT_NULL_VIOLATION))
 	{
-		int64		nulls = count_null_rows(target);
+		int64		nulls = count_nulls(target);
 
 		commit_transaction();
 		if (added)

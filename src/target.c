@@ -341,7 +341,7 @@ resolve_target(Oid relid, const char *colname)
 	return target;
 }
 
-static Oid
+Oid
 relation_owner(Oid relid)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
