@@ -109,3 +109,32 @@ SELECT count(*) FILTER (WHERE status = 'v') AS changed FROM f_stale;
 
 DROP TABLE f_skip, f_par, f_cancel, f_stale;
 DROP FUNCTION f_skip_tens(), f_cancel_self();
+
+-- a parallel run cancelled mid-run: the workers' committed batches count in
+-- the failed job's rows_done (they are in its ranges, not yet in the job row),
+-- and the resumed run ends with every row it filled counted once
+CREATE TABLE f_par_cancel (id int PRIMARY KEY, status text);
+INSERT INTO f_par_cancel SELECT generate_series(1, 20000);
+CREATE TABLE f_par_leader (pid int);
+INSERT INTO f_par_leader VALUES (pg_backend_pid());
+CREATE FUNCTION f_par_cancel_leader() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+  IF NEW.id = 15000 THEN
+    PERFORM pg_cancel_backend(pid) FROM public.f_par_leader;
+    PERFORM pg_sleep(60);
+  END IF;
+  RETURN NEW;
+END$$;
+CREATE TRIGGER cancel_leader BEFORE UPDATE ON f_par_cancel FOR EACH ROW EXECUTE FUNCTION f_par_cancel_leader();
+CALL safe_backfill('f_par_cancel', 'status', 'x', 500, workers => 2);
+SELECT state, error, rows_done = (SELECT count(status) FROM f_par_cancel) AS rows_done_counts_workers,
+       rows_done > 0 AS some_filled
+FROM safe_backfill_progress WHERE table_name = 'public.f_par_cancel';
+DROP TRIGGER cancel_leader ON f_par_cancel;
+SET client_min_messages = warning;
+CALL safe_backfill('f_par_cancel', 'status', 'x', 500, workers => 2);
+RESET client_min_messages;
+SELECT state, rows_done, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_par_cancel';
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_par_cancel;
+DROP TABLE f_par_cancel, f_par_leader;
+DROP FUNCTION f_par_cancel_leader();
