@@ -138,3 +138,26 @@ SELECT state, rows_done, count(*) OVER () AS runs FROM safe_backfill_progress WH
 SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_par_cancel;
 DROP TABLE f_par_cancel, f_par_leader;
 DROP FUNCTION f_par_cancel_leader();
+
+-- a cancel that arrives while a failure is being recorded (here sent by the
+-- failing trigger itself, just before its error, as a second Ctrl-C would
+-- arrive) no longer cancels the record: the job is failed with the error
+-- that stopped it, that error reaches the caller, the column is free
+CREATE TABLE f_twice (id int PRIMARY KEY, status text);
+INSERT INTO f_twice SELECT generate_series(1, 1000);
+CREATE FUNCTION f_twice_fail() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+  IF NEW.id = 500 THEN
+    RAISE EXCEPTION 'f_twice failed (cancel sent: %)', pg_cancel_backend(pg_backend_pid());
+  END IF;
+  RETURN NEW;
+END$$;
+CREATE TRIGGER twice BEFORE UPDATE ON f_twice FOR EACH ROW EXECUTE FUNCTION f_twice_fail();
+CALL safe_backfill('f_twice', 'status', 'x', 100);
+SELECT state, error, rows_done FROM safe_backfill_progress WHERE table_name = 'public.f_twice';
+SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+DROP TRIGGER twice ON f_twice;
+CALL safe_backfill('f_twice', 'status', 'x', 100);
+SELECT state, rows_done, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_twice';
+DROP TABLE f_twice;
+DROP FUNCTION f_twice_fail();
