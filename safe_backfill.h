@@ -247,7 +247,7 @@ extern char *sql_job_find_resumable(const char *table);
 extern char *sql_job_insert(const char *table);
 extern char *sql_job_claim(const char *table);
 extern char *sql_job_record_batch(const char *table);
-extern char *sql_job_finish(const char *table);
+extern char *sql_job_finish(const char *table, const char *ranges);
 extern char *sql_job_forget_position(const char *table);
 extern char *sql_job_record_progress(const char *table);
 extern char *sql_range_delete(const char *table);

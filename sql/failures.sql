@@ -109,3 +109,55 @@ SELECT count(*) FILTER (WHERE status = 'v') AS changed FROM f_stale;
 
 DROP TABLE f_skip, f_par, f_cancel, f_stale;
 DROP FUNCTION f_skip_tens(), f_cancel_self();
+
+-- a parallel run cancelled mid-run: the workers' committed batches count in
+-- the failed job's rows_done (they are in its ranges, not yet in the job row),
+-- and the resumed run ends with every row it filled counted once
+CREATE TABLE f_par_cancel (id int PRIMARY KEY, status text);
+INSERT INTO f_par_cancel SELECT generate_series(1, 20000);
+CREATE TABLE f_par_leader (pid int);
+INSERT INTO f_par_leader VALUES (pg_backend_pid());
+CREATE FUNCTION f_par_cancel_leader() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+  IF NEW.id = 15000 THEN
+    PERFORM pg_cancel_backend(pid) FROM public.f_par_leader;
+    PERFORM pg_sleep(60);
+  END IF;
+  RETURN NEW;
+END$$;
+CREATE TRIGGER cancel_leader BEFORE UPDATE ON f_par_cancel FOR EACH ROW EXECUTE FUNCTION f_par_cancel_leader();
+CALL safe_backfill('f_par_cancel', 'status', 'x', 500, workers => 2);
+SELECT state, error, rows_done = (SELECT count(status) FROM f_par_cancel) AS rows_done_counts_workers,
+       rows_done > 0 AS some_filled
+FROM safe_backfill_progress WHERE table_name = 'public.f_par_cancel';
+DROP TRIGGER cancel_leader ON f_par_cancel;
+SET client_min_messages = warning;
+CALL safe_backfill('f_par_cancel', 'status', 'x', 500, workers => 2);
+RESET client_min_messages;
+SELECT state, rows_done, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_par_cancel';
+SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_par_cancel;
+DROP TABLE f_par_cancel, f_par_leader;
+DROP FUNCTION f_par_cancel_leader();
+
+-- a cancel that arrives while a failure is being recorded (here sent by the
+-- failing trigger itself, just before its error, as a second Ctrl-C would
+-- arrive) no longer cancels the record: the job is failed with the error
+-- that stopped it, that error reaches the caller, the column is free
+CREATE TABLE f_twice (id int PRIMARY KEY, status text);
+INSERT INTO f_twice SELECT generate_series(1, 1000);
+CREATE FUNCTION f_twice_fail() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+  IF NEW.id = 500 THEN
+    RAISE EXCEPTION 'f_twice failed (cancel sent: %)', pg_cancel_backend(pg_backend_pid());
+  END IF;
+  RETURN NEW;
+END$$;
+CREATE TRIGGER twice BEFORE UPDATE ON f_twice FOR EACH ROW EXECUTE FUNCTION f_twice_fail();
+CALL safe_backfill('f_twice', 'status', 'x', 100);
+SELECT state, error, rows_done FROM safe_backfill_progress WHERE table_name = 'public.f_twice';
+SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+DROP TRIGGER twice ON f_twice;
+CALL safe_backfill('f_twice', 'status', 'x', 100);
+SELECT state, rows_done, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_twice';
+DROP TABLE f_twice;
+DROP FUNCTION f_twice_fail();

@@ -942,16 +942,26 @@ record_failure(BackfillJob *job, ErrorData *edata)
 	commit_transaction();
 }
 
-/* Record the failure, release the column on any outcome, raise the error. */
+/*
+ * Record the failure, release the column on any outcome, raise the error.
+ * A cancel that arrives while the failure is recorded (a second Ctrl-C, a
+ * statement_timeout behind a cancel) waits until the record is committed:
+ * otherwise it cancels the record itself, the job stays "running" without
+ * its error and the error that stopped the run is lost.  The pending cancel
+ * is then discarded with the error we raise.  Only cancels are held: a
+ * terminate still ends the session.
+ */
 static void
 record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
 {
+	HOLD_CANCEL_INTERRUPTS();
 	PG_TRY();
 	{
 		record_failure(job, edata);
 	}
 	PG_FINALLY();
 	{
+		RESUME_CANCEL_INTERRUPTS();
 		job_release(job);
 	}
 	PG_END_TRY();

@@ -391,6 +391,8 @@ job_record_progress(BackfillJob *job, int64 filled, int64 scanned)
 		elog(ERROR, "safe_backfill: recording the progress failed");
 }
 
+static char *ranges_table(Oid nsp);
+
 /* The run ended: done, or failed with the error that stopped it. */
 void
 job_finish(BackfillJob *job, const char *error)
@@ -404,7 +406,7 @@ job_finish(BackfillJob *job, const char *error)
 	args[0] = Int64GetDatum(job->id);
 	args[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[1] = error ? ' ' : 'n';
-	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table), NULL,
+	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table, ranges_table(job->nsp)), NULL,
 						 2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the end of the run failed");
 }

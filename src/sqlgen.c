@@ -423,15 +423,26 @@ sql_range_delete(const char *table)
 	return psprintf("DELETE FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1", table);
 }
 
-/* $1 job, $2 the error that stopped it (NULL: done) */
+/*
+ * $1 job, $2 the error that stopped it (NULL: done).  A parallel main pass
+ * that failed (a cancel, a worker's error) left the rows its workers
+ * committed counted in its ranges only (the leader adds them to the job row
+ * once the pass succeeds): a failed run in its main pass takes rows_done from
+ * the ranges, so the record and the next call's resume count them.  GREATEST
+ * (which ignores NULL: no ranges) so a serial run, or one started over, whose
+ * count is already higher than its new ranges' keeps it.
+ */
 char *
-sql_job_finish(const char *table)
+sql_job_finish(const char *table, const char *ranges)
 {
 	return psprintf("UPDATE %s SET state = CASE WHEN $2 IS NULL THEN 'done' ELSE 'failed' END,"
 					" phase = CASE WHEN $2 IS NULL THEN 'done' ELSE phase END,"
+					" rows_done = CASE WHEN $2 IS NOT NULL AND phase OPERATOR(pg_catalog.=) 'main'"
+					" THEN GREATEST(rows_done, (SELECT pg_catalog.sum(r.rows_done)::pg_catalog.int8 FROM %s r"
+					" WHERE r.job_id OPERATOR(pg_catalog.=) $1)) ELSE rows_done END,"
 					" error = $2, finished_at = pg_catalog.clock_timestamp(),"
 					" updated_at = pg_catalog.clock_timestamp()"
-					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+					" WHERE id OPERATOR(pg_catalog.=) $1", table, ranges);
 }
 
 char *
