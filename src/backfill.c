@@ -232,7 +232,8 @@ leave_keyset_if_key_gone(PassState *pass)
 				 errmsg("safe_backfill: %s: the primary key was dropped or changed while the workers were running",
 						pass->target->display),
 				 errdetail("Each worker walks a range of the primary key; without it every batch would read the whole table. The rows filled so far are committed."),
-				 errhint("Call safe_backfill again: without a primary key it walks the table by ranges of heap blocks.")));
+				 errhint("Call it again on the table's current name, %s: without a primary key it walks the table by ranges of heap blocks.",
+						 sql_hint_backfill_call(pass->target))));
 
 	ereport(NOTICE,
 			(errmsg("safe_backfill: %s: the primary key was dropped or changed; continuing by ranges of heap blocks",
