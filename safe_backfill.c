@@ -22,6 +22,7 @@ int			safe_backfill_batch_lock_timeout_ms = 1000;
 int			safe_backfill_max_batch_retries = 10;
 int			safe_backfill_max_replica_lag_ms = 0;
 int			safe_backfill_max_replica_wait_ms = 10 * 60 * 1000;
+bool		safe_backfill_synchronous_commit = false;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -107,6 +108,14 @@ _PG_init(void)
 							 "Without it every backfill doubles the table; the pruning is what any page access does.",
 							 &safe_backfill_reuse_space,
 							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("safe_backfill.synchronous_commit",
+							 "Whether each batch's commit waits for its WAL to reach disk.",
+							 "Off (the default): batches commit with synchronous_commit = off, and the call's last commit, which is synchronous, makes everything durable before CALL returns.  A crash can lose only the last batches, and their job-table record with them, so a re-run redoes exactly those.",
+							 &safe_backfill_synchronous_commit,
+							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 

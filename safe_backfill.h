@@ -59,6 +59,7 @@ extern int	safe_backfill_progress_interval_ms;
 extern int	safe_backfill_lock_timeout_ms;
 extern int	safe_backfill_max_lock_attempts;
 extern bool safe_backfill_reuse_space;
+extern bool safe_backfill_synchronous_commit;
 extern int	safe_backfill_target_batch_ms;
 extern int	safe_backfill_batch_lock_timeout_ms;
 extern int	safe_backfill_max_batch_retries;

@@ -24,6 +24,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/memutils.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 /* Which pass a batch belongs to, for progress and error context. */
@@ -412,6 +413,25 @@ record_skipped_batches(PassState *pass)
 }
 
 /*
+ * Let this batch's transaction commit without waiting for its WAL to be
+ * flushed, unless safe_backfill.synchronous_commit says so.  The batch's
+ * rows and its job record commit together, so a crash that loses the last
+ * few asynchronous commits loses both, and a re-run redoes exactly those
+ * batches.  The run's last commit (job_finish, or the failure record) is an
+ * ordinary one with the session's synchronous_commit: its flush covers every
+ * earlier WAL record, so when CALL returns everything it wrote is as durable
+ * as the session asked for.  Set at the start of each attempt, local to its
+ * transaction (a retry's commit ends it).
+ */
+static void
+commit_batch_asynchronously(void)
+{
+	if (!safe_backfill_synchronous_commit)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
  * One batch in its own transaction; false when the pass has no range left.
  * *filled is the number of rows it wrote.
  */
@@ -431,6 +451,7 @@ run_one_batch(PassState *pass, int64 *filled)
 	for (n = 1;; n++)
 	{
 		CHECK_FOR_INTERRUPTS();
+		commit_batch_asynchronously();
 		recheck_target(pass->target);
 		reject_instead_rules(pass->target);
 		leave_keyset_if_key_gone(pass);
