@@ -280,6 +280,7 @@ extern void iterator_limit_keys(BatchIterator *it, Datum *key);
 extern char *canonical_text(Oid typid, Datum value);
 extern ArrayType *canonical_key_array(BackfillTarget *t, Datum *key);
 extern void canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key);
+extern Datum *canonical_key_from_literal(BackfillTarget *t, const char *literal);
 extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end);
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);

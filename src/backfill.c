@@ -802,19 +802,8 @@ static void
 parse_key_text_action(void *arg)
 {
 	KeyTextCheck *check = (KeyTextCheck *) arg;
-	BackfillTarget *t = check->target;
-	Datum	   *texts;
-	int			n;
 
-	deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) check->literal,
-															  TEXTOID, -1)),
-					  TEXTOID, -1, false, TYPALIGN_INT, &texts, NULL, &n);
-	if (n != t->nkeys)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("the saved key has %d columns, the primary key %d", n, t->nkeys)));
-	/* read back in the canonical settings it was written in */
-	canonical_key_parse(t, texts, palloc(sizeof(Datum) * n));
+	(void) canonical_key_from_literal(check->target, check->literal);
 }
 
 /* NULL if every saved key of the unfinished ranges can be used, else why not. */

@@ -19,6 +19,7 @@
 #include "storage/itemptr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/array.h"
@@ -773,6 +774,34 @@ canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key)
 									  ioparam, -1);
 	}
 	leave_canonical_settings(nest);
+}
+
+/*
+ * A key the jobs tables recorded (the literal of its canonical text[]),
+ * read back with the key's current types; NULL for NULL.  A key whose
+ * columns no longer match the primary key is an error: the caller drops
+ * such a position (see resume in backfill.c).
+ */
+Datum *
+canonical_key_from_literal(BackfillTarget *t, const char *literal)
+{
+	Datum	   *texts;
+	Datum	   *key;
+	int			n;
+
+	if (literal == NULL)
+		return NULL;
+	deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) literal,
+															  TEXTOID, -1)),
+					  TEXTOID, -1, false, TYPALIGN_INT, &texts, NULL, &n);
+	if (n != t->nkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("the saved key has %d columns, the primary key %d", n, t->nkeys),
+				 errhint("The primary key changed since the position was saved; call safe_backfill again, and it starts over.")));
+	key = palloc(sizeof(Datum) * n);
+	canonical_key_parse(t, texts, key);
+	return key;
 }
 
 /* The last key done, as canonical text[], for the jobs table; NULL before any batch. */

@@ -265,30 +265,6 @@ key_literal(BackfillTarget *target, Datum *key)
 								 PointerGetDatum(canonical_key_array(target, key)));
 }
 
-static Datum *
-parse_key_literal(BackfillTarget *target, const char *literal)
-{
-	Datum		array;
-	Datum	   *texts;
-	Datum	   *key;
-	int			n;
-
-	if (literal == NULL)
-		return NULL;
-	array = OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1);
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
-					  &texts, NULL, &n);
-	if (n != target->nkeys)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("safe_backfill: %s: a recorded range key has %d columns, the primary key %d",
-						target->display, n, target->nkeys),
-				 errhint("The primary key changed since the interrupted run; delete its rows from safe_backfill_job_ranges to start over.")));
-	key = palloc(sizeof(Datum) * n);
-	canonical_key_parse(target, texts, key);
-	return key;
-}
-
 /* Record the ranges of a new run, so an interrupted run resumes each one. */
 static void
 save_ranges(RangePlan *plan, int n, BackfillTarget *target, BackfillJob *job)
@@ -310,8 +286,8 @@ load_ranges(RangePlan *plan, JobRange *ranges, int n, BackfillTarget *target,
 		plan[i].range_no = ranges[i].range_no;
 		if (!by_ctid)
 		{
-			plan[i].start_key = parse_key_literal(target, ranges[i].last_key);
-			plan[i].end_key = parse_key_literal(target, ranges[i].end_key);
+			plan[i].start_key = canonical_key_from_literal(target, ranges[i].last_key);
+			plan[i].end_key = canonical_key_from_literal(target, ranges[i].end_key);
 		}
 		plan[i].start_block = ranges[i].next_block;
 		plan[i].end_block = ranges[i].end_block;
