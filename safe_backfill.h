@@ -211,6 +211,7 @@ extern void follow_target_rename(BackfillTarget *target);
 extern void check_backfill_privileges(BackfillTarget *target);
 extern Oid	relation_owner(Oid relid);
 extern void require_table_owner(BackfillTarget *target, const char *procname);
+extern int64 run_count_query(const char *sql, bool read_only, const char *what);
 extern double estimate_table_rows(Oid relid);
 extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);

@@ -566,20 +566,9 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 static int64
 count_nulls_left(BackfillTarget *target)
 {
-	int			rc;
-	bool		isnull;
-	int64		n;
-
 	recheck_target_with_lock(target, AccessShareLock);
 	/* not read-only: SPI then takes a new snapshot for the statement */
-	rc = SPI_execute(sql_count_nulls_left(target), false, 0);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "safe_backfill: counting the NULLs left failed: %s",
-			 SPI_result_code_string(rc));
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return n;
+	return run_count_query(sql_count_nulls_left(target), false, "the NULLs left");
 }
 
 /*

@@ -149,22 +149,10 @@ column_is_already_not_null(BackfillTarget *target)
 int64
 count_nulls(BackfillTarget *target)
 {
-	int			rc;
-	bool		isnull;
-	int64		n;
-
 	/* the name is read under the lock: it must still be our table's */
 	LockRelationOid(target->relid, AccessShareLock);
 	follow_target_rename(target);
-	rc = SPI_execute(sql_count_nulls(target), true, 0);
-
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "safe_backfill: counting NULLs failed: %s",
-			 SPI_result_code_string(rc));
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return n;
+	return run_count_query(sql_count_nulls(target), true, "NULLs");
 }
 
 typedef struct ValidateCall

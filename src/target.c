@@ -512,17 +512,23 @@ never_analyzed(Relation rel)
 		 RelationGetNumberOfBlocks(rel) > 0);
 }
 
-static double
-count_rows(Oid relid)
+/*
+ * Run a query that returns one count (SELECT pg_catalog.count(*) ...) and
+ * return it; what names the count in the error.  read_only false makes SPI
+ * take a new snapshot for the statement.
+ */
+int64
+run_count_query(const char *sql, bool read_only, const char *what)
 {
-	int			rc = SPI_execute(sql_count_rows(relid), true, 0);
+	int			rc = SPI_execute(sql, read_only, 0);
 	bool		isnull;
-	double		n;
+	int64		n;
 
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "safe_backfill: counting rows failed: %s", SPI_result_code_string(rc));
-	n = (double) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+		elog(ERROR, "safe_backfill: counting %s failed: %s", what,
+			 SPI_result_code_string(rc));
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return n;
 }
@@ -547,7 +553,7 @@ estimate_table_rows(Oid relid)
 		double		allvisfrac;
 
 		if (never_analyzed(rel))
-			tuples = count_rows(RelationGetRelid(rel));
+			tuples = (double) run_count_query(sql_count_rows(RelationGetRelid(rel)), true, "rows");
 		else
 			estimate_rel_size(rel, widths, &pages, &tuples, &allvisfrac);
 		total += tuples;
