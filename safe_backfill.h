@@ -110,6 +110,14 @@ typedef struct BackfillTarget
 	int16		typlen;
 	bool		typbyval;
 
+	/*
+	 * Or, with expression => '...': its text as the caller gave it, checked
+	 * by expression.c to be exactly one expression assignable to the column
+	 * (value is then unused).  The statements compute it for each row.
+	 */
+	char	   *expression;
+	int64		expression_nulls;	/* rows left NULL because it gave NULL */
+
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
 	int			nkeys;
 	KeyColumn  *keys;
@@ -221,6 +229,9 @@ extern void reject_instead_rules(BackfillTarget *target);
 
 /* value.c */
 extern void coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype);
+
+/* expression.c */
+extern void prepare_expression(BackfillTarget *target, const char *text);
 
 /* sqlgen.c */
 extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
