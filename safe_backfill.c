@@ -218,6 +218,27 @@ interval_argument_ms(FunctionCallInfo fcinfo, int argno, const char *name,
 	return (int) ms;
 }
 
+/*
+ * set_not_null => true after an expression run that left rows NULL: the
+ * promotion would fail on them anyway; say why they are NULL.  The run
+ * itself is done (recorded so): every row the expression gives a value for
+ * was filled.
+ */
+static void
+refuse_not_null_over_expression_nulls(BackfillTarget *target)
+{
+	if (target->expression == NULL || target->expression_nulls == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("safe_backfill: %s: cannot set NOT NULL: " INT64_FORMAT " %s still NULL because the expression gave NULL for %s",
+					target->display, target->expression_nulls,
+					target->expression_nulls == 1 ? "row is" : "rows are",
+					target->expression_nulls == 1 ? "it" : "them"),
+			 errdetail("Every row the expression gives a value for was filled and committed, and the run is recorded as done; the column was not made NOT NULL."),
+			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
+}
+
 PG_FUNCTION_INFO_V1(safe_backfill);
 
 /*
@@ -315,6 +336,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 			LockPolicy	policy = {safe_backfill_lock_timeout_ms,
 			safe_backfill_max_lock_attempts};
 
+			refuse_not_null_over_expression_nulls(target);
 			run_set_not_null(target, &policy, -1);
 		}
 	}
