@@ -653,10 +653,18 @@ sql_hint_set_default(BackfillTarget *target)
 					quote_identifier(target->colname));
 }
 
-/* CALL safe_backfill('t', 'c', <value>); (tbl is a regclass, col a name) */
+/*
+ * CALL safe_backfill('t', 'c', <value>); (tbl is a regclass, col a name),
+ * or with expression => '...' for an expression run
+ */
 char *
 sql_hint_backfill_call(BackfillTarget *target)
 {
+	if (target->expression)
+		return psprintf("CALL safe_backfill(%s, %s, expression => %s);",
+						quote_literal_cstr(target->qualified),
+						quote_literal_cstr(target->colname),
+						quote_literal_cstr(target->expression));
 	return psprintf("CALL safe_backfill(%s, %s, <value>);",
 					quote_literal_cstr(target->qualified),
 					quote_literal_cstr(target->colname));
