@@ -43,7 +43,6 @@ VACUUM ANALYZE rounds8, rounds1, by_blocks, plain;
 SELECT note_index_sizes('rounds8'), note_index_sizes('rounds1'), note_index_sizes('by_blocks');
 
 -- by key, 8 rounds (the default)
-SHOW safe_backfill.hot_rounds;
 CALL safe_backfill('rounds8', 'status', 'active', 1000);
 -- Of 20 batches, the last (open-ended, it also takes rows appended meanwhile)
 -- is one plain UPDATE; in the others only the first round's rows (1/8) must
