@@ -3,8 +3,8 @@
 # calling safe_backfill again resumes after the last committed key, and in
 # the end every row was filled exactly once.  Batches and their HOT rounds
 # commit asynchronously (the defaults): the crash loses the commits whose WAL
-# was not written yet (wal_writer_delay is long here, so the last ones are
-# still in the WAL buffers), rows and job record together.  A batch is held
+# was not written yet (wal_writer_delay is long here, so the last ones may
+# still be in the WAL buffers), rows and job record together.  A batch is held
 # inside one of its rounds, so the crash comes between rounds.
 use strict;
 use warnings;
