@@ -23,6 +23,7 @@ int			safe_backfill_max_batch_retries = 10;
 int			safe_backfill_max_replica_lag_ms = 0;
 int			safe_backfill_max_replica_wait_ms = 10 * 60 * 1000;
 bool		safe_backfill_synchronous_commit = false;
+int			safe_backfill_hot_rounds = 8;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -118,6 +119,14 @@ _PG_init(void)
 							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("safe_backfill.hot_rounds",
+							"Rounds each batch of the main pass is split into, so that most of its updates are HOT (no new index entries).",
+							"Round r rewrites the rows whose line pointer number is r modulo hot_rounds, and commits; the batch's pages are pruned before the next round, so its rows are rewritten in place.  1 writes each batch with one UPDATE.  A column that is part of an index, or a table whose access method is not heap, always gets one round.",
+							&safe_backfill_hot_rounds,
+							8, 1, 64,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
 
 	compat_reserve_guc_prefix("safe_backfill");
 }

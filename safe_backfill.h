@@ -60,6 +60,7 @@ extern int	safe_backfill_lock_timeout_ms;
 extern int	safe_backfill_max_lock_attempts;
 extern bool safe_backfill_reuse_space;
 extern bool safe_backfill_synchronous_commit;
+extern int	safe_backfill_hot_rounds;
 extern int	safe_backfill_target_batch_ms;
 extern int	safe_backfill_batch_lock_timeout_ms;
 extern int	safe_backfill_max_batch_retries;
@@ -244,6 +245,10 @@ extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
 extern char *sql_key_sample(BackfillTarget *target);
 extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
+extern char *sql_key_range_null_tids(BackfillTarget *target, bool has_lower);
+extern char *sql_ctid_range_null_tids(BackfillTarget *target);
+extern char *sql_update_key_round(BackfillTarget *target, bool has_lower);
+extern char *sql_update_ctid_round(BackfillTarget *target);
 extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
@@ -306,6 +311,8 @@ extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
 extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode);
+extern void iterator_set_hot_rounds(BatchIterator *it, int rounds);
+extern bool iterator_round_pending(BatchIterator *it);
 extern void iterator_free(BatchIterator *it);
 
 /* backfill.c */
@@ -361,6 +368,7 @@ extern bool run_guarded_exclusive_step(BackfillTarget *target, const char *procn
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
 extern void require_heap_for_ctid(BackfillTarget *target);
+extern char *hot_update_blocker(BackfillTarget *target);
 
 /* parallel.c */
 extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,

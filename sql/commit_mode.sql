@@ -17,10 +17,11 @@ CREATE TRIGGER cm_note BEFORE UPDATE ON cm FOR EACH ROW EXECUTE FUNCTION cm_note
 SET safe_backfill.progress_interval = 0;
 CALL safe_backfill('cm', 'status', 'a', 100, target_batch_ms => 0);
 SHOW safe_backfill.synchronous_commit;
--- every batch (5 transactions) ran with it off; the session still has it on
+-- every batch ran with it off, each of its HOT rounds (5 batches of 100 rows in
+-- 8 rounds: 40 transactions); the session still has it on
 SELECT count(DISTINCT xid) AS batches, string_agg(DISTINCT sync, ',') AS batch_setting FROM cm_seen;
 SHOW synchronous_commit;
--- with safe_backfill.synchronous_commit = on, batches keep the session's setting
+-- with safe_backfill.synchronous_commit = on, batches (and rounds) keep the session's setting
 UPDATE cm SET status = NULL;
 TRUNCATE cm_seen;
 SET safe_backfill.synchronous_commit = on;

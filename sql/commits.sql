@@ -3,6 +3,9 @@
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
+-- one transaction per batch: no HOT rounds, whose transactions hot_rounds.sql
+-- and commit_mode.sql show
+SET safe_backfill.hot_rounds = 1;
 \set VERBOSITY terse
 
 CREATE TABLE c_pk (id int PRIMARY KEY);

@@ -43,7 +43,9 @@ SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.f_par
 SELECT count(status) AS filled FROM f_par;
 
 -- a cancel (here the session cancels itself when the fifth batch reaches
--- row 50) is recorded as failed with its message
+-- row 50) is recorded as failed with its message; rows_done counts the rows
+-- of every committed transaction, the HOT rounds of the fifth batch before
+-- row 50's included (43), and the next call redoes that batch after key 40
 CREATE TABLE f_cancel (id int PRIMARY KEY, status text);
 INSERT INTO f_cancel SELECT generate_series(1, 100);
 CREATE FUNCTION f_cancel_self() RETURNS trigger LANGUAGE plpgsql AS

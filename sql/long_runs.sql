@@ -3,6 +3,8 @@
 -- this session's own plan cache).
 \set VERBOSITY terse
 SET safe_backfill.progress_interval = 0;
+-- whole batches kept (no HOT rounds: see hot_rounds.sql)
+SET safe_backfill.hot_rounds = 1;
 CREATE TABLE plans_t (id int PRIMARY KEY, v int);
 INSERT INTO plans_t SELECT g FROM generate_series(1, 100) g;
 CREATE VIEW plans_left AS

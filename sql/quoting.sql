@@ -3,6 +3,8 @@
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
+-- one transaction per batch (no HOT rounds: see hot_rounds.sql)
+SET safe_backfill.hot_rounds = 1;
 \set VERBOSITY terse
 
 CREATE SCHEMA "my schema";

@@ -59,6 +59,7 @@ typedef struct PassState
 	int64		unrecorded_batches;
 	int64		unrecorded_scanned;
 	TimestampTz last_recorded;
+	int			hot_rounds;		/* rounds a batch may be split into (choose_hot_rounds) */
 } PassState;
 
 /* Commit, and be in a new transaction on every version (see compat.h). */
@@ -246,6 +247,7 @@ leave_keyset_if_key_gone(PassState *pass)
 	MemoryContextSwitchTo(old);
 	if (pass->own_it)
 		iterator_free(pass->own_it);
+	iterator_set_hot_rounds(blocks, pass->hot_rounds);
 	pass->it = pass->own_it = blocks;
 }
 
@@ -476,22 +478,17 @@ commit_batch_asynchronously(void)
 }
 
 /*
- * One batch in its own transaction; false when the pass has no range left.
- * *filled is the number of rows it wrote.
+ * Attempts at the next UPDATE of the batch (the whole batch, or its next HOT
+ * round), each in a subtransaction, until one gets its row locks.  A retry
+ * makes the batch smaller, which starts a batch split into rounds over from
+ * its first round.  *started is when the batch's first round began.
+ * Returns the number of attempts.
  */
-static bool
-run_one_batch(PassState *pass, int64 *filled)
+static int
+attempt_batch_update(PassState *pass, BatchAttempt *attempt, TimestampTz *started)
 {
-	BatchAttempt attempt = {pass->it, pass->job, false, 0, 0};
-	BlockNumber freed_start;
-	BlockNumber freed_end;
-	TimestampTz started;
-	double		batch_ms;
-	int			size = iterator_batch_size(pass->it);
 	int			n;
 
-	wait_for_replicas(pass->target, pass->opts->max_replica_lag_ms,
-					  pass->opts->max_replica_wait_ms, &pass->stats->replica_wait_ms);
 	for (n = 1;; n++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -499,13 +496,97 @@ run_one_batch(PassState *pass, int64 *filled)
 		recheck_target(pass->target);
 		reject_instead_rules(pass->target);
 		leave_keyset_if_key_gone(pass);
-		attempt.it = pass->it;
-		started = GetCurrentTimestamp();
+		attempt->it = pass->it;
+		if (!iterator_round_pending(pass->it))
+			*started = GetCurrentTimestamp();
 		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
-								  batch_attempt_action, &attempt,
+								  batch_attempt_action, attempt,
 								  pass->target->expression ? name_failing_row : NULL))
-			break;
+			return n;
 		prepare_batch_retry(pass, n);
+	}
+}
+
+/* Rows a batch (or one of its rounds) filled, in the totals and the shared progress. */
+static void
+count_rows_filled(PassState *pass, int64 filled)
+{
+	pass->stats->rows_filled += filled;
+	pass->pass_filled += filled;
+	if (pass->opts->progress)
+		pass->opts->progress->rows_filled = pass->stats->rows_filled;
+}
+
+/*
+ * In a round's own transaction: the rows it filled.  The position stays
+ * where the batch started until its last round (record_batch): a run
+ * interrupted between two rounds redoes the whole batch, and "col IS NULL"
+ * skips the rows its committed rounds filled, which are counted here.
+ */
+static void
+record_round(PassState *pass, int64 filled)
+{
+	if (filled == 0)
+		return;
+	if (pass->opts->range)
+		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+						   iterator_position_block(pass->it), filled);
+	else
+		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
+						 iterator_position_keys(pass->it),
+						 iterator_position_block(pass->it), filled, 0, 0);
+}
+
+/*
+ * A round of a batch split into HOT rounds (iterate.c) is done: record and
+ * commit it like a batch, then prune the batch's pages at once, so that the
+ * next round's new row versions fit on the pages of the old ones.
+ */
+static void
+finish_round(PassState *pass, BatchAttempt *attempt)
+{
+	BlockNumber start;
+	BlockNumber end;
+
+	record_round(pass, attempt->filled);
+	commit_transaction();
+	if (attempt->filled > 0)
+		replica_lag_note_commit();
+	count_rows_filled(pass, attempt->filled);
+	if (attempt->filled > 0 && iterator_freed_blocks(pass->it, &start, &end))
+		reuse_freed_space(pass->target, start, end);
+}
+
+/*
+ * One batch in its own transaction, or, split into HOT rounds, in one
+ * transaction per round; false when the pass has no range left.  *filled
+ * is the number of rows it wrote.
+ */
+static bool
+run_one_batch(PassState *pass, int64 *filled)
+{
+	BatchAttempt attempt = {pass->it, pass->job, false, 0, 0};
+	BlockNumber freed_start;
+	BlockNumber freed_end;
+	TimestampTz started = 0;
+	double		batch_ms;
+	int			size = iterator_batch_size(pass->it);
+	bool		retried = false;
+	int64		rounds_filled = 0;
+
+	wait_for_replicas(pass->target, pass->opts->max_replica_lag_ms,
+					  pass->opts->max_replica_wait_ms, &pass->stats->replica_wait_ms);
+	for (;;)
+	{
+		if (attempt_batch_update(pass, &attempt, &started) > 1)
+		{
+			/* a retry started the batch over: its rounds before are counted */
+			retried = true;
+		}
+		if (!attempt.ran || !iterator_round_pending(pass->it))
+			break;
+		finish_round(pass, &attempt);
+		rounds_filled += attempt.filled;
 	}
 	if (attempt.ran)
 		record_batch(pass, &attempt);
@@ -513,9 +594,9 @@ run_one_batch(PassState *pass, int64 *filled)
 	if (attempt.filled > 0)
 		replica_lag_note_commit();
 	/* a retry shrank this batch only; the next ones keep their size */
-	if (n > 1)
+	if (retried)
 		iterator_set_batch_size(pass->it, size);
-	*filled = attempt.filled;
+	*filled = rounds_filled + attempt.filled;
 	if (!attempt.ran)
 		return false;
 	batch_ms = (double) (GetCurrentTimestamp() - started) / 1000.0;
@@ -525,8 +606,7 @@ run_one_batch(PassState *pass, int64 *filled)
 		queue_freed_space(pass, freed_start, freed_end);
 
 	pass->stats->batches++;
-	pass->stats->rows_filled += *filled;
-	pass->pass_filled += *filled;
+	count_rows_filled(pass, attempt.filled);
 	if (pass->sweep == 0)
 	{
 		pass->stats->rows_scanned += attempt.scanned;
@@ -535,11 +615,37 @@ run_one_batch(PassState *pass, int64 *filled)
 	}
 	if (pass->opts->progress)
 	{
-		pass->opts->progress->rows_filled = pass->stats->rows_filled;
 		pass->opts->progress->rows_scanned = pass->stats->rows_scanned;
 		pass->opts->progress->batches = pass->stats->batches;
 	}
 	return true;
+}
+
+/*
+ * Split the main pass's batches into HOT rounds (iterate.c), unless no
+ * update of the column can be HOT: then the rounds would only add commits.
+ * Sweeps write little and run plain batches.
+ */
+static void
+choose_hot_rounds(PassState *pass)
+{
+	int			rounds = pass->sweep > 0 ? 1 : safe_backfill_hot_rounds;
+	char	   *why = rounds > 1 ? hot_update_blocker(pass->target) : NULL;
+
+	if (why)
+	{
+		ereport(DEBUG1,
+				(errmsg("safe_backfill: %s: one round per batch, no HOT rounds: %s",
+						pass->target->display, why),
+				 errdetail("No update of the column can be HOT, so splitting batches into rounds would only add commits.")));
+		rounds = 1;
+	}
+	else if (rounds > 1)
+		ereport(DEBUG1,
+				(errmsg("safe_backfill: %s: batches in up to %d HOT rounds",
+						pass->target->display, rounds)));
+	pass->hot_rounds = rounds;
+	iterator_set_hot_rounds(pass->it, rounds);
 }
 
 static int64
@@ -554,6 +660,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	bool		more = true;
 
 	pass.last_recorded = GetCurrentTimestamp();
+	choose_hot_rounds(&pass);
 	/*
 	 * Everything a batch allocates (statement arguments, the job record's
 	 * key text, the pg_stat_activity line, ...) must go once the batch has

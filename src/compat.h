@@ -115,4 +115,15 @@ compat_column_is_not_null(Oid relid, Form_pg_attribute att)
 #endif
 }
 
+/*
+ * The columns whose change makes an UPDATE non-HOT.  16 split out the
+ * columns only summarizing indexes (BRIN) cover, which no longer block HOT;
+ * before, every indexed column did.
+ */
+#if PG_VERSION_NUM >= 160000
+#define COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING	INDEX_ATTR_BITMAP_HOT_BLOCKING
+#else
+#define COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING	INDEX_ATTR_BITMAP_ALL
+#endif
+
 #endif							/* SAFE_BACKFILL_COMPAT_H */

@@ -67,6 +67,24 @@ struct BatchIterator
 	BlockNumber freed_start;
 	BlockNumber freed_end;
 
+	/*
+	 * HOT rounds (see plan_hot_rounds): a batch whose rows were picked by
+	 * tid runs as several UPDATEs, one per round, each committed by the
+	 * caller.  The bounds and the rounds' tids stay put until the last round
+	 * is done; only then does the position move on.
+	 */
+	int			hot_rounds;		/* rounds a batch may be split into; 1: none */
+	bool		in_batch;		/* a split batch has rounds left */
+	bool		batch_has_upper;
+	BlockNumber batch_end;		/* ctid ranges: the first block past the batch */
+	int			nrounds;		/* non-empty rounds of the batch in progress */
+	int			round;			/* the next one */
+	Datum	   *round_tids;		/* tid[] of each round */
+	MemoryContext rounds_cxt;	/* the rounds' tids, reset for each batch */
+	SPIPlanPtr	null_tids_plan[2];	/* keyset [has_lower]; ctid ranges use [0] */
+	SPIPlanPtr	key_round_plan[2];	/* [has_lower] */
+	SPIPlanPtr	ctid_round_plan;
+
 	int			plans_generation;	/* target->generation the plans were built for */
 	MemoryContextCallback free_plans;	/* when cxt goes, by any path */
 };
@@ -104,7 +122,9 @@ free_kept_plans(void *arg)
 		&it->ctid_range_plan[0], &it->ctid_range_plan[1],
 		&it->ctid_update_plan[0], &it->ctid_update_plan[1],
 		&it->key_update_plan[0][0], &it->key_update_plan[0][1],
-	&it->key_update_plan[1][0], &it->key_update_plan[1][1]};
+	&it->key_update_plan[1][0], &it->key_update_plan[1][1],
+		&it->null_tids_plan[0], &it->null_tids_plan[1],
+	&it->key_round_plan[0], &it->key_round_plan[1], &it->ctid_round_plan};
 	int			i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -127,6 +147,9 @@ iterator_alloc(BackfillTarget *target, int batch_size)
 	it->cxt = cxt;
 	it->batch_size = batch_size;
 	it->plans_generation = target->generation;
+	it->hot_rounds = 1;
+	it->rounds_cxt = AllocSetContextCreate(cxt, "safe_backfill rounds",
+										   ALLOCSET_DEFAULT_SIZES);
 	it->free_plans.func = free_kept_plans;
 	it->free_plans.arg = it;
 	MemoryContextRegisterResetCallback(cxt, &it->free_plans);
@@ -154,6 +177,10 @@ iterator_free(BatchIterator *it)
 {
 	MemoryContextDelete(it->cxt);
 }
+
+static void plan_hot_rounds(BatchIterator *it, bool has_upper);
+static int64 update_round(BatchIterator *it);
+static bool round_done_more_left(BatchIterator *it);
 
 /* ---------------------------------------------------------------------
  * Primary-key keyset
@@ -440,17 +467,30 @@ keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 {
 	bool		has_upper;
 
-	if (it->has_end_key && it->has_lower && compare_keys(it, it->lower, it->end_key) >= 0)
+	if (!it->in_batch)
 	{
-		it->finished = true;
-		return false;
-	}
-	has_upper = clip_to_end_key(it, find_upper_bound(it));
+		if (it->has_end_key && it->has_lower && compare_keys(it, it->lower, it->end_key) >= 0)
+		{
+			it->finished = true;
+			return false;
+		}
+		has_upper = clip_to_end_key(it, find_upper_bound(it));
 
-	it->freed_start = it->freed_end = 0;
-	if (has_upper)
-		note_key_range_blocks(it);
-	*filled = update_key_range(it, has_upper);
+		it->freed_start = it->freed_end = 0;
+		if (has_upper)
+			note_key_range_blocks(it);
+		it->batch_has_upper = has_upper;
+		plan_hot_rounds(it, has_upper);
+	}
+	has_upper = it->batch_has_upper;
+	if (it->nrounds > 1)
+	{
+		*filled = update_round(it);
+		if (round_done_more_left(it))
+			return true;
+	}
+	else
+		*filled = update_key_range(it, has_upper);
 	*scanned = has_upper ? it->batch_size : *filled;
 	if (has_upper)
 		advance_lower_bound(it);
@@ -550,34 +590,53 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	BlockNumber end;
 	BlockNumber limit;
 
-	it->table_blocks = table_block_count(it->target->relid);
-	if (it->has_end_block && it->next_block >= it->end_block)
+	if (!it->in_batch)
 	{
-		it->finished = true;
-		return false;
+		it->table_blocks = table_block_count(it->target->relid);
+		if (it->has_end_block && it->next_block >= it->end_block)
+		{
+			it->finished = true;
+			return false;
+		}
+		limit = it->has_end_block ? Min(it->end_block, it->table_blocks) : it->table_blocks;
+		has_upper = it->next_block < limit || it->has_end_block;
+		it->range_start = it->next_block;
+		end = Min(limit, it->next_block + it->stride);
+		if (it->has_end_block && end <= it->next_block)
+			end = it->end_block;	/* the table is shorter than the range */
+		it->batch_has_upper = has_upper;
+		it->batch_end = end;
+		it->freed_start = it->range_start;
+		it->freed_end = has_upper ? end : it->range_start;
+		plan_hot_rounds(it, has_upper);
 	}
-	limit = it->has_end_block ? Min(it->end_block, it->table_blocks) : it->table_blocks;
-	has_upper = it->next_block < limit || it->has_end_block;
-	it->range_start = it->next_block;
-	end = Min(limit, it->next_block + it->stride);
-	if (it->has_end_block && end <= it->next_block)
-		end = it->end_block;	/* the table is shorter than the range */
+	has_upper = it->batch_has_upper;
+	end = it->batch_end;
 
-	args[0] = it->target->value;
-	args[1] = block_start_tid(&first, it->next_block);
-	if (has_upper)
-		args[2] = block_start_tid(&past, end);
+	if (it->nrounds > 1)
+	{
+		*filled = update_round(it);
+		if (round_done_more_left(it))
+			return true;
+	}
+	else
+	{
+		args[0] = it->target->value;
+		args[1] = block_start_tid(&first, it->next_block);
+		if (has_upper)
+			args[2] = block_start_tid(&past, end);
 
-	rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args,
-						  update_nulls(it->target, has_upper ? 3 : 2), false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "safe_backfill: batch update failed: %s",
-			 SPI_result_code_string(rc));
+		rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args,
+							  update_nulls(it->target, has_upper ? 3 : 2), false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "safe_backfill: batch update failed: %s",
+				 SPI_result_code_string(rc));
+		*filled = (int64) SPI_processed;
+	}
 
 	/* only now: a batch that failed is retried from the same block */
 	if (has_upper)
 		it->next_block = end;
-	*filled = (int64) SPI_processed;
 	adapt_sweep_stride(it, *filled);
 	it->freed_start = it->range_start;
 	it->freed_end = has_upper ? it->next_block : it->range_start;
@@ -591,6 +650,236 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 }
 
 /* ---------------------------------------------------------------------
+ * HOT rounds
+ *
+ * An UPDATE is HOT - it adds no index entry at all - only when no indexed
+ * column changes and the new version fits on the old one's page.  On full
+ * pages the first rewrite of a page must move away; but once a fraction of
+ * a page's rows has moved out and committed, pruning frees their space and
+ * the page's next rows are rewritten in place.  So a batch whose rows are
+ * physically together runs in k rounds: round r rewrites the rows whose
+ * line pointer number is r modulo k, so that every round takes about 1/k
+ * of each page's rows; the caller commits after each round and prunes the
+ * batch's pages before the next one.  Only the first round's rows move
+ * (into the space earlier batches freed); the others are mostly HOT.
+ *
+ * The rows are picked directly: before the first round, the tids of the
+ * batch's rows still NULL are read once and split by line pointer number;
+ * each round's UPDATE reads its tids only (a TID Scan).  It keeps the
+ * batch's own bounds and "col IS NULL": a row whose tid went elsewhere since
+ * (a partition's row with the same tid, a line pointer vacuumed and reused)
+ * is written only if it belongs to the batch and still needs it.  A row a
+ * concurrent UPDATE moved after its tid was read is missed, like a row
+ * moved behind a block range: the sweep after the main pass fills it.
+ * --------------------------------------------------------------------- */
+
+/* How many rounds the next batches may be split into (1: none); see backfill.c. */
+void
+iterator_set_hot_rounds(BatchIterator *it, int rounds)
+{
+	it->hot_rounds = Max(1, rounds);
+}
+
+/* Whether the batch in progress has rounds left: its position has not moved yet. */
+bool
+iterator_round_pending(BatchIterator *it)
+{
+	return it->in_batch;
+}
+
+static SPIPlanPtr
+null_tids_plan(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	int			lower = (!it->by_ctid && it->has_lower) ? 1 : 0;
+
+	if (it->null_tids_plan[lower] == NULL)
+	{
+		Oid		   *types = palloc(sizeof(Oid) * Max(2, t->nkeys * 2));
+		int			n = 0;
+		int			i;
+
+		if (it->by_ctid)
+		{
+			types[n++] = TIDOID;
+			types[n++] = TIDOID;
+		}
+		else
+			for (i = 0; i < t->nkeys * (lower + 1); i++)
+				types[n++] = t->keys[i % t->nkeys].typid;
+		it->null_tids_plan[lower] =
+			prepare_kept_plan(it->by_ctid ? sql_ctid_range_null_tids(t) :
+							  sql_key_range_null_tids(t, lower), n, types);
+	}
+	return it->null_tids_plan[lower];
+}
+
+/* The batch's bounds as statement arguments, from args[0]: keys, or two tids. */
+static int
+batch_bound_args(BatchIterator *it, Datum *args, ItemPointer tids)
+{
+	BackfillTarget *t = it->target;
+	int			n = 0;
+	int			i;
+
+	if (it->by_ctid)
+	{
+		args[n++] = block_start_tid(&tids[0], it->range_start);
+		args[n++] = block_start_tid(&tids[1], it->batch_end);
+		return n;
+	}
+	if (it->has_lower)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->lower[i];
+	for (i = 0; i < t->nkeys; i++)
+		args[n++] = it->upper[i];
+	return n;
+}
+
+/*
+ * Split the tids just read into rounds by line pointer number: round r gets
+ * the rows numbered r modulo k, so each round takes a share of every page.
+ * Empty rounds are left out.
+ */
+static void
+split_tids_into_rounds(BatchIterator *it, SPITupleTable *tuptable, uint64 ntids)
+{
+	int			k = it->hot_rounds;
+	int		   *counts;
+	Datum	  **members;
+	uint64		i;
+	int			r;
+	MemoryContext old = MemoryContextSwitchTo(it->rounds_cxt);
+
+	counts = palloc0(sizeof(int) * k);
+	members = palloc(sizeof(Datum *) * k);
+	for (i = 0; i < ntids; i++)
+	{
+		bool		isnull;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tuptable->vals[i],
+																	  tuptable->tupdesc,
+																	  1, &isnull));
+
+		counts[ItemPointerGetOffsetNumber(tid) % k]++;
+	}
+	for (r = 0; r < k; r++)
+	{
+		members[r] = palloc(sizeof(Datum) * Max(1, counts[r]));
+		counts[r] = 0;
+	}
+	for (i = 0; i < ntids; i++)
+	{
+		bool		isnull;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tuptable->vals[i],
+																	  tuptable->tupdesc,
+																	  1, &isnull));
+		ItemPointer copy = palloc(sizeof(ItemPointerData));
+		int			round = ItemPointerGetOffsetNumber(tid) % k;
+
+		ItemPointerCopy(tid, copy);
+		members[round][counts[round]++] = PointerGetDatum(copy);
+	}
+	it->round_tids = palloc(sizeof(Datum) * k);
+	it->nrounds = 0;
+	for (r = 0; r < k; r++)
+		if (counts[r] > 0)
+			it->round_tids[it->nrounds++] =
+				PointerGetDatum(construct_array(members[r], counts[r], TIDOID,
+												sizeof(ItemPointerData), false,
+												TYPALIGN_SHORT));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Split the batch about to run into rounds, or not (nrounds = 1: one plain
+ * UPDATE, as without rounds).  Rounds need the batch's pages pruned between
+ * them (space reuse on, the batch's blocks known and close together: see
+ * note_key_range_blocks) and a closed range: the last, open-ended range of
+ * a pass also takes rows appended while it runs, which no tid list holds.
+ */
+static void
+plan_hot_rounds(BatchIterator *it, bool has_upper)
+{
+	Datum		args[INDEX_MAX_KEYS * 2];
+	ItemPointerData tids[2];
+	int			rc;
+
+	it->nrounds = 1;
+	it->round = 0;
+	MemoryContextReset(it->rounds_cxt);
+	it->round_tids = NULL;
+	if (it->hot_rounds <= 1 || it->sweeping || !has_upper ||
+		!safe_backfill_reuse_space || it->freed_end <= it->freed_start)
+		return;
+	(void) batch_bound_args(it, args, tids);
+	rc = SPI_execute_plan(null_tids_plan(it), args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading the batch's row tids failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed > 1)
+		split_tids_into_rounds(it, SPI_tuptable, SPI_processed);
+	SPI_freetuptable(SPI_tuptable);
+	if (it->nrounds < 1)
+		it->nrounds = 1;
+}
+
+/* After a round's UPDATE: true if the batch has rounds left (its position stays). */
+static bool
+round_done_more_left(BatchIterator *it)
+{
+	it->round++;
+	it->in_batch = it->round < it->nrounds;
+	return it->in_batch;
+}
+
+static SPIPlanPtr
+round_plan(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	SPIPlanPtr *plan;
+	Oid		   *types = palloc(sizeof(Oid) * (t->nkeys * 2 + 4));
+	int			lower = it->has_lower ? 1 : 0;
+	int			n = 0;
+	int			i;
+
+	plan = it->by_ctid ? &it->ctid_round_plan : &it->key_round_plan[lower];
+	if (*plan != NULL)
+		return *plan;
+	types[n++] = t->atttypid;
+	types[n++] = TIDARRAYOID;
+	if (it->by_ctid)
+	{
+		types[n++] = TIDOID;
+		types[n++] = TIDOID;
+	}
+	else
+		for (i = 0; i < t->nkeys * (lower + 1); i++)
+			types[n++] = t->keys[i % t->nkeys].typid;
+	*plan = prepare_kept_plan(it->by_ctid ? sql_update_ctid_round(t) :
+							  sql_update_key_round(t, lower), n, types);
+	return *plan;
+}
+
+/* One round of the batch in progress: $1 the value, $2 its tids, then the bounds. */
+static int64
+update_round(BatchIterator *it)
+{
+	Datum		args[INDEX_MAX_KEYS * 2 + 2];
+	ItemPointerData tids[2];
+	int			rc;
+	int			nargs;
+
+	args[0] = it->target->value;
+	args[1] = it->round_tids[it->round];
+	nargs = 2 + batch_bound_args(it, &args[2], tids);
+	rc = SPI_execute_plan(round_plan(it), args, update_nulls(it->target, nargs), false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: batch update failed: %s",
+			 SPI_result_code_string(rc));
+	return (int64) SPI_processed;
+}
+
+/* ---------------------------------------------------------------------
  * Common interface
  * --------------------------------------------------------------------- */
 
@@ -599,9 +888,11 @@ iterator_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 {
 	*filled = 0;
 	*scanned = 0;
-	it->finished_at_end = false;
 	if (it->finished)
 		return false;
+	/* a split batch keeps what its first round found: its end included */
+	if (!it->in_batch)
+		it->finished_at_end = false;
 	drop_plans_of_old_name(it);
 	return it->by_ctid ? ctid_run_batch(it, filled, scanned)
 		: keyset_run_batch(it, filled, scanned);
@@ -627,6 +918,12 @@ iterator_batch_size(BatchIterator *it)
 void
 iterator_set_batch_size(BatchIterator *it, int rows)
 {
+	/*
+	 * A batch split into rounds that is resized (a retry after a lock
+	 * timeout) starts over with its new size, from the same position: what
+	 * its committed rounds filled is no longer NULL and is not written again.
+	 */
+	it->in_batch = false;
 	rows = Max(1, rows);
 	if (!it->by_ctid)
 		it->batch_size = rows;

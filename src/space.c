@@ -20,9 +20,11 @@
 
 #include "access/heapam.h"
 #include "access/relation.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/pg_am_d.h"
 #include "commands/defrem.h"
+#include "nodes/bitmapset.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
@@ -177,4 +179,46 @@ reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
 	(void) GetTransactionSnapshot();
 	foreach(lc, storage_relations(target->relid))
 		reuse_in_relation(target, lfirst_oid(lc), start, end);
+}
+
+/*
+ * Why no UPDATE of the column can be HOT in one of the table's leaves, or
+ * NULL if it can in all of them (see "HOT rounds" in iterate.c): the column
+ * is part of an index (a key, an expression or a partial index's
+ * predicate), or the table's access method is not heap, whose HOT chains
+ * and pruning the rounds rely on.  A partition's column may have another
+ * number than the parent's: it is looked up by name.
+ */
+char *
+hot_update_blocker(BackfillTarget *target)
+{
+	ListCell   *lc;
+
+	foreach(lc, storage_relations(target->relid))
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		AttrNumber	attnum;
+		Bitmapset  *indexed;
+		char	   *why = NULL;
+
+		if (rel == NULL)
+			continue;			/* dropped: recheck_target will say so */
+		attnum = get_attnum(relid, target->colname);
+		if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+			why = psprintf("table %s uses access method \"%s\", not heap",
+						   relation_display_name(relid), access_method_name(relid));
+		else if (attnum != InvalidAttrNumber)
+		{
+			indexed = RelationGetIndexAttrBitmap(rel, COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING);
+			if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, indexed))
+				why = psprintf("column \"%s\" is part of an index of table %s (a key, an expression or a partial index's predicate)",
+							   target->colname, relation_display_name(relid));
+			bms_free(indexed);
+		}
+		relation_close(rel, AccessShareLock);
+		if (why)
+			return why;
+	}
+	return NULL;
 }

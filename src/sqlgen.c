@@ -374,6 +374,94 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 	return buf.data;
 }
 
+/* ---------------------------------------------------------------------
+ * HOT rounds (iterate.c): the tids of a batch's rows still NULL, read once,
+ * then one UPDATE per round over its share of them.
+ * --------------------------------------------------------------------- */
+
+static void
+append_null_tids_head(StringInfo buf, BackfillTarget *target)
+{
+	appendStringInfo(buf, "SELECT ctid FROM %s WHERE %s IS NULL",
+					 relation_clause(target), quote_identifier(target->colname));
+}
+
+/* $1..$n the lower bound (exclusive, if any), then the upper bound (inclusive) */
+char *
+sql_key_range_null_tids(BackfillTarget *target, bool has_lower)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_null_tids_head(&buf, target);
+	if (has_lower)
+		appendStringInfo(&buf, " AND %s", key_comparison(target, ">", 1));
+	appendStringInfo(&buf, " AND %s",
+					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1));
+	return buf.data;
+}
+
+/* $1 the first tid of the range, $2 the first tid past it */
+char *
+sql_ctid_range_null_tids(BackfillTarget *target)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_null_tids_head(&buf, target);
+	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.>=) $1"
+						   " AND ctid OPERATOR(pg_catalog.<) $2");
+	return buf.data;
+}
+
+/*
+ * One round: $1 is the value, $2 the round's tids (tid[]), then the batch's
+ * bounds.  The tids are the access path (a TID Scan reads only the round's
+ * rows); the batch's bounds stay as a check on each row, written as
+ * "(...) IS TRUE" so the planner cannot pick them as the access path
+ * instead and read the whole batch again in every round.
+ */
+static void
+append_round_head(StringInfo buf, BackfillTarget *target)
+{
+	append_update_head(buf, target);
+}
+
+/* then $3.. the lower bound (exclusive, if any), then the upper bound (inclusive) */
+char *
+sql_update_key_round(BackfillTarget *target, bool has_lower)
+{
+	StringInfoData buf;
+	int			next_param = 3;
+
+	initStringInfo(&buf);
+	if (!target->expression)
+		append_round_head(&buf, target);
+	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.=) ANY ($2) AND (");
+	if (has_lower)
+	{
+		appendStringInfo(&buf, "%s AND ", key_comparison(target, ">", next_param));
+		next_param += target->nkeys;
+	}
+	appendStringInfo(&buf, "%s) IS TRUE", key_comparison(target, "<=", next_param));
+	return target->expression ? sql_compute_range(target, buf.data) : buf.data;
+}
+
+/* then $3 the first tid of the batch's blocks, $4 the first tid past them */
+char *
+sql_update_ctid_round(BackfillTarget *target)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!target->expression)
+		append_round_head(&buf, target);
+	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.=) ANY ($2)"
+						   " AND (ctid OPERATOR(pg_catalog.>=) $3"
+						   " AND ctid OPERATOR(pg_catalog.<) $4) IS TRUE");
+	return target->expression ? sql_compute_range(target, buf.data) : buf.data;
+}
+
 /*
  * The NULLs the backfill was to fill and did not: the rows its UPDATEs
  * reach (ONLY for a plain table, as they use), read with a fresh snapshot.

@@ -1,6 +1,8 @@
 # Per-batch controls: a batch that keeps timing out on a row lock gives up
 # after max_batch_retries with a clear error (committed batches kept), and
-# target_batch_ms shrinks batches that take too long.
+# target_batch_ms shrinks batches that take too long.  The batch shapes
+# counted here are those of one transaction per batch (hot_rounds = 1); the
+# same retries with HOT rounds are at the end.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -30,6 +32,7 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
 	SET safe_backfill.target_batch_ms = 0;
 	SET safe_backfill.batch_lock_timeout = '50ms';
 	SET safe_backfill.max_batch_retries = 2;
+	SET safe_backfill.hot_rounds = 1;
 	CALL safe_backfill('locked', 'status', 'x', 100);
 });
 isnt($ret, 0, 'gives up when the row lock is never released');
@@ -64,6 +67,7 @@ $node->safe_psql('postgres', q{
 });
 ($ret, $stdout, $stderr) = $node->psql('postgres', q{
 	SET safe_backfill.progress_interval = 0;
+	SET safe_backfill.hot_rounds = 1;
 	CALL safe_backfill('slow', 'status', 'x', 1000, target_batch_ms => 50);
 });
 is($ret, 0, 'adaptive run succeeded') or diag $stderr;
@@ -76,10 +80,48 @@ like($stderr, qr/batch time p50 \d+\.\d ms, p99 \d+\.\d ms/, 'the summary report
 $node->safe_psql('postgres', 'UPDATE slow SET status = NULL');
 ($ret, $stdout, $stderr) = $node->psql('postgres', q{
 	SET safe_backfill.progress_interval = 0;
+	SET safe_backfill.hot_rounds = 1;
 	CALL safe_backfill('slow', 'status', 'x', 1000, target_batch_ms => 0);
 });
 is($node->safe_psql('postgres', 'SELECT count(DISTINCT xmin::text) FROM slow'), '3',
 	'target_batch_ms => 0 keeps every batch at batch_size');
+
+# --- the same row lock under HOT rounds ---------------------------------------------------
+# Row 350's round times out: the retry starts its batch over, smaller, from
+# its first round; the rounds committed before stay and are counted, and no
+# row more than a batch (100 keys) past the locked one is touched.
+$node->safe_psql('postgres', 'UPDATE locked SET status = NULL');
+($in, $out, $err) = ('', '', '');
+$holder = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-d', $node->connstr('postgres') ],
+	'<', \$in, '>', \$out, '2>', \$err);
+$in .= "BEGIN;\nUPDATE locked SET id = id WHERE id = 350;\nSELECT 'locked';\n";
+$holder->pump until $out =~ /locked/;
+($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	SET safe_backfill.progress_interval = 0;
+	SET safe_backfill.target_batch_ms = 0;
+	SET safe_backfill.batch_lock_timeout = '50ms';
+	SET safe_backfill.max_batch_retries = 2;
+	SET safe_backfill.hot_rounds = 8;
+	CALL safe_backfill('locked', 'status', 'y', 100);
+});
+isnt($ret, 0, 'with HOT rounds: gives up when the row lock is never released');
+like($stderr,
+	qr/NOTICE:  safe_backfill: locked\.status: batch 4 waited more than 50 ms for a row lock and was rolled back; retrying with 50 rows in \d+ ms \(attempt 2 of 3\)/,
+	'the round that timed out is retried with a smaller batch');
+($kept) = $stderr =~ /DETAIL:  .*The (\d+) rows filled before are committed and kept\./;
+is($node->safe_psql('postgres', 'SELECT count(status) FROM locked'), $kept,
+	"exactly the rows said to be kept are filled ($kept)");
+is($node->safe_psql('postgres', q{SELECT rows_done FROM safe_backfill_jobs WHERE relid = 'locked'::regclass ORDER BY id DESC LIMIT 1}),
+	$kept, 'and the job counts each of them');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM locked WHERE status IS NOT NULL AND id > 450'), '0',
+	'nothing past the batch of the locked row was filled');
+cmp_ok($kept, '>', 300, 'the rounds of the locked batch before its row committed');
+$in .= "COMMIT;\n\\q\n";
+$holder->finish;
+$node->safe_psql('postgres', "CALL safe_backfill('locked', 'status', 'y', 100)");
+is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE status = 'y'), count(*) FROM locked}), '1000|1000',
+	'a second call finishes once the lock is gone');
 
 $node->stop;
 done_testing();
