@@ -400,6 +400,38 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
  * Per-shard mode
  * --------------------------------------------------------------------- */
 
+/*
+ * Before any shard is filled: every node holding one of them has
+ * safe_backfill in the coordinator's version, and lets us connect.
+ */
+static void
+require_extension_on_every_node(List *tasks, const char *version)
+{
+	List	   *checked = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tasks)
+	{
+		ShardTask  *task = (ShardTask *) lfirst(lc);
+		char	   *node = psprintf("%s:%d", task->host, task->port);
+		PGconn	   *volatile conn;
+
+		if (list_member(checked, makeString(node)))
+			continue;
+		checked = lappend(checked, makeString(node));
+		conn = connect_to_node(task);
+		PG_TRY();
+		{
+			(void) require_remote_extension(conn, task, version);
+		}
+		PG_FINALLY();
+		{
+			PQfinish(conn);
+		}
+		PG_END_TRY();
+	}
+}
+
 static void
 refuse_during_rebalance(BackfillTarget *target)
 {
@@ -755,14 +787,10 @@ distributed_nulls_left(BackfillTarget *target)
 
 static void
 fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *job,
-			JobPosition *pos, double rows)
+			JobPosition *pos, double rows, const char *version, Oid nsp, List *all)
 {
-	char	   *version;
-	char	   *nspname;
-	Oid			nsp;
 	ShardCallArgs call;
 	char	   *typname;
-	List	   *all;
 	List	   *todo;
 	int64		shards_done = 0;
 	int64		nulls = 0;
@@ -770,14 +798,6 @@ fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *jo
 	TimestampTz started = GetCurrentTimestamp();
 	int			shard_rows;
 
-	local_extension_version(&version, &nspname);
-	nsp = get_namespace_oid(nspname, false);
-	all = load_placements(target, 0);
-	if (all == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("safe_backfill: %s: no active placement of its shards on a primary node",
-						target->display)));
 	todo = shards_to_fill(target, job, pos, opts, all);
 
 	typname = format_type_extended(target->atttypid, -1, FORMAT_TYPE_FORCE_QUALIFY);
@@ -837,8 +857,19 @@ backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
 	JobPosition pos;
 	MemoryContext cxt = CurrentMemoryContext;
 	double		rows;
+	char	   *version;
+	char	   *nspname;
+	List	   *all;
 
 	refuse_during_rebalance(target);
+	local_extension_version(&version, &nspname);
+	all = load_placements(target, 0);
+	if (all == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill: %s: no active placement of its shards on a primary node",
+						target->display)));
+	require_extension_on_every_node(all, version);
 	rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
 	commit_transaction();
 
@@ -846,7 +877,8 @@ backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
 	{
 		job = job_start(target, opts->procoid, false, rows, &pos);
 		commit_transaction();
-		fill_shards(target, opts, job, &pos, rows);
+		fill_shards(target, opts, job, &pos, rows, version,
+					get_namespace_oid(nspname, false), all);
 	}
 	PG_CATCH();
 	{

@@ -289,8 +289,9 @@ run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
 
 		/* a query: run it before ereport starts, never inside its arguments */
 		holders = describe_lock_holders(target->relid);
+		/* got past the local holders, stopped at the shards' */
 		if (shard_holders)
-			holders = psprintf("%s; on the shards: %s", holders, shard_holders);
+			holders = psprintf("sessions on the shards' nodes: %s", shard_holders);
 		if (attempt >= policy->max_attempts)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
