@@ -17,7 +17,8 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use RowGate;
 
-my $pkglibdir = `pg_config --pkglibdir`;
+my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
+my $pkglibdir = `$pg_config --pkglibdir`;
 chomp $pkglibdir;
 plan skip_all => "Citus is not installed ($pkglibdir/citus.so not found)"
   unless -e "$pkglibdir/citus.so";
@@ -127,7 +128,7 @@ my $shard_jobs = 0;
 $shard_jobs += $_->safe_psql('postgres',
 	q{SELECT count(*) FROM safe_backfill_jobs WHERE table_name LIKE '%d\_1%' AND state = 'done'}) for @workers;
 is($shard_jobs, 4, "each shard was filled on its own node, by that node's safe_backfill");
-is($coord->safe_psql('postgres', q{SELECT state FROM safe_backfill_jobs WHERE table_name = 'd'}),
+is($coord->safe_psql('postgres', q{SELECT state FROM safe_backfill_jobs WHERE table_name = 'public.d'}),
 	'done', "the coordinator's job for the table is done");
 
 # --- composite key, distributed by tenant_id; a date read back exactly ---------
@@ -258,7 +259,7 @@ $bf = start_call(q{CALL safe_backfill('c', 'v', 'c', 500)},
 	'safe_backfill.progress_interval = 0');
 wait_at_gate($gate, 1, q{application_name = 'safe_backfill shard'});
 my $done_sql = q{SELECT count(*) FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
-	WHERE j.table_name = 'c' AND r.done};
+	WHERE j.table_name = 'public.c' AND r.done};
 $coord->poll_query_until('postgres', "SELECT ($done_sql) >= " . scalar(@other_node))
   or die 'the shards on worker 2 did not finish';
 my $done_before = $coord->safe_psql('postgres', $done_sql);
@@ -273,7 +274,7 @@ $hnode->poll_query_until('postgres',
   or die 'the shard run on the worker did not stop';
 is($hnode->safe_psql('postgres', "SELECT state FROM safe_backfill_jobs WHERE table_name LIKE '%c\\_$held' ORDER BY id DESC LIMIT 1"),
 	'failed', 'the cancel reached the shard run on its worker, recorded there as failed');
-is($coord->safe_psql('postgres', q{SELECT state FROM safe_backfill_jobs WHERE table_name = 'c' ORDER BY id DESC LIMIT 1}),
+is($coord->safe_psql('postgres', q{SELECT state FROM safe_backfill_jobs WHERE table_name = 'public.c' ORDER BY id DESC LIMIT 1}),
 	'failed', "and the coordinator's job as failed");
 
 ($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('c', 'v', 'c', 500)});
