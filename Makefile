@@ -1,11 +1,13 @@
 # safe_backfill: PGXS build
 MODULE_big = safe_backfill
-OBJS = safe_backfill.o src/target.o src/value.o src/expression.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/space.o src/replicas.o src/jobs.o src/parallel.o
+OBJS = safe_backfill.o src/target.o src/value.o src/expression.o src/sqlgen.o src/iterate.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/space.o src/replicas.o src/jobs.o src/parallel.o src/citus.o
 EXTENSION = safe_backfill
 DATA = safe_backfill--1.0.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 
-PG_CPPFLAGS = -I$(srcdir)
+PG_CPPFLAGS = -I$(srcdir) -I$(libpq_srcdir)
+# citus.c runs each shard's backfill on its node over libpq, like dblink
+SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds
 

@@ -282,6 +282,15 @@ extern char *sql_range_exists(const char *table);
 extern char *sql_range_load_unfinished(const char *table);
 extern char *sql_range_update(const char *table);
 extern char *sql_disable_rule(BackfillTarget *target, const char *rulename);
+extern char *sql_citus_table_kind(void);
+extern char *sql_citus_placements(void);
+extern char *sql_citus_background_jobs(void);
+extern char *sql_citus_extension_version(void);
+extern char *sql_citus_remote_settings(int nsettings);
+extern char *sql_citus_shard_call(const char *nspname, const char *typname);
+extern char *sql_citus_propagate_set_local(void);
+extern char *sql_set_local_lock_timeout(int ms);
+extern char *sql_citus_shard_lock_holders(void);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;
@@ -303,6 +312,8 @@ extern char *iterator_resume(BatchIterator *it, const JobPosition *pos);
 extern void iterator_start_after_key(BatchIterator *it, Datum *key);
 extern void iterator_limit_keys(BatchIterator *it, Datum *key);
 extern char *canonical_text(Oid typid, Datum value);
+extern int	canonical_setting_count(void);
+extern void canonical_setting(int i, const char **name, const char **value);
 extern ArrayType *canonical_key_array(BackfillTarget *t, Datum *key);
 extern void canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key);
 extern Datum *canonical_key_from_literal(BackfillTarget *t, const char *literal);
@@ -321,6 +332,8 @@ extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
 						  BackfillStats *stats, const BackfillOptions *opts);
 extern void sleep_interruptibly(int ms);
 extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
+extern bool backfill_can_record_failure(BackfillJob *job);
+extern void backfill_record_failure_and_rethrow(BackfillJob *job, ErrorData *edata);
 
 /* locking.c */
 typedef void (*LockedAction) (void *arg);
@@ -375,6 +388,21 @@ extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions
 								   BackfillStats *stats, bool by_ctid, BackfillJob *job,
 								   bool resumed);
 extern int	parallel_unfinished_ranges(BackfillJob *job);
+
+/* citus.c */
+typedef enum CitusTableKind
+{
+	CITUS_TABLE_NONE,			/* not a Citus table (or no Citus) */
+	CITUS_TABLE_DISTRIBUTED,	/* hash-distributed or single-shard: per shard */
+	CITUS_TABLE_REFERENCE,		/* a copy on every node: coordinator batches */
+	CITUS_TABLE_OTHER			/* Citus local, append or range tables */
+} CitusTableKind;
+extern bool citus_is_loaded(void);
+extern CitusTableKind citus_table_kind(Oid relid);
+extern bool citus_backfill(BackfillTarget *target, const BackfillOptions *opts);
+extern bool citus_estimate_rows(Oid relid, double *rows);
+extern void citus_set_local_lock_timeout(int ms);
+extern bool citus_wait_for_shard_lock_holders(Oid relid, int timeout_ms, char **holders);
 
 /* replicas.c */
 extern void replica_lag_reset(void);

@@ -1119,8 +1119,8 @@ record_failure(BackfillJob *job, ErrorData *edata)
  * is then discarded with the error we raise.  Only cancels are held: a
  * terminate still ends the session.
  */
-static void
-record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
+void
+backfill_record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
 {
 	HOLD_CANCEL_INTERRUPTS();
 	PG_TRY();
@@ -1141,8 +1141,8 @@ record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
  * connection, outside any subtransaction (every subtransaction we start
  * cleans up after itself, so this holds for our errors).
  */
-static bool
-can_record_failure(BackfillJob *job)
+bool
+backfill_can_record_failure(BackfillJob *job)
 {
 	return job != NULL && !IsSubTransaction() && SPI_inside_nonatomic_context();
 }
@@ -1155,6 +1155,10 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	BackfillJob *volatile job = NULL;
 	JobPosition pos;
 	MemoryContext cxt = CurrentMemoryContext;
+
+	/* a distributed Citus table is filled shard by shard on its nodes */
+	if (citus_backfill(target, opts))
+		return;
 
 	stats.started = GetCurrentTimestamp();
 	stats.last_report = stats.started;
@@ -1185,10 +1189,10 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	}
 	PG_CATCH();
 	{
-		if (can_record_failure(job))
+		if (backfill_can_record_failure(job))
 		{
 			MemoryContextSwitchTo(cxt);
-			record_failure_and_rethrow(job, CopyErrorData());
+			backfill_record_failure_and_rethrow(job, CopyErrorData());
 		}
 		job_release(job);
 		PG_RE_THROW();

@@ -1024,6 +1024,20 @@ static const char *const canonical_settings[][2] = {
 	{"xmloption", "content"},
 };
 
+/* The canonical settings, for a session elsewhere that reads our text. */
+int
+canonical_setting_count(void)
+{
+	return lengthof(canonical_settings);
+}
+
+void
+canonical_setting(int i, const char **name, const char **value)
+{
+	*name = canonical_settings[i][0];
+	*value = canonical_settings[i][1];
+}
+
 static int
 enter_canonical_settings(void)
 {

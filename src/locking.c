@@ -30,6 +30,12 @@ set_local_lock_timeout(int ms)
 {
 	char		value[32];
 
+	/* Citus: by a SET that also reaches the workers' sessions */
+	if (citus_is_loaded())
+	{
+		citus_set_local_lock_timeout(ms);
+		return;
+	}
 	snprintf(value, sizeof(value), "%d", ms);
 	(void) set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
@@ -268,9 +274,12 @@ run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
 		int			wait_ms = backoff_ms(policy, attempt);
 		DdlAttempt	ddl = {target, build, conname, 0, guard, guard_arg, false};
 		char	   *holders;
+		char	   *shard_holders = NULL;
 
 		CHECK_FOR_INTERRUPTS();
+		/* Citus: the sessions holding locks on the shards, on every node, too */
 		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
+			citus_wait_for_shard_lock_holders(target->relid, wait_ms, &shard_holders) &&
 			run_with_lock_timeout(policy->lock_timeout_ms, exclusive_ddl_action, &ddl, NULL))
 		{
 			commit_transaction();
@@ -280,6 +289,9 @@ run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
 
 		/* a query: run it before ereport starts, never inside its arguments */
 		holders = describe_lock_holders(target->relid);
+		/* got past the local holders, stopped at the shards' */
+		if (shard_holders)
+			holders = psprintf("sessions on the shards' nodes: %s", shard_holders);
 		if (attempt >= policy->max_attempts)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),

@@ -787,3 +787,121 @@ sql_disable_rule(BackfillTarget *target, const char *rulename)
 	return psprintf("ALTER TABLE %s DISABLE RULE %s",
 					target->qualified, quote_identifier(rulename));
 }
+
+/* ---------------------------------------------------------------------
+ * Citus (citus.c).  Citus keeps its catalog in pg_catalog; every name
+ * and operator below is qualified, like the rest of this file.
+ * --------------------------------------------------------------------- */
+
+/* partmethod, repmodel, colocationid of the table $1 (an OID), if Citus knows it */
+char *
+sql_citus_table_kind(void)
+{
+	return pstrdup("SELECT p.partmethod::pg_catalog.text, p.repmodel::pg_catalog.text,"
+				   " p.colocationid::pg_catalog.int8"
+				   " FROM pg_catalog.pg_dist_partition p"
+				   " WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass");
+}
+
+/*
+ * Each shard of table $1 (or only shard $2 if not NULL) with its active
+ * placement on a primary node: shard id, quoted qualified shard name, host,
+ * port.
+ */
+char *
+sql_citus_placements(void)
+{
+	return pstrdup("SELECT s.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid, false),"
+				   " n.nodename, n.nodeport"
+				   " FROM pg_catalog.pg_dist_shard s"
+				   " JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+				   " JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid"
+				   " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+				   " AND ($2::pg_catalog.int8 IS NULL OR s.shardid OPERATOR(pg_catalog.=) $2::pg_catalog.int8)"
+				   " AND p.shardstate OPERATOR(pg_catalog.=) 1"
+				   " AND n.noderole OPERATOR(pg_catalog.=) 'primary'::pg_catalog.noderole"
+				   " AND n.isactive"
+				   " ORDER BY s.shardid, n.nodeid");
+}
+
+/* Background jobs (rebalance, move, split) not yet over. */
+char *
+sql_citus_background_jobs(void)
+{
+	return pstrdup("SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_background_job j"
+				   " WHERE j.state::pg_catalog.text OPERATOR(pg_catalog.=) ANY"
+				   " ('{scheduled,running,cancelling,failing}'::pg_catalog.text[])");
+}
+
+/* safe_backfill's version and schema in the database connected to. */
+char *
+sql_citus_extension_version(void)
+{
+	return pstrdup("SELECT e.extversion::pg_catalog.text, n.nspname::pg_catalog.text"
+				   " FROM pg_catalog.pg_extension e"
+				   " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+				   " WHERE e.extname OPERATOR(pg_catalog.=) 'safe_backfill'::pg_catalog.name");
+}
+
+/* pg_catalog.set_config($1, $2, false), ... for nsettings pairs */
+char *
+sql_citus_remote_settings(int nsettings)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (i = 0; i < nsettings; i++)
+		appendStringInfo(&buf, "%spg_catalog.set_config($%d::pg_catalog.text, $%d::pg_catalog.text, false)",
+						 i > 0 ? ", " : "", 2 * i + 1, 2 * i + 2);
+	return buf.data;
+}
+
+/*
+ * The ordinary backfill of one shard, on its own node: $1 the shard, $2 the
+ * column, $3 the value's text, read as the column's type (typname is
+ * qualified), $4 batch_size, $5 pause_ms, $6 target_batch_ms.  Never
+ * set_not_null: the promotion runs once, on the coordinator.
+ */
+char *
+sql_citus_shard_call(const char *nspname, const char *typname)
+{
+	return psprintf("CALL %s.safe_backfill($1::pg_catalog.regclass, $2::pg_catalog.name,"
+					" $3::pg_catalog.text::%s, batch_size => $4::pg_catalog.int4,"
+					" pause_ms => $5::pg_catalog.int4, target_batch_ms => $6::pg_catalog.int4,"
+					" set_not_null => false, workers => 1, resume => true)",
+					quote_identifier(nspname), typname);
+}
+
+/* Lock timeouts that Citus sends to every worker this transaction uses. */
+char *
+sql_citus_propagate_set_local(void)
+{
+	return pstrdup("SET LOCAL citus.propagate_set_commands = 'local'");
+}
+
+char *
+sql_set_local_lock_timeout(int ms)
+{
+	return psprintf("SET LOCAL lock_timeout = %d", ms);
+}
+
+/*
+ * Sessions on the shards' nodes holding a lock on a shard of table $1
+ * other than the one asking: "host:port pid n, pid m", one row a shard.  run_command_on_placements puts each shard's name in for %s.
+ */
+char *
+sql_citus_shard_lock_holders(void)
+{
+	return pstrdup("SELECT r.nodename OPERATOR(pg_catalog.||) ':'::pg_catalog.text"
+				   " OPERATOR(pg_catalog.||) r.nodeport::pg_catalog.text"
+				   " OPERATOR(pg_catalog.||) ' '::pg_catalog.text OPERATOR(pg_catalog.||) r.result"
+				   " FROM pg_catalog.run_command_on_placements($1::pg_catalog.regclass,"
+				   " $cmd$SELECT pg_catalog.string_agg('pid ' OPERATOR(pg_catalog.||) l.pid::pg_catalog.text, ', ')"
+				   " FROM pg_catalog.pg_locks l"
+				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'"
+				   " AND l.relation OPERATOR(pg_catalog.=) '%s'::pg_catalog.regclass AND l.granted"
+				   " AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()$cmd$) r"
+				   " WHERE r.success AND r.result OPERATOR(pg_catalog.<>) ''::pg_catalog.text");
+}

@@ -540,10 +540,14 @@ run_count_query(const char *sql, bool read_only, const char *what)
 double
 estimate_table_rows(Oid relid)
 {
-	List	   *leaves = storage_relations(relid);
+	List	   *leaves;
 	ListCell   *lc;
 	double		total = 0;
 
+	/* a Citus table's rows are in its shards, not in the coordinator's table */
+	if (citus_estimate_rows(relid, &total))
+		return total;
+	leaves = storage_relations(relid);
 	foreach(lc, leaves)
 	{
 		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);

@@ -49,6 +49,9 @@ trap 'cluster_stop "$CLUSTER"; [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$WORK"' EX
 
 PASSED=0
 FAILED=0
+# Test files that reported themselves skipped (e.g. 010_citus.pl without
+# Citus installed): counted apart, never as passed.
+SKIPPED=""
 
 # Count pg_regress / pg_isolation_regress result lines: up to 15
 # "test x ... ok" / "... FAILED", from 16 on TAP-like "ok 1 - x  12 ms" /
@@ -85,6 +88,8 @@ count_regress "$WORK/isolation.log" "${PIPESTATUS[0]}"
 run_section "TAP" make -s installcheck-tap-only 2>&1 | tee "$WORK/tap.log"
 tap_status=${PIPESTATUS[0]}
 tap_ok=$(grep -cE '^test/t/[^ ]+ \.+ ok' "$WORK/tap.log")
+# prove: "test/t/010_citus.pl .. skipped: <reason>"
+SKIPPED="$SKIPPED $(grep -oE '^test/t/[^ ]+ \.+ skipped' "$WORK/tap.log" | cut -d' ' -f1 | xargs -r -n1 basename | tr '\n' ' ')"
 # prove's "Test Summary Report" names each file that failed.
 tap_failed=$(grep -oE '^test/t/[^ ]+\.pl \(Wstat' "$WORK/tap.log" | cut -d' ' -f1 | sort -u)
 tap_bad=$(echo "$tap_failed" | grep -c .)
@@ -106,5 +111,7 @@ if [ -x test/django/run_test.sh ]; then
     grep -qE '^# django: (done|finished)' "$WORK/django.log" || FAILED=$((FAILED + 1))
 fi
 
+SKIPPED=$(echo $SKIPPED)
+echo "$(echo $SKIPPED | wc -w) skipped${SKIPPED:+ ($SKIPPED)}"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]

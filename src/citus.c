@@ -1,0 +1,955 @@
+/*
+ * citus.c
+ *		Citus tables: find out how a table is distributed, fill a distributed
+ *		table shard by shard on the nodes that hold the shards, and make lock
+ *		bounds reach the workers.
+ *
+ * On a Citus coordinator the distributed table is an empty shell: its rows
+ * live in shards, plain tables on the worker nodes.  Batches run on the
+ * coordinator would pull every shard's key range through the coordinator
+ * and commit each one over all shards in two phases; without a primary key
+ * the ctid ranges of the empty shell would make the whole table one UPDATE.
+ * So a hash-distributed (or single-shard) table is filled by the ordinary
+ * single-node backfill of each shard, CALLed on the shard's own node over a
+ * libpq connection of ours; the coordinator keeps one job for the table,
+ * with one range per shard, so a re-run redoes only the shards not finished,
+ * and each shard's own job on its node resumes inside the shard.
+ *
+ * Reference tables (one shard, a copy on every node) keep the coordinator's
+ * batches, which Citus applies to every copy: that needs a primary key.
+ */
+#include "safe_backfill.h"
+
+#include "libpq-fe.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* Rounds over the shards before the NULLs still found are an error. */
+#define CITUS_MAX_ROUNDS	3
+/* A shard's batches are capped near this fraction of the shard's rows. */
+#define CITUS_SHARD_BATCH_FRACTION	10
+#define CITUS_MIN_SHARD_BATCH	100
+
+/* One shard and the node that holds its active placement. */
+typedef struct ShardTask
+{
+	int64		shardid;
+	char	   *shard_name;		/* quoted, qualified */
+	char	   *host;
+	int			port;
+	bool		done;
+} ShardTask;
+
+/* A shard being filled: its connection. */
+typedef struct RunningShard
+{
+	ShardTask  *task;
+	PGconn	   *conn;
+	bool		called;			/* the CALL was sent (the settings come first) */
+} RunningShard;
+
+/* What every shard's CALL gets. */
+typedef struct ShardCallArgs
+{
+	const char *sql;			/* the CALL, with the remote schema */
+	const char *value;			/* the value's text under the canonical settings */
+	int			batch_size;
+	int			pause_ms;
+	int			target_batch_ms;
+	int			nsettings;
+	const char **setting_names;
+	const char **setting_values;
+} ShardCallArgs;
+
+/* ---------------------------------------------------------------------
+ * Detection
+ * --------------------------------------------------------------------- */
+
+/* citus.so is loaded in this backend (its settings exist). */
+bool
+citus_is_loaded(void)
+{
+	return GetConfigOption("citus.propagate_set_commands", true, false) != NULL;
+}
+
+/*
+ * How Citus distributes the table, read from pg_dist_partition by OID.
+ * partmethod 'h': hash-distributed; 'n' with repmodel 't': a reference
+ * table; 'n' with repmodel 's' and a colocation group: a distributed table
+ * with a single shard (a Citus local table has colocation id 0).
+ */
+CitusTableKind
+citus_table_kind(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	CitusTableKind kind = CITUS_TABLE_NONE;
+	int			rc;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return CITUS_TABLE_NONE;
+	rc = SPI_execute_with_args(sql_citus_table_kind(), 1, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading pg_dist_partition failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		char	   *method = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *repmodel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		char	   *colocation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+		if (strcmp(method, "h") == 0)
+			kind = CITUS_TABLE_DISTRIBUTED;
+		else if (strcmp(method, "n") == 0 && strcmp(repmodel, "t") == 0)
+			kind = CITUS_TABLE_REFERENCE;
+		else if (strcmp(method, "n") == 0 && strcmp(repmodel, "s") == 0 &&
+				 strcmp(colocation, "0") != 0)
+			kind = CITUS_TABLE_DISTRIBUTED;
+		else
+			kind = CITUS_TABLE_OTHER;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return kind;
+}
+
+/* ---------------------------------------------------------------------
+ * Lock bounds that reach the workers
+ * --------------------------------------------------------------------- */
+
+/*
+ * Set lock_timeout for the rest of the current (sub)transaction by a SET
+ * statement that Citus also sends to every worker connection the
+ * transaction uses (citus.propagate_set_commands = 'local'): a batch or a
+ * DDL step that waits for a lock on a shard then fails after timeout_ms
+ * with 55P03 there too, instead of waiting for as long as the worker's
+ * session holds its lock.
+ */
+void
+citus_set_local_lock_timeout(int ms)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "safe_backfill: SPI_connect failed");
+	if (SPI_execute(sql_citus_propagate_set_local(), false, 0) != SPI_OK_UTILITY ||
+		SPI_execute(sql_set_local_lock_timeout(ms), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "safe_backfill: setting lock_timeout failed");
+	SPI_finish();
+}
+
+/*
+ * Before an ACCESS EXCLUSIVE step on a distributed table: wait, for at most
+ * timeout_ms, until no session on any node holds a lock on one of its
+ * shards.  The coordinator's own lock holders are waited for as on a single
+ * node; the DDL Citus then sends to the shards would otherwise queue behind
+ * a worker's session while the coordinator holds ACCESS EXCLUSIVE on the
+ * table.  False (with the holders in *holders) if some are still there.
+ */
+bool
+citus_wait_for_shard_lock_holders(Oid relid, int timeout_ms, char **holders)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	int			sleep_ms = 10;
+
+	*holders = NULL;
+	if (!citus_is_loaded())
+		return true;
+	if (citus_table_kind(relid) == CITUS_TABLE_NONE)
+		return true;
+	for (;;)
+	{
+		Oid			types[1] = {OIDOID};
+		Datum		args[1] = {ObjectIdGetDatum(relid)};
+		StringInfoData buf;
+		uint64		i;
+
+		if (SPI_execute_with_args(sql_citus_shard_lock_holders(), 1, types, args,
+								  NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "safe_backfill: reading the shards' lock holders failed");
+		if (SPI_processed == 0)
+		{
+			SPI_freetuptable(SPI_tuptable);
+			return true;
+		}
+		initStringInfo(&buf);
+		for (i = 0; i < SPI_processed; i++)
+			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		SPI_freetuptable(SPI_tuptable);
+		*holders = buf.data;
+		if (GetCurrentTimestamp() >= deadline)
+			return false;
+		/* no lock and no snapshot held while we sleep */
+		commit_transaction();
+		sleep_interruptibly(sleep_ms);
+		sleep_ms = Min(sleep_ms * 2, 500);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Connections to the nodes
+ * --------------------------------------------------------------------- */
+
+static void
+relay_notice(void *arg, const PGresult *res)
+{
+	ShardTask  *task = (ShardTask *) arg;
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	int			elevel = severity && strcmp(severity, "WARNING") == 0 ? WARNING : NOTICE;
+
+	if (msg == NULL)
+		return;
+	ereport(elevel,
+			(errmsg_internal("%s (shard " INT64_FORMAT " on %s:%d)", msg,
+							 task->shardid, task->host, task->port),
+			 detail ? errdetail_internal("%s", detail) : 0));
+}
+
+/*
+ * A connection to the node, as the current user, to the current database,
+ * with citus.node_conninfo's options: how Citus itself connects.
+ */
+static PGconn *
+connect_to_node(ShardTask *task)
+{
+	const char *conninfo = GetConfigOption("citus.node_conninfo", true, false);
+	PQconninfoOption *extra = NULL;
+	PQconninfoOption *o;
+	const char *keywords[64];
+	const char *values[64];
+	int			n = 0;
+	char		port[16];
+	PGconn	   *conn;
+
+	if (conninfo && conninfo[0] != '\0')
+	{
+		char	   *err = NULL;
+
+		extra = PQconninfoParse(conninfo, &err);
+		if (extra == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("safe_backfill: citus.node_conninfo cannot be parsed: %s",
+							err ? err : "out of memory")));
+		for (o = extra; o->keyword && n < 50; o++)
+		{
+			if (o->val == NULL)
+				continue;
+			keywords[n] = o->keyword;
+			values[n++] = o->val;
+		}
+	}
+	snprintf(port, sizeof(port), "%d", task->port);
+	keywords[n] = "host";
+	values[n++] = task->host;
+	keywords[n] = "port";
+	values[n++] = port;
+	keywords[n] = "dbname";
+	values[n++] = get_database_name(MyDatabaseId);
+	keywords[n] = "user";
+	values[n++] = GetUserNameFromId(GetUserId(), false);
+	keywords[n] = "application_name";
+	values[n++] = "safe_backfill shard";
+	keywords[n] = NULL;
+	values[n] = NULL;
+
+	conn = PQconnectdbParams(keywords, values, false);
+	if (extra)
+		PQconninfoFree(extra);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
+
+		if (conn)
+			PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("safe_backfill: could not connect to node %s:%d for shard " INT64_FORMAT,
+						task->host, task->port, task->shardid),
+				 errdetail_internal("%s", msg),
+				 errhint("safe_backfill connects to each worker as the current user, like Citus: the workers must accept that connection (citus.node_conninfo, .pgpass, certificates or trust).")));
+	}
+	PQsetNoticeReceiver(conn, relay_notice, task);
+	return conn;
+}
+
+/* The remote error, raised here with its SQLSTATE. */
+static void
+raise_remote_error(ShardTask *task, PGresult *res, PGconn *conn)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+	int			code = ERRCODE_CONNECTION_FAILURE;
+	char	   *m = pstrdup(msg ? msg : PQerrorMessage(conn));
+	char	   *d = detail ? pstrdup(detail) : NULL;
+	char	   *h = hint ? pstrdup(hint) : NULL;
+
+	if (sqlstate && strlen(sqlstate) == 5)
+		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
+	if (res)
+		PQclear(res);
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg_internal("%s", m),
+			 d ? errdetail_internal("%s", d) : 0,
+			 h ? errhint("%s", h) : 0,
+			 errcontext("safe_backfill: shard " INT64_FORMAT " on node %s:%d",
+						task->shardid, task->host, task->port)));
+}
+
+/* Wait for the one result of a query sent on conn, forwarding a cancel. */
+static PGresult *
+wait_for_result(PGconn *conn, ShardTask *task)
+{
+	PGresult   *result = NULL;
+
+	for (;;)
+	{
+		PGresult   *res;
+
+		while (PQisBusy(conn))
+		{
+			(void) WaitLatchOrSocket(MyLatch,
+									 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+									 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (!PQconsumeInput(conn))
+				raise_remote_error(task, NULL, conn);
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (result)
+			PQclear(result);
+		result = res;
+	}
+	return result;
+}
+
+/* A short query, run to the end; its result (the caller clears it). */
+static PGresult *
+remote_query(PGconn *conn, ShardTask *task, const char *sql, int nparams,
+			 const char *const *params)
+{
+	PGresult   *res;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		raise_remote_error(task, NULL, conn);
+	res = wait_for_result(conn, task);
+	if (res == NULL || (PQresultStatus(res) != PGRES_TUPLES_OK &&
+						PQresultStatus(res) != PGRES_COMMAND_OK))
+		raise_remote_error(task, res, conn);
+	return res;
+}
+
+/* safe_backfill's version and schema here (SPI). */
+static void
+local_extension_version(char **version, char **nspname)
+{
+	if (SPI_execute(sql_citus_extension_version(), true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "safe_backfill: reading the extension's version failed");
+	*version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	*nspname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * The node must have safe_backfill, in the coordinator's version: the
+ * shard's run is the extension's own code there.  Its schema, for the CALL.
+ */
+static char *
+require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
+{
+	PGresult   *res = remote_query(conn, task, sql_citus_extension_version(), 0, NULL);
+	char	   *remote_version = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
+	char	   *nspname = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 1)) : NULL;
+
+	PQclear(res);
+	if (remote_version == NULL || strcmp(remote_version, version) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill: node %s:%d has %s, the coordinator version %s",
+						task->host, task->port,
+						remote_version ? psprintf("safe_backfill version %s", remote_version) :
+						"no safe_backfill extension",
+						version),
+				 errdetail("A distributed table is filled shard by shard on the nodes that hold the shards, by the extension installed there. Nothing was changed."),
+				 errhint("Install safe_backfill %s on every node and run CREATE EXTENSION safe_backfill (or ALTER EXTENSION safe_backfill UPDATE) in this database on each.",
+						 version)));
+	return nspname;
+}
+
+/* ---------------------------------------------------------------------
+ * Per-shard mode
+ * --------------------------------------------------------------------- */
+
+/*
+ * Before any shard is filled: every node holding one of them has
+ * safe_backfill in the coordinator's version, and lets us connect.
+ */
+static void
+require_extension_on_every_node(List *tasks, const char *version)
+{
+	List	   *checked = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tasks)
+	{
+		ShardTask  *task = (ShardTask *) lfirst(lc);
+		char	   *node = psprintf("%s:%d", task->host, task->port);
+		PGconn	   *volatile conn;
+
+		if (list_member(checked, makeString(node)))
+			continue;
+		checked = lappend(checked, makeString(node));
+		conn = connect_to_node(task);
+		PG_TRY();
+		{
+			(void) require_remote_extension(conn, task, version);
+		}
+		PG_FINALLY();
+		{
+			PQfinish(conn);
+		}
+		PG_END_TRY();
+	}
+}
+
+static void
+refuse_during_rebalance(BackfillTarget *target)
+{
+	int64		jobs = run_count_query(sql_citus_background_jobs(), true,
+									   "Citus background jobs");
+
+	if (jobs > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill: %s: a Citus rebalance or shard move is in progress",
+						target->display),
+				 errdetail(INT64_FORMAT " background jobs in pg_dist_background_job are scheduled or running; shards may move while they are filled. Nothing was changed.",
+						   jobs),
+				 errhint("Wait for citus_rebalance_wait() to return, then call safe_backfill again.")));
+}
+
+/* The shards with their placements, or only shardid's (if > 0). */
+static List *
+load_placements(BackfillTarget *target, int64 shardid)
+{
+	Oid			types[2] = {OIDOID, INT8OID};
+	Datum		args[2] = {ObjectIdGetDatum(target->relid), Int64GetDatum(shardid)};
+	char		nulls[2] = {' ', shardid > 0 ? ' ' : 'n'};
+	List	   *tasks = NIL;
+	int64		last = -1;
+	uint64		i;
+
+	if (SPI_execute_with_args(sql_citus_placements(), 2, types, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading the shard placements failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		ShardTask  *task;
+		int64		id = pg_strtoint64(SPI_getvalue(tup, desc, 1));
+
+		/* one placement a shard: a replicated shard is written once */
+		if (id == last)
+			continue;
+		last = id;
+		task = palloc0(sizeof(ShardTask));
+		task->shardid = id;
+		task->shard_name = SPI_getvalue(tup, desc, 2);
+		task->host = SPI_getvalue(tup, desc, 3);
+		task->port = pg_strtoint32(SPI_getvalue(tup, desc, 4));
+		tasks = lappend(tasks, task);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return tasks;
+}
+
+/* Settings that shape a shard's run, sent ahead of its CALL. */
+static const char *const forwarded_settings[] = {
+	"lock_timeout",
+	"safe_backfill.batch_lock_timeout",
+	"safe_backfill.max_batch_retries",
+	"safe_backfill.progress_interval",
+	"safe_backfill.iteration",
+	"safe_backfill.reuse_space",
+	"safe_backfill.synchronous_commit",
+};
+
+static void
+collect_settings(ShardCallArgs *call)
+{
+	int			ncanon = canonical_setting_count();
+	int			max = ncanon + lengthof(forwarded_settings);
+	int			i;
+
+	call->setting_names = palloc(sizeof(char *) * max);
+	call->setting_values = palloc(sizeof(char *) * max);
+	call->nsettings = 0;
+	/* the value's text is read back in these, as canonical_text wrote it */
+	for (i = 0; i < ncanon; i++)
+	{
+		canonical_setting(i, &call->setting_names[call->nsettings],
+						  &call->setting_values[call->nsettings]);
+		call->nsettings++;
+	}
+	for (i = 0; i < lengthof(forwarded_settings); i++)
+	{
+		call->setting_names[call->nsettings] = forwarded_settings[i];
+		call->setting_values[call->nsettings] =
+			pstrdup(GetConfigOption(forwarded_settings[i], false, false));
+		call->nsettings++;
+	}
+}
+
+/* Connect, check the extension, set the settings: ready for the CALL. */
+static RunningShard *
+start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
+			const char *typname, BackfillTarget *target)
+{
+	RunningShard *run = palloc0(sizeof(RunningShard));
+	const char **params = palloc(sizeof(char *) * 2 * call->nsettings);
+	const char *callparams[6];
+	char	   *nspname;
+	PGresult   *res;
+	int			i;
+
+	run->task = task;
+	run->conn = connect_to_node(task);
+	PG_TRY();
+	{
+		nspname = require_remote_extension(run->conn, task, version);
+		for (i = 0; i < call->nsettings; i++)
+		{
+			params[2 * i] = call->setting_names[i];
+			params[2 * i + 1] = call->setting_values[i];
+		}
+		res = remote_query(run->conn, task, sql_citus_remote_settings(call->nsettings),
+						   2 * call->nsettings, params);
+		PQclear(res);
+
+		callparams[0] = task->shard_name;
+		callparams[1] = target->colname;
+		callparams[2] = call->value;
+		callparams[3] = psprintf("%d", call->batch_size);
+		callparams[4] = psprintf("%d", call->pause_ms);
+		callparams[5] = psprintf("%d", call->target_batch_ms);
+		if (!PQsendQueryParams(run->conn, sql_citus_shard_call(nspname, typname), 6,
+							   NULL, callparams, NULL, NULL, 0))
+			raise_remote_error(task, NULL, run->conn);
+		run->called = true;
+	}
+	PG_CATCH();
+	{
+		PQfinish(run->conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return run;
+}
+
+/* Stop every shard still running: cancel its CALL, close its connection. */
+static void
+cancel_running(RunningShard **running, int nrunning)
+{
+	int			i;
+
+	for (i = 0; i < nrunning; i++)
+	{
+		PGcancel   *cancel;
+		char		errbuf[256];
+
+		if (running[i] == NULL || running[i]->conn == NULL)
+			continue;
+		cancel = PQgetCancel(running[i]->conn);
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+		PQfinish(running[i]->conn);
+		running[i]->conn = NULL;
+	}
+}
+
+static int
+running_on_node(RunningShard **running, int nrunning, ShardTask *task)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < nrunning; i++)
+		if (running[i] && strcmp(running[i]->task->host, task->host) == 0 &&
+			running[i]->task->port == task->port)
+			n++;
+	return n;
+}
+
+/*
+ * A shard's CALL returned without error.  Record the shard as done in the
+ * job's ranges and commit.  If its placement moved meanwhile (a shard move
+ * that started after our check), the shard is queued again for its new node.
+ */
+static bool
+finish_shard(BackfillTarget *target, BackfillJob *job, Oid nsp, ShardTask *task,
+			 List **pending)
+{
+	List	   *now = load_placements(target, task->shardid);
+	ShardTask  *moved;
+
+	if (now != NIL)
+	{
+		moved = (ShardTask *) linitial(now);
+		if (strcmp(moved->host, task->host) != 0 || moved->port != task->port)
+		{
+			ereport(NOTICE,
+					(errmsg("safe_backfill: %s: shard " INT64_FORMAT " moved from %s:%d to %s:%d while it was filled; filling it again there",
+							target->display, task->shardid, task->host, task->port,
+							moved->host, moved->port)));
+			*pending = lappend(*pending, moved);
+			return false;
+		}
+	}
+	range_record_done(range_recorder(nsp, job_id(job), (int) task->shardid));
+	commit_transaction();
+	task->done = true;
+	return true;
+}
+
+/*
+ * Run tasks, at most per_node at a time on each node, until all are done.
+ * A shard's error stops them all (each shard's own job on its node records
+ * where it stopped) and is raised here.
+ */
+static void
+run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
+		   const char *version, ShardCallArgs *call, const char *typname,
+		   int per_node, int64 *shards_done)
+{
+	int			max_running = list_length(tasks) + 1;
+	RunningShard **running = palloc0(sizeof(RunningShard *) * max_running);
+	List	   *pending = list_copy(tasks);
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			WaitEventSet *set;
+			WaitEvent	event;
+			ListCell   *lc;
+			int			nrunning = 0;
+			int			i;
+
+			/* start what the nodes have room for */
+			foreach(lc, pending)
+			{
+				ShardTask  *task = (ShardTask *) lfirst(lc);
+
+				if (running_on_node(running, max_running, task) >= per_node)
+					continue;
+				for (i = 0; i < max_running && running[i]; i++)
+					;
+				if (i == max_running)
+					break;
+				running[i] = start_shard(task, version, call, typname, target);
+				pending = foreach_delete_current(pending, lc);
+			}
+			for (i = 0; i < max_running; i++)
+				if (running[i])
+					nrunning++;
+			if (nrunning == 0 && pending == NIL)
+				break;
+
+			set = CreateWaitEventSet(CurrentMemoryContext, nrunning + 2);
+			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			for (i = 0; i < max_running; i++)
+				if (running[i])
+					AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(running[i]->conn),
+									  NULL, running[i]);
+			(void) WaitEventSetWait(set, -1L, &event, 1, PG_WAIT_EXTENSION);
+			FreeWaitEventSet(set);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+
+			for (i = 0; i < max_running; i++)
+			{
+				RunningShard *run = running[i];
+				PGresult   *res;
+				PGresult   *last = NULL;
+
+				if (run == NULL)
+					continue;
+				if (!PQconsumeInput(run->conn))
+					raise_remote_error(run->task, NULL, run->conn);
+				if (PQisBusy(run->conn))
+					continue;
+				while ((res = PQgetResult(run->conn)) != NULL)
+				{
+					if (last)
+						PQclear(last);
+					last = res;
+				}
+				if (last == NULL || PQresultStatus(last) != PGRES_COMMAND_OK)
+					raise_remote_error(run->task, last, run->conn);
+				PQclear(last);
+				PQfinish(run->conn);
+				run->conn = NULL;
+				running[i] = NULL;
+				if (finish_shard(target, job, nsp, run->task, &pending))
+					(*shards_done)++;
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		cancel_running(running, max_running);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Which shards this run fills: all of them, each recorded as a range of the
+ * job; or, resuming a run that recorded its shards, those not done.
+ */
+static List *
+shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
+			   const BackfillOptions *opts, List *all)
+{
+	ListCell   *lc;
+
+	if (pos->resumed && opts->resume && job_has_ranges(job))
+	{
+		JobRange   *ranges;
+		int			n = job_load_ranges(job, &ranges);
+		List	   *todo = NIL;
+		int			i;
+
+		foreach(lc, all)
+		{
+			ShardTask  *task = (ShardTask *) lfirst(lc);
+
+			for (i = 0; i < n; i++)
+				if (ranges[i].range_no == (int) task->shardid)
+					todo = lappend(todo, task);
+		}
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ": %d of %d shards unfinished",
+						target->display, job_id(job), list_length(todo), list_length(all))));
+		return todo;
+	}
+	if (pos->resumed)
+		job_forget_position(job);
+	foreach(lc, all)
+	{
+		ShardTask  *task = (ShardTask *) lfirst(lc);
+
+		if (task->shardid > PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("safe_backfill: %s: shard id " INT64_FORMAT " is too large to be recorded",
+							target->display, task->shardid)));
+		job_insert_range(job, (int) task->shardid, NULL, NULL, 0, InvalidBlockNumber);
+	}
+	commit_transaction();
+	return list_copy(all);
+}
+
+static int64
+distributed_nulls_left(BackfillTarget *target)
+{
+	int64		n;
+
+	recheck_target_with_lock(target, AccessShareLock);
+	n = run_count_query(sql_count_nulls_left(target), false, "the NULLs left");
+	commit_transaction();
+	return n;
+}
+
+static void
+fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *job,
+			JobPosition *pos, double rows, const char *version, Oid nsp, List *all)
+{
+	ShardCallArgs call;
+	char	   *typname;
+	List	   *todo;
+	int64		shards_done = 0;
+	int64		nulls = 0;
+	int			round;
+	TimestampTz started = GetCurrentTimestamp();
+	int			shard_rows;
+
+	todo = shards_to_fill(target, job, pos, opts, all);
+
+	typname = format_type_extended(target->atttypid, -1, FORMAT_TYPE_FORCE_QUALIFY);
+	call.value = canonical_text(target->atttypid, target->value);
+	call.sql = NULL;
+	shard_rows = (int) Min((double) INT_MAX, rows / list_length(all));
+	call.batch_size = Min(opts->batch_size,
+						  Max(CITUS_MIN_SHARD_BATCH, shard_rows / CITUS_SHARD_BATCH_FRACTION));
+	call.pause_ms = opts->pause_ms;
+	call.target_batch_ms = opts->target_batch_ms;
+	collect_settings(&call);
+
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: distributed table, filling %d of its %d shards on their nodes, %d at a time on each node, batches of at most %d rows",
+					target->display, list_length(todo), list_length(all), opts->workers,
+					call.batch_size)));
+
+	for (round = 1;; round++)
+	{
+		run_shards(target, job, nsp, todo, version, &call, typname, opts->workers,
+				   &shards_done);
+		nulls = distributed_nulls_left(target);
+		if (nulls == 0)
+			break;
+		if (round >= CITUS_MAX_ROUNDS)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("safe_backfill: %s: " INT64_FORMAT " rows are still NULL after %d rounds over the shards",
+							target->display, nulls, round),
+					 errdetail("Each shard's run ended with no NULL left in it, but a count over the distributed table still finds some: rows keep being written with NULL, or shards were split or moved meanwhile. The rows filled are committed and kept."),
+					 errhint("Give the column a default (%s), then call safe_backfill again; it fills only the rows still NULL.",
+							 sql_hint_set_default(target))));
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: a count over the distributed table found " INT64_FORMAT " NULLs left; filling every shard again",
+						target->display, nulls)));
+		todo = load_placements(target, 0);
+	}
+	job_finish(job, NULL);
+	commit_transaction();
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: filled the distributed table shard by shard",
+					target->display),
+			 errdetail_internal(INT64_FORMAT " shard runs on their nodes in %d %s, %.2f s. After the last shard, a count over the distributed table found no NULL in column \"%s\"; rows written later with NULL are not covered: a default or NOT NULL keeps them out.",
+								shards_done, round, round == 1 ? "round" : "rounds",
+								(double) (GetCurrentTimestamp() - started) / USECS_PER_SEC,
+								target->colname)));
+}
+
+/*
+ * Per-shard mode: the job on the coordinator, its failure recorded like a
+ * single-node run's.
+ */
+static void
+backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
+{
+	BackfillJob *volatile job = NULL;
+	JobPosition pos;
+	MemoryContext cxt = CurrentMemoryContext;
+	double		rows;
+	char	   *version;
+	char	   *nspname;
+	List	   *all;
+
+	refuse_during_rebalance(target);
+	local_extension_version(&version, &nspname);
+	all = load_placements(target, 0);
+	if (all == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill: %s: no active placement of its shards on a primary node",
+						target->display)));
+	require_extension_on_every_node(all, version);
+	rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
+	commit_transaction();
+
+	PG_TRY();
+	{
+		job = job_start(target, opts->procoid, false, rows, &pos);
+		commit_transaction();
+		fill_shards(target, opts, job, &pos, rows, version,
+					get_namespace_oid(nspname, false), all);
+	}
+	PG_CATCH();
+	{
+		if (backfill_can_record_failure(job))
+		{
+			MemoryContextSwitchTo(cxt);
+			backfill_record_failure_and_rethrow(job, CopyErrorData());
+		}
+		job_release(job);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	job_release(job);
+}
+
+/*
+ * A reference table is filled by the coordinator's batches, which Citus
+ * writes to every copy: by primary key only, since block ranges of the
+ * coordinator's empty shell would be the whole table in one transaction.
+ */
+static void
+check_coordinator_mode(BackfillTarget *target, const BackfillOptions *opts)
+{
+	if (target->nkeys == 0 || safe_backfill_iteration == ITERATE_CTID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("safe_backfill: %s: a Citus reference table is filled in batches by its primary key, and it has none",
+						target->display),
+				 errdetail("Its rows are on the worker nodes; batches by ranges of blocks of the coordinator's empty copy would fill the whole table in one transaction. Nothing was changed."),
+				 errhint("Add a primary key to the table (or, with safe_backfill.iteration = ctid, set it back to auto).")));
+	if (opts->workers > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("safe_backfill: %s: workers => %d is not supported for a Citus reference table",
+						target->display, opts->workers),
+				 errdetail("Every batch of a reference table writes every copy of it in one distributed transaction; parallel workers would only take turns. Nothing was changed."),
+				 errhint("Call it with workers => 1.")));
+	if (safe_backfill_reuse_space)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: no space reuse for a Citus reference table",
+						target->display),
+				 errdetail("Its rows are in copies on the nodes, not in the coordinator's table that safe_backfill prunes; the copies may grow by the rows rewritten until they are vacuumed.")));
+}
+
+/*
+ * Called first by run_backfill: true if the table was handled here.  A
+ * distributed table is always filled shard by shard (never by coordinator
+ * batches); a reference table is checked, then filled as any table.
+ */
+bool
+citus_backfill(BackfillTarget *target, const BackfillOptions *opts)
+{
+	switch (citus_table_kind(target->relid))
+	{
+		case CITUS_TABLE_DISTRIBUTED:
+			backfill_per_shard(target, opts);
+			return true;
+		case CITUS_TABLE_REFERENCE:
+			check_coordinator_mode(target, opts);
+			return false;
+		default:
+			return false;
+	}
+}
+
+/* Citus tables' rows are in their shards: count them through Citus. */
+bool
+citus_estimate_rows(Oid relid, double *rows)
+{
+	if (citus_table_kind(relid) == CITUS_TABLE_NONE)
+		return false;
+	*rows = (double) run_count_query(sql_count_rows(relid), true, "rows");
+	return true;
+}

@@ -1,0 +1,301 @@
+# Citus: a distributed table is filled shard by shard on the nodes that hold
+# the shards (with or without a primary key, never in one transaction), a
+# reference table by the coordinator's batches (primary key required), lock
+# bounds reach the workers, and a re-run after a cancel redoes only the
+# shards not finished.
+#
+# Needs Citus installed in the PostgreSQL being tested (citus.so in
+# pg_config --pkglibdir); without it the file reports itself skipped.  It
+# builds its own cluster: a coordinator and two workers on 127.0.0.1.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use RowGate;
+
+my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
+my $pkglibdir = `$pg_config --pkglibdir`;
+chomp $pkglibdir;
+plan skip_all => "Citus is not installed ($pkglibdir/citus.so not found)"
+  unless -e "$pkglibdir/citus.so";
+
+sub citus_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'citus'
+listen_addresses = '127.0.0.1'
+max_prepared_transactions = 50
+max_connections = 100
+});
+	$node->start;
+	return $node;
+}
+
+my $coord = citus_node('coordinator');
+my ($ret, $out, $err) = $coord->psql('postgres', 'CREATE EXTENSION citus');
+if ($ret != 0)
+{
+	$coord->stop;
+	plan skip_all => "CREATE EXTENSION citus failed: $err";
+}
+my @workers = (citus_node('worker1'), citus_node('worker2'));
+$_->safe_psql('postgres', 'CREATE EXTENSION citus') for @workers;
+$_->safe_psql('postgres', 'CREATE EXTENSION safe_backfill') for ($coord, @workers);
+$coord->safe_psql('postgres',
+	"SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ")");
+$coord->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ")")
+  for @workers;
+
+my %worker_by_port = map { ($_->port => $_) } @workers;
+
+# The worker that holds a shard, and the shard's name there.
+sub shard_placement
+{
+	my ($shardid) = @_;
+	my ($port, $name) = split /\|/, $coord->safe_psql('postgres', qq{
+		SELECT n.nodeport, shard_name(s.logicalrelid, s.shardid)
+		FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+		JOIN pg_dist_node n USING (groupid) WHERE s.shardid = $shardid});
+	return ($worker_by_port{$port}, $name);
+}
+
+sub shards_of
+{
+	my ($table) = @_;
+	return split /\n/, $coord->safe_psql('postgres',
+		"SELECT shardid FROM pg_dist_shard WHERE logicalrelid = '$table'::regclass ORDER BY shardid");
+}
+
+sub start_call
+{
+	my ($sql, @settings) = @_;
+	my %run = (out => '', err => '');
+	$run{h} = IPC::Run::start(
+		[ 'psql', '-X', '-d', $coord->connstr('postgres'),
+		  (map { ('-c', "SET $_") } @settings), '-c', $sql ],
+		'>', \$run{out}, '2>', \$run{err});
+	return \%run;
+}
+
+sub wait_for_stderr
+{
+	my ($run, $re, $what) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	until ($run->{err} =~ $re)
+	{
+		die "timed out waiting for $what; stderr: $run->{err}" if time > $deadline;
+		$run->{h}->pump_nb;
+		select(undef, undef, undef, 0.05);
+	}
+}
+
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 4;
+	CREATE TABLE d (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('d', 'id');
+	INSERT INTO d SELECT generate_series(1, 20000);
+	CREATE TABLE ct (tenant_id int, id int, v date, PRIMARY KEY (tenant_id, id));
+	SELECT create_distributed_table('ct', 'tenant_id');
+	INSERT INTO ct SELECT i % 37, i FROM generate_series(1, 10000) i;
+	CREATE TABLE np (a int, v numeric);
+	SELECT create_distributed_table('np', 'a');
+	INSERT INTO np SELECT generate_series(1, 20000);
+	CREATE TABLE r (id int PRIMARY KEY, v text);
+	SELECT create_reference_table('r');
+	INSERT INTO r SELECT generate_series(1, 3000);
+	CREATE TABLE rn (a int, v text);
+	SELECT create_reference_table('rn');
+	INSERT INTO rn SELECT generate_series(1, 300);
+});
+
+# --- distributed by its primary key ---------------------------------------------
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'filled', 1000)});
+is($ret, 0, 'a distributed table is filled');
+like($err, qr/d\.v: distributed table, filling 4 of its 4 shards on their nodes/,
+	'in per-shard mode');
+my @relayed = $err =~ /NOTICE:  safe_backfill: d_(\d+)\.v: filled \d+ rows \(shard \d+ on 127\.0\.0\.1:(\d+)\)/g;
+is(scalar(@relayed) / 2, 4, "each shard's run reports from its node");
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL), count(*) FILTER (WHERE v = 'filled') FROM d}),
+	'0|20000', 'every row has the value, no NULL left');
+my $shard_jobs = 0;
+$shard_jobs += $_->safe_psql('postgres',
+	q{SELECT count(*) FROM safe_backfill_jobs WHERE table_name LIKE '%d\_1%' AND state = 'done'}) for @workers;
+is($shard_jobs, 4, "each shard was filled on its own node, by that node's safe_backfill");
+is($coord->safe_psql('postgres', q{SELECT state FROM safe_backfill_jobs WHERE table_name = 'public.d'}),
+	'done', "the coordinator's job for the table is done");
+
+# --- composite key, distributed by tenant_id; a date read back exactly ---------
+($ret, $out, $err) = $coord->psql('postgres', q{
+	SET DateStyle = 'SQL, DMY';
+	CALL safe_backfill('ct', 'v', '01/02/2024'::date, 500)});
+is($ret, 0, 'a table with a composite key distributed by tenant_id is filled') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL), count(*) FILTER (WHERE v = '2024-02-01') FROM ct}),
+	'0|10000', 'with the value as the caller meant it, whatever the DateStyle');
+
+# --- distributed without a primary key: batches in each shard ------------------
+($ret, $out, $err) = $coord->psql('postgres', q{
+	SET safe_backfill.target_batch_ms = 0;
+	CALL safe_backfill('np', 'v', 1.50, 1000)});
+is($ret, 0, 'a distributed table without a primary key is filled') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL), count(*) FILTER (WHERE v = 1.50) FROM np}),
+	'0|20000', 'every row has the value');
+my @np_batches;
+for my $w (@workers)
+{
+	push @np_batches, split /\n/, $w->safe_psql('postgres',
+		q{SELECT batches FROM safe_backfill_jobs WHERE table_name LIKE '%np\_1%' AND iteration = 'ctid'});
+}
+is(scalar(@np_batches), 4, 'each shard was walked by block ranges on its node');
+ok(!(grep { $_ < 3 } @np_batches), "in several batches each, never one transaction (@np_batches)");
+for my $shard (shards_of('np'))
+{
+	my ($n, $name) = shard_placement($shard);
+	cmp_ok($n->safe_psql('postgres', "SELECT count(DISTINCT xmin::text) FROM $name"), '>=', 3,
+		"shard $shard was written by several transactions (xmin spread)");
+}
+
+# --- reference tables -----------------------------------------------------------
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('r', 'v', 'ref', 500)});
+is($ret, 0, 'a reference table with a primary key is filled') or diag $err;
+like($err, qr/no space reuse for a Citus reference table/, 'with a NOTICE that space is not reused');
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM r}), '0', 'no NULL left');
+for my $w (@workers)
+{
+	is($w->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v = 'ref') FROM r}), '3000',
+		'every copy of it has the value (port ' . $w->port . ')');
+}
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('rn', 'v', 'ref', 100)});
+isnt($ret, 0, 'a reference table without a primary key is refused');
+like($err, qr/ERROR:  safe_backfill: rn\.v: a Citus reference table is filled in batches by its primary key, and it has none/,
+	'with an error that says why');
+is($coord->safe_psql('postgres', q{SELECT count(v) FROM rn}), '0', 'and the table is unchanged');
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('r', 'v', 'ref', 100, workers => 2)});
+like($err, qr/workers => 2 is not supported for a Citus reference table/, 'workers > 1 is refused for a reference table');
+
+# --- a row locked on a worker ---------------------------------------------------
+# Per-shard mode: the shard's run on its node meets the row, times out after
+# batch_lock_timeout, retries, and finishes once the row is released.
+$coord->safe_psql('postgres', q{UPDATE d SET v = NULL});
+my ($locked_shard) = $coord->safe_psql('postgres', q{SELECT get_shard_id_for_distribution_column('d', 5000)});
+my ($wnode, $wshard) = shard_placement($locked_shard);
+my $gate = lock_rows($wnode, $wshard, 'id = 5000');
+my $bf = start_call(q{CALL safe_backfill('d', 'v', 'again', 1000)},
+	'safe_backfill.batch_lock_timeout = 200', 'safe_backfill.target_batch_ms = 0');
+wait_for_stderr($bf, qr/waited more than 200 ms for a row lock and was rolled back; retrying .*\(shard $locked_shard on/,
+	'the batch that meets the locked row on its worker to time out and retry');
+pass('a batch meeting a row locked on a worker times out after batch_lock_timeout and is retried');
+release_gate($gate);
+$bf->{h}->finish;
+is($bf->{h}->result(0), 0, 'the run completes once the row is released') or diag $bf->{err};
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM d}), '0', 'no NULL left');
+
+# Coordinator mode: the lock timeout reaches the copies on the workers too.
+$coord->safe_psql('postgres', q{UPDATE r SET v = NULL});
+my ($rshard) = $coord->safe_psql('postgres', q{SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'r'::regclass});
+$gate = lock_rows($workers[0], "r_$rshard", 'id = 1500');
+$bf = start_call(q{CALL safe_backfill('r', 'v', 'again', 500)},
+	'safe_backfill.batch_lock_timeout = 200', 'safe_backfill.target_batch_ms = 0');
+wait_for_stderr($bf, qr/r\.v: batch \d+ waited more than 200 ms for a row lock and was rolled back/,
+	'the reference table batch to time out on the worker copy');
+pass("a reference table's batch meeting a row locked on a worker times out too");
+release_gate($gate);
+$bf->{h}->finish;
+is($bf->{h}->result(0), 0, 'and the run completes after the release') or diag $bf->{err};
+is($workers[0]->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM r}), '0',
+	'the copy on that worker is filled');
+
+# --- safe_set_not_null with a conflicting lock on a worker ----------------------
+# A session on a worker reads a shard in an open transaction.  The promotion
+# waits for it without holding ACCESS EXCLUSIVE on the coordinator: a plain
+# coordinator SELECT, bounded by lock_timeout = 2 s (10x the call's
+# lock_timeout), keeps getting through while it waits.
+my ($sshard) = (shards_of('d'))[0];
+my ($snode, $sname) = shard_placement($sshard);
+$gate = lock_rows($snode, $sname, 'true LIMIT 1');
+$bf = start_call(q{CALL safe_set_not_null('d', 'v', lock_timeout => '200ms', max_attempts => 100)});
+wait_for_stderr($bf, qr/waits for sessions on the shards' nodes: 127\.0\.0\.1:\d+ pid $gate->{pid}/,
+	'safe_set_not_null to wait for the session on the worker');
+pass('safe_set_not_null sees the conflicting session on the worker');
+for my $i (1 .. 5)
+{
+	($ret, $out, $err) = $coord->psql('postgres', q{SET lock_timeout = '2s'; SELECT count(*) FROM d});
+	last if $ret != 0;
+	select(undef, undef, undef, 0.2);
+}
+is($ret, 0, 'coordinator SELECTs are not queued behind ACCESS EXCLUSIVE while it waits') or diag $err;
+release_gate($gate);
+$bf->{h}->finish;
+is($bf->{h}->result(0), 0, 'the promotion completes once the worker session is gone') or diag $bf->{err};
+is($coord->safe_psql('postgres', q{SELECT attnotnull FROM pg_attribute WHERE attrelid = 'd'::regclass AND attname = 'v'}),
+	't', 'the column is NOT NULL on the coordinator');
+is($snode->safe_psql('postgres', "SELECT attnotnull FROM pg_attribute WHERE attrelid = '$sname'::regclass AND attname = 'v'"),
+	't', 'and on the shards (Citus propagated it)');
+
+# --- cancel, then a re-run redoes only the unfinished shards ---------------------
+# One shard on worker 1 is held at a locked row (batch_lock_timeout = 0: its
+# run waits); meanwhile worker 2 finishes its shards.  Then the call is
+# cancelled; the re-run fills only the shards left.
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 4;
+	CREATE TABLE c (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('c', 'id');
+	INSERT INTO c SELECT generate_series(1, 8000);
+});
+my @c_shards = shards_of('c');
+my %c_node = map { my ($n) = shard_placement($_); ($_ => $n->port) } @c_shards;
+my ($held) = grep { $c_node{$_} == $workers[0]->port } @c_shards;
+my @other_node = grep { $c_node{$_} == $workers[1]->port } @c_shards;
+my ($hnode, $hname) = shard_placement($held);
+$gate = lock_rows($hnode, $hname, 'true');
+$bf = start_call(q{CALL safe_backfill('c', 'v', 'c', 500)},
+	'safe_backfill.batch_lock_timeout = 0', 'safe_backfill.target_batch_ms = 0',
+	'safe_backfill.progress_interval = 0');
+wait_at_gate($gate, 1, q{application_name = 'safe_backfill shard'});
+my $done_sql = q{SELECT count(*) FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
+	WHERE j.table_name = 'public.c' AND r.done};
+$coord->poll_query_until('postgres', "SELECT ($done_sql) >= " . scalar(@other_node))
+  or die 'the shards on worker 2 did not finish';
+my $done_before = $coord->safe_psql('postgres', $done_sql);
+$coord->safe_psql('postgres',
+	q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL safe_backfill(''c''%'});
+$bf->{h}->finish;
+isnt($bf->{h}->result(0), 0, 'the cancelled call fails');
+like($bf->{err}, qr/canceling statement due to user request/, 'because of the cancel');
+release_gate($gate);
+$hnode->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'safe_backfill shard'})
+  or die 'the shard run on the worker did not stop';
+is($hnode->safe_psql('postgres', "SELECT state FROM safe_backfill_jobs WHERE table_name LIKE '%c\\_$held' ORDER BY id DESC LIMIT 1"),
+	'failed', 'the cancel reached the shard run on its worker, recorded there as failed');
+is($coord->safe_psql('postgres', q{SELECT state FROM safe_backfill_jobs WHERE table_name = 'public.c' ORDER BY id DESC LIMIT 1}),
+	'failed', "and the coordinator's job as failed");
+
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('c', 'v', 'c', 500)});
+is($ret, 0, 'the re-run completes') or diag $err;
+my $left = 4 - $done_before;
+like($err, qr/resuming run \d+: $left of 4 shards unfinished/, "it resumes with the $left unfinished shards");
+my @rerun = $err =~ /\(shard (\d+) on 127/g;
+my %rerun = map { ($_ => 1) } @rerun;
+ok(!(grep { $rerun{$_} } @other_node), 'the shards finished before were not filled again')
+  or diag "re-run shards: @rerun";
+ok($rerun{$held}, 'the interrupted shard was');
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM c}), '0', 'no NULL left');
+
+# --- safe_backfill missing on a worker: a clear error before anything -----------
+$workers[1]->safe_psql('postgres', 'DROP EXTENSION safe_backfill');
+$coord->safe_psql('postgres', q{UPDATE d SET v = 'x'; ALTER TABLE d ALTER v DROP NOT NULL; UPDATE d SET v = NULL WHERE id <= 100});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
+isnt($ret, 0, 'a worker without safe_backfill stops the run');
+like($err, qr/node 127\.0\.0\.1:\d+ has no safe_backfill extension, the coordinator version 1\.0/,
+	'with an error naming the node');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '100',
+	'before any shard was filled');
+
+done_testing();
