@@ -6,7 +6,11 @@
 # bash, psql, pgbench and awk (mawk is fine).
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# PG_CONFIG picks the PostgreSQL installation to build against, install into
+# and run (default: Debian's).  A relocatable copy of it keeps a benchmark's
+# build out of the system installation that others use.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/bin")
 APT_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib-$PG_MAJOR make gcc"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -41,8 +45,8 @@ install_missing_packages() {
 build_and_install() {
     local root=$1 buildlog=$2
     export PATH="$PG_BIN:$PATH"
-    log "building the extension (make) and installing it into PostgreSQL $PG_MAJOR (make install) ..."
-    if ! { make -C "$root" -s && make -C "$root" -s install; } >"$buildlog" 2>&1; then
+    log "building the extension from $root (make) and installing it into $("$PG_CONFIG" --pkglibdir) (make install) ..."
+    if ! { make -C "$root" -s PG_CONFIG="$PG_CONFIG" && make -C "$root" -s PG_CONFIG="$PG_CONFIG" install; } >"$buildlog" 2>&1; then
         cat "$buildlog" >&2
         die "building the extension failed"
     fi
@@ -123,12 +127,14 @@ SQL
 CLIENT_APP=safe_backfill_client
 CLIENT_PIDS=""
 
+# client_start DIR TABLE ROWS RATE [COLUMN]: COLUMN is the one being filled
+# (status unless given); the reader selects it.
 client_start() {
-    local dir=$1 table=$2 rows=$3 rate=$4 kind i
+    local dir=$1 table=$2 rows=$3 rate=$4 col=${5:-status} kind i
     mkdir -p "$dir"
     rm -f "$dir"/*.log.* "$dir"/*.out
     cat >"$dir/select.sql" <<SQL
-SELECT id, name, status FROM $table ORDER BY id LIMIT 20;
+SELECT id, name, $col FROM $table ORDER BY id LIMIT 20;
 SQL
     cat >"$dir/update.sql" <<SQL
 \set id random(1, :rows)
@@ -296,7 +302,69 @@ ae_sampler_stop() {
 # sampler, our cluster -- by the PIDs we started, nothing else.
 cleanup_all() {
     local pid
-    for pid in ${CLIENT_PIDS:-}; do kill "$pid" 2>/dev/null; done
+    for pid in ${CLIENT_PIDS:-} ${TPCB_PID:-}; do kill "$pid" 2>/dev/null; done
     [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
     stop_cluster
+}
+
+# ---------------------------------------------------------------------------
+# pgbench's own TPC-B load (bench/run's tpcb case): CLIENTS connections at
+# full speed, no rate limit, one log line per transaction (-l, no -R):
+#   client tx_no latency_us script_no epoch_s epoch_us
+# (the epoch is the transaction's end).  Stopped like the client above, by
+# terminating its connections, so that pgbench flushes its logs.
+# ---------------------------------------------------------------------------
+TPCB_APP=safe_backfill_tpcb
+TPCB_PID=""
+
+tpcb_start() {
+    local dir=$1 clients=$2 i
+    mkdir -p "$dir"
+    rm -f "$dir"/tpcb.log* "$dir"/tpcb.out
+    PGAPPNAME=$TPCB_APP "$PG_BIN/pgbench" -n -h "$CL" -p "$PORT" -U postgres "$DB" \
+        -c "$clients" -j 2 -T 3600 -l --log-prefix="$dir/tpcb.log" >"$dir/tpcb.out" 2>&1 &
+    TPCB_PID=$!
+    for i in $(seq 1 200); do
+        [ "$(sqlv "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$TPCB_APP'")" -ge "$clients" ] && return 0
+        kill -0 "$TPCB_PID" 2>/dev/null || { cat "$dir/tpcb.out" >&2; die "pgbench (TPC-B) did not start"; }
+        sleep 0.05
+    done
+    die "pgbench (TPC-B) did not connect"
+}
+
+tpcb_stop() {
+    [ -n "$TPCB_PID" ] || return 0
+    sqlv "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '$TPCB_APP'" >/dev/null || true
+    local i
+    for i in $(seq 1 200); do
+        kill -0 "$TPCB_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$TPCB_PID" 2>/dev/null && kill "$TPCB_PID" 2>/dev/null
+    wait "$TPCB_PID" 2>/dev/null
+    TPCB_PID=""
+}
+
+# tpcb_stats DIR B0 B1 T0 T1 (microseconds since the epoch): baseline window
+# [B0, B1], fill [T0, T1].  Prints "base_tps fill_tps n worst_ms p99_ms":
+# transactions that ended in each window per second, and the latency of the
+# transactions that overlapped the fill (started before T1, ended after T0).
+tpcb_stats() {
+    local dir=$1 b0=$2 b1=$3 t0=$4 t1=$5
+    cat "$dir"/tpcb.log* 2>/dev/null |
+    awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" '
+        NF >= 6 {
+            end = $5 * 1000000 + $6; lat = $3
+            if (end >= b0 && end < b1) nb++
+            if (end >= t0 && end < t1) nf++
+            if (end > t0 && end - lat < t1) { n++; v[n] = lat }
+        }
+        END {
+            worst = 0
+            for (i = 1; i <= n; i++) if (v[i] > worst) worst = v[i]
+            printf "%.1f %.1f %d %.1f", nb / ((b1 - b0) / 1e6), nf / ((t1 - t0) / 1e6), n, worst / 1000
+        }' | { read -r bt ft n w; p99=$(cat "$dir"/tpcb.log* 2>/dev/null |
+               awk -v t0="$t0" -v t1="$t1" 'NF >= 6 { end = $5 * 1000000 + $6; if (end > t0 && end - $3 < t1) print $3 }' |
+               sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print 0; exit } i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1; printf "%.1f", v[i] / 1000 }');
+               echo "$bt $ft $n $w $p99"; }
 }
