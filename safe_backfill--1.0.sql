@@ -8,19 +8,21 @@
 CREATE PROCEDURE safe_backfill(
     tbl        regclass,
     col        name,
-    value      anycompatible,
+    value      anycompatible DEFAULT NULL,
     batch_size integer DEFAULT 10000,
     pause_ms   integer DEFAULT 0,
     set_not_null boolean DEFAULT false,
     target_batch_ms integer DEFAULT NULL,
     max_replica_lag interval DEFAULT NULL,
     workers integer DEFAULT 1,
-    resume  boolean DEFAULT true)
+    resume  boolean DEFAULT true,
+    -- instead of value: one SQL expression, computed for each row (see README)
+    expression text DEFAULT NULL)
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'safe_backfill';
 
-COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer, boolean) IS
-'Fill the NULLs of a column with a value, in batches that each commit';
+COMMENT ON PROCEDURE safe_backfill(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer, boolean, text) IS
+'Fill the NULLs of a column with a value, or with an expression computed for each row, in batches that each commit';
 
 -- drop_check: NULL drops the CHECK only if this call added it, true always,
 -- false never.  lock_timeout and max_attempts default to the GUCs
@@ -39,7 +41,8 @@ COMMENT ON PROCEDURE safe_set_not_null(regclass, name, boolean, interval, intege
 
 -- One row per run of safe_backfill, updated in the same transaction as each
 -- batch, so it is exact after a crash or a cancel; a later CALL with the same
--- table, column and value resumes after last_key / last_block.  Read and
+-- table, column and value (value_text) or expression (expression, its text as
+-- given) resumes after last_key / last_block.  Read and
 -- written only by the procedures, as the table's owner (locked down: see
 -- jobs.c); nobody else may read it directly, since value_text holds the
 -- values written into tables others may not read.  Each role sees its own
@@ -50,7 +53,8 @@ CREATE TABLE safe_backfill_jobs (
     attnum         integer NOT NULL,
     table_name     text NOT NULL,
     column_name    name NOT NULL,
-    value_text     text NOT NULL,
+    value_text     text,
+    expression     text,
     iteration      text NOT NULL CHECK (iteration IN ('key', 'ctid')),
     phase          text NOT NULL DEFAULT 'main' CHECK (phase IN ('main', 'sweep', 'done')),
     last_key       text[],
@@ -65,7 +69,9 @@ CREATE TABLE safe_backfill_jobs (
     state          text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed')),
     error          text,
     pid            integer,
-    username       name NOT NULL DEFAULT current_user
+    username       name NOT NULL DEFAULT current_user,
+    -- a run fills a value or computes an expression, never both
+    CHECK ((value_text IS NULL) <> (expression IS NULL))
 );
 CREATE INDEX safe_backfill_jobs_target ON safe_backfill_jobs (relid, attnum, id);
 SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs', '');

@@ -157,6 +157,33 @@ require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errhint("Pass a non-NULL %s.", name)));
 }
 
+/*
+ * value and expression both default to NULL: exactly one of them must be
+ * given.  Neither is the old "value is NULL" error (value => NULL and a call
+ * with neither cannot be told apart, and mean the same mistake).  Returns the
+ * expression's text, or NULL for a value.
+ */
+static char *
+value_or_expression(FunctionCallInfo fcinfo)
+{
+	bool		has_value = !PG_ARGISNULL(2);
+	bool		has_expression = !PG_ARGISNULL(10);
+
+	if (has_value && has_expression)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("safe_backfill takes a value or an expression, not both"),
+				 errdetail("value is written as it is into every NULL; expression is computed for each row. Nothing was changed."),
+				 errhint("Pass value => ... for one value, or expression => '...' for a value computed from each row.")));
+	if (!has_value && !has_expression)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"value\" must not be NULL"),
+				 errdetail("A backfill replaces NULL with a value; NULL would change nothing."),
+				 errhint("Pass a non-NULL value, or expression => '...' to compute one for each row.")));
+	return has_expression ? text_to_cstring(PG_GETARG_TEXT_PP(10)) : NULL;
+}
+
 static void
 require_range(const char *name, int value, int min, int max, const char *why)
 {
@@ -191,6 +218,27 @@ interval_argument_ms(FunctionCallInfo fcinfo, int argno, const char *name,
 	return (int) ms;
 }
 
+/*
+ * set_not_null => true after an expression run that left rows NULL: the
+ * promotion would fail on them anyway; say why they are NULL.  The run
+ * itself is done (recorded so): every row the expression gives a value for
+ * was filled.
+ */
+static void
+refuse_not_null_over_expression_nulls(BackfillTarget *target)
+{
+	if (target->expression == NULL || target->expression_nulls == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("safe_backfill: %s: cannot set NOT NULL: " INT64_FORMAT " %s still NULL because the expression gave NULL for %s",
+					target->display, target->expression_nulls,
+					target->expression_nulls == 1 ? "row is" : "rows are",
+					target->expression_nulls == 1 ? "it" : "them"),
+			 errdetail("Every row the expression gives a value for was filled and committed, and the run is recorded as done; the column was not made NOT NULL."),
+			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
+}
+
 PG_FUNCTION_INFO_V1(safe_backfill);
 
 /*
@@ -199,7 +247,11 @@ PG_FUNCTION_INFO_V1(safe_backfill);
  *					  set_not_null boolean DEFAULT false,
  *					  target_batch_ms integer DEFAULT NULL,
  *					  max_replica_lag interval DEFAULT NULL,
- *					  workers integer DEFAULT 1, resume boolean DEFAULT true)
+ *					  workers integer DEFAULT 1, resume boolean DEFAULT true,
+ *					  expression text DEFAULT NULL)
+ *
+ * value is DEFAULT NULL only so that expression => '...' can stand in for
+ * it; exactly one of the two is given.
  */
 Datum
 safe_backfill(PG_FUNCTION_ARGS)
@@ -209,11 +261,12 @@ safe_backfill(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *colname;
 	Oid			valtype;
+	char	   *expression;
 
 	require_nonatomic_call(fcinfo, "safe_backfill", "after every batch");
 	require_argument(fcinfo, 0, "tbl");
 	require_argument(fcinfo, 1, "col");
-	require_argument(fcinfo, 2, "value");
+	expression = value_or_expression(fcinfo);
 	require_argument(fcinfo, 3, "batch_size");
 	require_argument(fcinfo, 4, "pause_ms");
 	require_argument(fcinfo, 5, "set_not_null");
@@ -254,6 +307,8 @@ safe_backfill(PG_FUNCTION_ARGS)
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "safe_backfill: SPI_connect_ext failed");
 	colname = pstrdup(NameStr(*PG_GETARG_NAME(1)));
+	if (expression)
+		expression = pstrdup(expression);
 
 	if (opts.max_replica_lag_ms > 0)
 		require_replica_visibility();
@@ -263,7 +318,10 @@ safe_backfill(PG_FUNCTION_ARGS)
 	reject_instead_rules(target);
 	if (opts.set_not_null)
 		require_table_owner(target, "safe_backfill(..., set_not_null => true)");
-	coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);
+	if (expression)
+		prepare_expression(target, expression);
+	else
+		coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);
 	PopActiveSnapshot();
 
 	if (target->attnotnull)
@@ -278,6 +336,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 			LockPolicy	policy = {safe_backfill_lock_timeout_ms,
 			safe_backfill_max_lock_attempts};
 
+			refuse_not_null_over_expression_nulls(target);
 			run_set_not_null(target, &policy, -1);
 		}
 	}

@@ -110,6 +110,14 @@ typedef struct BackfillTarget
 	int16		typlen;
 	bool		typbyval;
 
+	/*
+	 * Or, with expression => '...': its text as the caller gave it, checked
+	 * by expression.c to be exactly one expression assignable to the column
+	 * (value is then unused).  The statements compute it for each row.
+	 */
+	char	   *expression;
+	int64		expression_nulls;	/* rows left NULL because it gave NULL */
+
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
 	int			nkeys;
 	KeyColumn  *keys;
@@ -221,6 +229,13 @@ extern void reject_instead_rules(BackfillTarget *target);
 
 /* value.c */
 extern void coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype);
+struct ParseState;
+extern Node *coerce_to_column(BackfillTarget *target, struct ParseState *pstate,
+							  Node *expr, Oid exprtype, int location);
+
+/* expression.c */
+extern void prepare_expression(BackfillTarget *target, const char *text);
+extern int64 count_computable_nulls(BackfillTarget *target);
 
 /* sqlgen.c */
 extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
@@ -236,6 +251,8 @@ extern char *sql_add_not_null_not_valid(BackfillTarget *target, const char *conn
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
 extern char *sql_count_nulls_left(BackfillTarget *target);
+extern char *sql_expression_probe(BackfillTarget *target);
+extern char *sql_count_computed_nulls(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_lock_holders(void);
 extern char *sql_replica_positions(void);

@@ -567,6 +567,9 @@ static int64
 count_nulls_left(BackfillTarget *target)
 {
 	recheck_target_with_lock(target, AccessShareLock);
+	/* rows an expression gives NULL for are left NULL, and counted apart */
+	if (target->expression)
+		return count_computable_nulls(target);
 	/* not read-only: SPI then takes a new snapshot for the statement */
 	return run_count_query(sql_count_nulls_left(target), false, "the NULLs left");
 }
@@ -709,9 +712,22 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
 					 target->colname);
 	if (target->has_children)
 		appendStringInfoString(&detail, " of the parent table (its inheritance children were not filled)");
+	if (target->expression)
+		appendStringInfoString(&detail, " for which the expression gives a value");
+	if (target->expression && target->expression_nulls > 0)
+		appendStringInfo(&detail, "; the " INT64_FORMAT " %s where it gives NULL %s NULL (they were not written)",
+						 target->expression_nulls,
+						 target->expression_nulls == 1 ? "row" : "rows",
+						 target->expression_nulls == 1 ? "stays" : "stay");
 	appendStringInfoString(&detail, "; rows written later with NULL are not covered: a default or NOT NULL keeps them out.");
 
-	if (stats->rows_filled == 0)
+	if (target->expression && target->expression_nulls > 0)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: filled " INT64_FORMAT " rows; " INT64_FORMAT " %s: the expression gave NULL",
+						target->display, stats->rows_filled, target->expression_nulls,
+						target->expression_nulls == 1 ? "row" : "rows"),
+				 errdetail_internal("%s", detail.data)));
+	else if (stats->rows_filled == 0)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: nothing to fill, no NULL values found (0 rows written)",
 						target->display),

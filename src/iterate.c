@@ -283,6 +283,21 @@ find_upper_bound(BatchIterator *it)
 	return found;
 }
 
+/* With an expression, $1 (the value) is not used: it is passed as NULL. */
+static char *
+update_nulls(BackfillTarget *t, int nargs)
+{
+	char	   *nulls;
+
+	if (t->expression == NULL)
+		return NULL;
+	nulls = palloc(nargs + 1);
+	memset(nulls, ' ', nargs);
+	nulls[0] = 'n';
+	nulls[nargs] = '\0';
+	return nulls;
+}
+
 static int64
 update_key_range(BatchIterator *it, bool has_upper)
 {
@@ -300,7 +315,7 @@ update_key_range(BatchIterator *it, bool has_upper)
 		for (i = 0; i < t->nkeys; i++)
 			args[n++] = it->upper[i];
 
-	rc = SPI_execute_plan(key_update_plan(it, has_upper), args, NULL, false, 0);
+	rc = SPI_execute_plan(key_update_plan(it, has_upper), args, update_nulls(t, n), false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: batch update failed: %s",
 			 SPI_result_code_string(rc));
@@ -550,7 +565,8 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	if (has_upper)
 		args[2] = block_start_tid(&past, end);
 
-	rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args, NULL, false, 0);
+	rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args,
+						  update_nulls(it->target, has_upper ? 3 : 2), false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: batch update failed: %s",
 			 SPI_result_code_string(rc));

@@ -174,11 +174,25 @@ execute_as_owner(Oid owner, const char *sql, SPIPlanPtr *plan, int nargs,
 	return rc;
 }
 
-/* The same text in every session, so another session's call resumes the run. */
+/*
+ * The same text in every session, so another session's call resumes the
+ * run; NULL for an expression run, which is recorded (and matched) by the
+ * expression's text as given.
+ */
 static char *
 value_text(BackfillTarget *target)
 {
+	if (target->expression)
+		return NULL;
 	return canonical_text(target->atttypid, target->value);
+}
+
+/* A text argument that may be NULL. */
+static Datum
+text_or_null(const char *text, char *null)
+{
+	*null = text ? ' ' : 'n';
+	return text ? CStringGetTextDatum(text) : (Datum) 0;
 }
 
 /*
@@ -216,21 +230,26 @@ job_release(BackfillJob *job)
 	}
 }
 
-/* The latest unfinished run of the same table, column and value, if any. */
+/*
+ * The latest unfinished run of the same table, column and value (or
+ * expression), if any.
+ */
 static bool
 find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 			   JobPosition *pos)
 {
-	Oid			types[3] = {OIDOID, INT4OID, TEXTOID};
-	Datum		args[3];
+	Oid			types[4] = {OIDOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			rc;
 	bool		found = false;
 
 	args[0] = ObjectIdGetDatum(target->relid);
 	args[1] = Int32GetDatum(target->attnum);
-	args[2] = CStringGetTextDatum(value);
+	args[2] = text_or_null(value, &nulls[2]);
+	args[3] = text_or_null(target->expression, &nulls[3]);
 	rc = execute_as_owner(job->owner, sql_job_find_resumable(job->jobs_table), NULL,
-						  3, types, args, NULL, true, 1);
+						  4, types, args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading %s failed", job->jobs_table);
 	if (SPI_processed == 1)
@@ -262,8 +281,9 @@ static void
 insert_job(BackfillJob *job, BackfillTarget *target, const char *value,
 		   bool by_ctid, double estimated_rows)
 {
-	Oid			types[8] = {OIDOID, INT4OID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, INT8OID, NAMEOID};
-	Datum		args[8];
+	Oid			types[9] = {OIDOID, INT4OID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, INT8OID, NAMEOID, TEXTOID};
+	Datum		args[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	NameData	colname;
 	bool		isnull;
 	int			rc;
@@ -273,12 +293,13 @@ insert_job(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[1] = Int32GetDatum(target->attnum);
 	args[2] = CStringGetTextDatum(target->qualified);
 	args[3] = NameGetDatum(&colname);
-	args[4] = CStringGetTextDatum(value);
+	args[4] = text_or_null(value, &nulls[4]);
 	args[5] = CStringGetTextDatum(by_ctid ? "ctid" : "key");
 	args[6] = Int64GetDatum((int64) estimated_rows);
 	args[7] = NameGetDatum(&job->caller);
+	args[8] = text_or_null(target->expression, &nulls[8]);
 	rc = execute_as_owner(job->owner, sql_job_insert(job->jobs_table), NULL,
-						  8, types, args, NULL, false, 1);
+						  9, types, args, nulls, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "safe_backfill: recording the run in %s failed", job->jobs_table);
 	job->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

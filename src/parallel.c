@@ -73,6 +73,7 @@
 #define KEY_SETTINGS		3
 #define KEY_VALUE			4
 #define KEY_QUEUES			5
+#define KEY_EXPRESSION		6	/* expression => text, or "" for a value */
 #define KEY_BOUNDS			100 /* + range index: that range's key bounds */
 
 /* one queue per worker, as large as parallel query's error queues */
@@ -334,8 +335,12 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 									   mul_size(sizeof(RangeSlot), nranges));
 	Size		libraries_size = EstimateLibraryStateSpace();
 	Size		settings_size = EstimateGUCStateSpace();
-	Size		value_size = datumEstimateSpace(target->value, false, target->typbyval,
+	/* an expression run has no value: a NULL datum stands for it */
+	bool		no_value = target->expression != NULL;
+	Size		value_size = datumEstimateSpace(target->value, no_value, target->typbyval,
 												target->typlen);
+	const char *expression = target->expression ? target->expression : "";
+	Size		expression_size = strlen(expression) + 1;
 	Size		queues_size = mul_size(QUEUE_SIZE, nworkers);
 	shm_toc_estimator e;
 	shm_toc    *toc;
@@ -349,11 +354,12 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	shm_toc_estimate_chunk(&e, libraries_size);
 	shm_toc_estimate_chunk(&e, settings_size);
 	shm_toc_estimate_chunk(&e, value_size);
+	shm_toc_estimate_chunk(&e, expression_size);
 	shm_toc_estimate_chunk(&e, queues_size);
 	for (i = 0; i < nranges; i++)
 		shm_toc_estimate_chunk(&e, add_size(key_space(target, plan[i].start_key),
 											key_space(target, plan[i].end_key)));
-	shm_toc_estimate_keys(&e, 5 + nranges);
+	shm_toc_estimate_keys(&e, 6 + nranges);
 
 	seg = dsm_create(shm_toc_estimate(&e), 0);
 	/* the mapping must outlive the transaction we are in */
@@ -387,7 +393,12 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 
 	space = shm_toc_allocate(toc, value_size);
 	shm_toc_insert(toc, KEY_VALUE, space);
-	datumSerialize(target->value, false, target->typbyval, target->typlen, &space);
+	datumSerialize(target->value, no_value, target->typbyval, target->typlen, &space);
+
+	/* as text: each worker parses it again under the caller's settings */
+	space = shm_toc_allocate(toc, expression_size);
+	memcpy(space, expression, expression_size);
+	shm_toc_insert(toc, KEY_EXPRESSION, space);
 
 	for (i = 0; i < nranges; i++)
 	{
@@ -948,6 +959,7 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 {
 	BackfillTarget *target;
 	char	   *value = shm_toc_lookup(toc, KEY_VALUE, false);
+	char	   *expression = shm_toc_lookup(toc, KEY_EXPRESSION, false);
 	bool		isnull;
 	uint32		r;
 
@@ -958,6 +970,12 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 	check_backfill_privileges(target);
 	/* the leader's value, already in the column's type and checked */
 	target->value = datumRestore(&value, &isnull);
+	/*
+	 * or its expression, analysed again here: the settings, role and
+	 * search_path restored are the caller's, so its names mean the same
+	 */
+	if (expression[0] != '\0')
+		prepare_expression(target, expression);
 	PopActiveSnapshot();
 
 	while (!sh->stop &&

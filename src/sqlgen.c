@@ -9,6 +9,8 @@
 #include "safe_backfill.h"
 
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -189,9 +191,101 @@ append_update_head(StringInfo buf, BackfillTarget *target)
 					 relation_clause(target), col, col);
 }
 
+/* ---------------------------------------------------------------------
+ * expression => '...'
+ *
+ * The caller's expression is the only text here that is not ours.
+ * expression.c has proved it is exactly one expression; it is embedded in
+ * parentheses, followed by a newline so that a -- comment at its end ends
+ * there, and every statement built around it is parsed again and must be
+ * exactly the one statement we built.
+ * --------------------------------------------------------------------- */
+
+static char *
+expression_sql(BackfillTarget *target)
+{
+	return psprintf("(%s\n)", target->expression);
+}
+
+static char *
+require_one_statement(char *sql, NodeTag tag)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	if (list_length(raw) != 1 || nodeTag(linitial_node(RawStmt, raw)->stmt) != tag)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("expression must be exactly one SQL expression"),
+				 errdetail("Embedded in safe_backfill's statement it changes that statement. Nothing was changed.")));
+	return sql;
+}
+
+/*
+ * The rows of one range to fill and the value computed for each:
+ *   UPDATE t SET c = new.value
+ *   FROM (SELECT tableoid, ctid, (<expression>) AS value FROM t
+ *         WHERE c IS NULL AND <range> OFFSET 0) new
+ *   WHERE tableoid = new.tableoid AND ctid = new.ctid
+ *     AND new.value IS NOT NULL AND <range>
+ * The subquery computes the expression once per row (OFFSET 0 keeps it from
+ * being merged into the UPDATE, which would compute it twice), from the row
+ * version the batch's snapshot sees, with the table under its own name.
+ * Rows it gives NULL for are not written: they stay NULL without a new row
+ * version, and the final count tells them apart (sql_count_computed_nulls).
+ * A row another transaction updates meanwhile has a new ctid when the UPDATE
+ * reaches it, so it is skipped, not filled with a value computed from its
+ * old version; it is still NULL and a later pass computes it again.  The
+ * range is repeated on the UPDATE's side so that both sides read only it.
+ */
+static char *
+sql_compute_range(BackfillTarget *target, const char *range)
+{
+	const char *rel = relation_clause(target);
+	const char *col = quote_identifier(target->colname);
+
+	return require_one_statement(
+		psprintf("UPDATE %s SET %s = safe_backfill_new.safe_backfill_value"
+				 " FROM (SELECT tableoid AS safe_backfill_rel, ctid AS safe_backfill_tid,"
+				 " %s AS safe_backfill_value FROM %s WHERE %s IS NULL%s OFFSET 0) safe_backfill_new"
+				 " WHERE tableoid OPERATOR(pg_catalog.=) safe_backfill_new.safe_backfill_rel"
+				 " AND ctid OPERATOR(pg_catalog.=) safe_backfill_new.safe_backfill_tid"
+				 " AND safe_backfill_new.safe_backfill_value IS NOT NULL%s",
+				 rel, col, expression_sql(target), rel, col, range, range),
+		T_UpdateStmt);
+}
+
+/*
+ * Planned and started (LIMIT 0: no row read) before the first batch, as the
+ * caller: privileges on whatever the expression reads, constant errors.
+ */
+char *
+sql_expression_probe(BackfillTarget *target)
+{
+	return require_one_statement(psprintf("SELECT %s FROM %s LIMIT 0",
+										  expression_sql(target),
+										  relation_clause(target)),
+								 T_SelectStmt);
+}
+
+/*
+ * The final count of an expression run: the NULLs the expression now gives
+ * a value for (they should have been filled), and all NULLs left.
+ */
+char *
+sql_count_computed_nulls(BackfillTarget *target)
+{
+	const char *col = quote_identifier(target->colname);
+
+	return require_one_statement(psprintf("SELECT pg_catalog.count(*) FILTER (WHERE %s IS NOT NULL),"
+										  " pg_catalog.count(*) FROM %s WHERE %s IS NULL",
+										  expression_sql(target), relation_clause(target), col),
+								 T_SelectStmt);
+}
+
 /*
  * Fill one key range: $1 is the value, then the lower bound (exclusive) and
- * the upper bound (inclusive), each present or not.
+ * the upper bound (inclusive), each present or not.  With an expression, $1
+ * is passed NULL and not used.
  */
 char *
 sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper)
@@ -199,6 +293,18 @@ sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper)
 	StringInfoData buf;
 	int			next_param = 2;
 
+	if (target->expression)
+	{
+		StringInfoData range;
+
+		initStringInfo(&range);
+		if (has_lower)
+			appendStringInfo(&range, " AND %s", key_comparison(target, ">", next_param));
+		if (has_upper)
+			appendStringInfo(&range, " AND %s",
+							 key_comparison(target, "<=", has_lower ? next_param + target->nkeys : next_param));
+		return sql_compute_range(target, range.data);
+	}
 	initStringInfo(&buf);
 	append_update_head(&buf, target);
 	if (has_lower)
@@ -220,6 +326,10 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 {
 	StringInfoData buf;
 
+	if (target->expression)
+		return sql_compute_range(target,
+								 has_upper ? " AND ctid OPERATOR(pg_catalog.>=) $2 AND ctid OPERATOR(pg_catalog.<) $3" :
+								 " AND ctid OPERATOR(pg_catalog.>=) $2");
 	initStringInfo(&buf);
 	append_update_head(&buf, target);
 	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.>=) $2");
@@ -352,14 +462,19 @@ sql_replica_positions(void)
  * CASE are syntax, not functions or operators.
  * --------------------------------------------------------------------- */
 
-/* The latest unfinished run of $1 (table), $2 (column), $3 (value). */
+/*
+ * The latest unfinished run of $1 (table), $2 (column), and $3 (value) or
+ * $4 (expression), whichever is not NULL: a value run and an expression run
+ * never resume each other.
+ */
 char *
 sql_job_find_resumable(const char *table)
 {
 	return psprintf("SELECT id, phase, last_key, last_block, rows_done, iteration"
 					" FROM %s WHERE relid OPERATOR(pg_catalog.=) $1"
 					" AND attnum OPERATOR(pg_catalog.=) $2"
-					" AND value_text OPERATOR(pg_catalog.=) $3"
+					" AND ((value_text OPERATOR(pg_catalog.=) $3 AND expression IS NULL)"
+					" OR (expression OPERATOR(pg_catalog.=) $4 AND value_text IS NULL))"
 					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text"
 					" ORDER BY id DESC LIMIT 1", table);
 }
@@ -368,8 +483,8 @@ char *
 sql_job_insert(const char *table)
 {
 	return psprintf("INSERT INTO %s (relid, attnum, table_name, column_name,"
-					" value_text, iteration, rows_estimated, pid, username)"
-					" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(), $8)"
+					" value_text, iteration, rows_estimated, pid, username, expression)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(), $8, $9)"
 					" RETURNING id", table);
 }
 

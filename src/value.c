@@ -46,14 +46,27 @@ value_as_expression(Datum value, Oid valtype, Oid *exprtype)
 							  value, false, typbyval);
 }
 
+/*
+ * What an UPDATE's SET does to what it assigns: assignment casts, then the
+ * column's typmod (length coercion) and domain constraints.  Values and
+ * expressions (expression.c) both go through it.  NULL if no assignment
+ * cast exists.
+ */
+Node *
+coerce_to_column(BackfillTarget *target, ParseState *pstate, Node *expr,
+				 Oid exprtype, int location)
+{
+	return coerce_to_target_type(pstate, expr, exprtype,
+								 target->atttypid, target->atttypmod,
+								 COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, location);
+}
+
 static Node *
 assignment_coercion(BackfillTarget *target, Node *expr, Oid exprtype)
 {
 	Node	   *coerced;
 
-	coerced = coerce_to_target_type(NULL, expr, exprtype,
-									target->atttypid, target->atttypmod,
-									COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+	coerced = coerce_to_column(target, NULL, expr, exprtype, -1);
 	if (coerced == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
