@@ -615,6 +615,54 @@ def test_expression_compilation(results):
        "any statement is sent", refused)
 
 
+# Runs inside "manage.py shell -c": SafeBackfill(expression=RawSQL(text)) on
+# opsdemo_Person, one line per text with the SQLSTATE it failed with.
+RAW_EXPRESSIONS_EXPECTING_ERROR = r'''
+import json
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.models.expressions import RawSQL
+from safe_backfill_ops import SafeBackfill
+state = MigrationLoader(connection).project_state(("opsdemo", "0007_person"))
+for text in json.loads({texts!r}):
+    op = SafeBackfill("person", "display_name", expression=RawSQL(text, []))
+    try:
+        with connection.schema_editor(atomic=False) as editor:
+            op.database_forwards("opsdemo", editor, state, state)
+        print("RESULT:", json.dumps([text, "ran", ""]))
+    except Exception as exc:
+        print("RESULT:", json.dumps([text, getattr(exc.__cause__, "pgcode", None), str(exc)]))
+'''
+
+# RawSQL text the Django side cannot judge: the extension refuses it before
+# any row changes, and the error reaches the migration.  text -> SQLSTATE.
+SERVER_REFUSED_RAW = {
+    "1); DROP TABLE person_expected; --": "42601",
+    "count(*)": "42803",
+    "lower(no_such_column)": "42703",
+    "generate_series(1, 2)::text": "0A000",
+}
+
+
+def test_server_refusals(rows):
+    rc, out = manage("shell", "-c", RAW_EXPRESSIONS_EXPECTING_ERROR.format(
+        texts=json.dumps(list(SERVER_REFUSED_RAW))))
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("RESULT: "):
+            text, pgcode, message = json.loads(line[len("RESULT: "):])
+            results[text] = (pgcode, message)
+    for text, sqlstate in SERVER_REFUSED_RAW.items():
+        pgcode, message = results.get(text, (None, ""))
+        ok(pgcode == sqlstate and "expression" in message,
+           "opsdemo: RawSQL(%r) is refused by the extension with SQLSTATE %s, "
+           "the error reaching the migration" % (text, sqlstate),
+           "%r\n%s" % (results.get(text), tail(out)))
+    ok(null_count(PERSON, "display_name") == rows
+       and q1("SELECT to_regclass('person_expected') IS NOT NULL"),
+       "opsdemo: after those refusals opsdemo_Person is unchanged and person_expected exists")
+
+
 def test_expression_backfill():
     rows = max(OPS_ROWS // 2, 10)
     null_rows = rows // 10
@@ -652,9 +700,15 @@ def test_expression_backfill():
         "opsdemo: replaying 0008 leaves every row as a plain UPDATE gives",
     ]
     if why_not:
-        for description in end_to_end:
+        for text, sqlstate in SERVER_REFUSED_RAW.items():
+            skip("opsdemo: RawSQL(%r) is refused by the extension with SQLSTATE %s"
+                 % (text, sqlstate), why_not)
+        for description in end_to_end + ["opsdemo: the summary NOTICE counts the rows "
+                                         "the expression gave NULL for"]:
             skip(description, why_not)
         return
+
+    test_server_refusals(rows)
 
     rc, out = manage("migrate", "opsdemo", "0008",
                      env={"PGOPTIONS": "-c safe_backfill.progress_interval=1"})
@@ -662,6 +716,11 @@ def test_expression_backfill():
                              r"(?:.*\n)*?\s+NOTICE:\s+safe_backfill: ", out) is not None
        and re.search(r"^ OK$", out, re.M) is not None,
        end_to_end[0] + ", the extension's NOTICEs in the migrate output", tail(out, 30))
+    summary = re.search(r"NOTICE:\s+safe_backfill: \"opsdemo_Person\"\.display_name: "
+                        r"filled %d rows\b.*\b%d rows\b.*NULL" % (rows - null_rows, null_rows), out)
+    ok(summary is not None,
+       "opsdemo: the summary NOTICE counts the %d rows the expression gave NULL for" % null_rows,
+       "\n".join(l for l in out.splitlines() if "display_name" in l))
     differing = person_differences()
     ok(differing == 0, end_to_end[1] + " (%d rows)" % rows, "%r rows differ" % (differing,))
     ok(column_info(PERSON, "email_lower")[1] and not column_info(PERSON, "display_name")[1]
