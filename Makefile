@@ -7,9 +7,9 @@ PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 
 PG_CPPFLAGS = -I$(srcdir)
 
-REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode
+REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression
 
-ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent
+ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
 
 TAP_TESTS = 1

@@ -253,6 +253,8 @@ extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
 extern char *sql_count_nulls_left(BackfillTarget *target);
 extern char *sql_expression_probe(BackfillTarget *target);
 extern char *sql_count_computed_nulls(BackfillTarget *target);
+extern char *sql_expression_rows_from(BackfillTarget *target, bool by_ctid, bool has_lower);
+extern char *sql_compute_one_row(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_lock_holders(void);
 extern char *sql_replica_positions(void);
@@ -303,6 +305,7 @@ extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNum
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
+extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode);
 extern void iterator_free(BatchIterator *it);
 
 /* backfill.c */

@@ -268,6 +268,30 @@ batch_attempt_action(void *arg)
 }
 
 /*
+ * A batch of an expression run failed on a value the column refuses (class
+ * 22, data exception, or 23, integrity constraint: a domain CHECK, a value
+ * too long) without saying which row gave it: find that row and name it in
+ * the error's detail.  Runs after the batch was rolled back, before the
+ * error goes on to be recorded.
+ */
+static void
+name_failing_row(ErrorData *edata, void *arg)
+{
+	BatchAttempt *attempt = (BatchAttempt *) arg;
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+	char	   *row;
+
+	if (class != ERRCODE_DATA_EXCEPTION && class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		return;
+	row = iterator_find_failing_row(attempt->it, edata->sqlerrcode);
+	if (row == NULL)
+		return;
+	edata->detail = edata->detail ?
+		psprintf("%s\nThe expression's value for %s fails this way; the batch was rolled back, earlier batches stay committed.", edata->detail, row) :
+		psprintf("The expression's value for %s fails this way; the batch was rolled back, earlier batches stay committed.", row);
+}
+
+/*
  * A batch that waited longer than batch_lock_timeout for a row lock (or hit
  * a deadlock) was rolled back: none of its rows stay locked.  Try the same
  * range again, smaller, after a pause; give up after max_batch_retries.
@@ -458,7 +482,8 @@ run_one_batch(PassState *pass, int64 *filled)
 		attempt.it = pass->it;
 		started = GetCurrentTimestamp();
 		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
-								  batch_attempt_action, &attempt, NULL))
+								  batch_attempt_action, &attempt,
+								  pass->target->expression ? name_failing_row : NULL))
 			break;
 		prepare_batch_retry(pass, n);
 	}

@@ -15,7 +15,9 @@
  */
 #include "safe_backfill.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "storage/itemptr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -24,6 +26,7 @@
 #include "utils/memutils.h"
 #include "utils/array.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 
 struct BatchIterator
 {
@@ -896,4 +899,125 @@ iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end)
 	it->next_block = start;
 	it->has_end_block = BlockNumberIsValid(end);
 	it->end_block = end;
+}
+
+/* ---------------------------------------------------------------------
+ * The row a failed batch of an expression run failed on
+ *
+ * A value that the column refuses (a domain CHECK, too long for
+ * varchar(n), ...) fails the whole batch's UPDATE without saying which row
+ * gave it.  Once the batch is rolled back, fill the NULL rows from where the
+ * batch started one at a time, each in a subtransaction that is always
+ * rolled back, until one fails with the same error: that row's key (or ctid)
+ * is the answer.  At most one batch of rows is tried.
+ * --------------------------------------------------------------------- */
+
+/* Fill one row alone and roll it back; true if it fails with sqlerrcode. */
+static bool
+row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		args[2] = {relid, tid};
+	bool		failed = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		(void) SPI_execute_plan(plan, args, NULL, false, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		failed = edata->sqlerrcode == sqlerrcode;
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return failed;
+}
+
+static char *
+describe_row(BatchIterator *it, HeapTuple tuple, TupleDesc desc, bool by_ctid)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *key;
+	bool		isnull;
+	int			i;
+
+	if (by_ctid)
+		return psprintf("the row at ctid %s",
+						SPI_getvalue(tuple, desc, 2));
+	key = palloc(sizeof(Datum) * t->nkeys);
+	for (i = 0; i < t->nkeys; i++)
+		key[i] = SPI_getbinval(tuple, desc, i + 3, &isnull);
+	return psprintf("the row with key (%s) = %s", sql_key_list(t), key_text(it, key));
+}
+
+/*
+ * "the row with key (id) = (42)" or "the row at ctid (3,7)", or NULL if no
+ * row of the batch fails alone (the error came from something else).
+ */
+char *
+iterator_find_failing_row(BatchIterator *it, int sqlerrcode)
+{
+	BackfillTarget *t = it->target;
+	bool		by_ctid = it->by_ctid || t->nkeys == 0;
+	bool		has_lower = !by_ctid && it->has_lower;
+	int			nargs = by_ctid ? 2 : (has_lower ? t->nkeys : 0) + 1;
+	Oid		   *types = palloc(sizeof(Oid) * (t->nkeys + 2));
+	Datum	   *args = palloc(sizeof(Datum) * (t->nkeys + 2));
+	ItemPointerData first;
+	SPIPlanPtr	one_row;
+	char	   *found = NULL;
+	uint64		i;
+	int			n = 0;
+
+	if (by_ctid)
+	{
+		types[n] = TIDOID;
+		args[n++] = block_start_tid(&first, it->range_start);
+	}
+	else if (has_lower)
+		for (n = 0; n < t->nkeys; n++)
+		{
+			types[n] = t->keys[n].typid;
+			args[n] = it->lower[n];
+		}
+	types[n] = INT8OID;
+	args[n++] = Int64GetDatum((int64) Max(1, iterator_batch_size(it)));
+
+	if (SPI_execute_with_args(sql_expression_rows_from(t, by_ctid, has_lower), nargs,
+							  types, args, NULL, true, 0) != SPI_OK_SELECT)
+		return NULL;
+	{
+		SPITupleTable *rows = SPI_tuptable;
+		uint64		nrows = SPI_processed;
+		Oid			one_row_types[2] = {OIDOID, TIDOID};
+
+		one_row = SPI_prepare(sql_compute_one_row(t), 2, one_row_types);
+		if (one_row == NULL)
+			return NULL;
+		for (i = 0; i < nrows && found == NULL; i++)
+		{
+			bool		isnull;
+			Datum		relid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+			Datum		tid = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
+
+			CHECK_FOR_INTERRUPTS();
+			if (row_fails(one_row, relid, tid, sqlerrcode))
+				found = describe_row(it, rows->vals[i], rows->tupdesc, by_ctid);
+		}
+		SPI_freeplan(one_row);
+	}
+	return found;
 }

@@ -283,6 +283,42 @@ sql_count_computed_nulls(BackfillTarget *target)
 }
 
 /*
+ * For finding the row a failed batch of an expression run failed on: the
+ * NULL rows from where the batch started, in key order ($1.. the lower
+ * bound, if any, then the LIMIT) or block order ($1 the first tid, $2 the
+ * LIMIT): their tableoid, ctid and key.
+ */
+char *
+sql_expression_rows_from(BackfillTarget *target, bool by_ctid, bool has_lower)
+{
+	const char *col = quote_identifier(target->colname);
+	const char *rel = relation_clause(target);
+
+	if (by_ctid || target->nkeys == 0)
+		return psprintf("SELECT tableoid, ctid FROM %s WHERE %s IS NULL"
+						" AND ctid OPERATOR(pg_catalog.>=) $1 ORDER BY ctid LIMIT $2",
+						rel, col);
+	return psprintf("SELECT tableoid, ctid, %s FROM %s WHERE %s IS NULL%s%s ORDER BY %s LIMIT $%d",
+					sql_key_list(target), rel, col, has_lower ? " AND " : "",
+					has_lower ? key_comparison(target, ">", 1) : "",
+					sql_key_list(target), has_lower ? target->nkeys + 1 : 1);
+}
+
+/* One row of an expression run, alone: $1 its tableoid, $2 its ctid. */
+char *
+sql_compute_one_row(BackfillTarget *target)
+{
+	const char *col = quote_identifier(target->colname);
+
+	return require_one_statement(psprintf("UPDATE %s SET %s = %s"
+										  " WHERE %s IS NULL AND tableoid OPERATOR(pg_catalog.=) $1"
+										  " AND ctid OPERATOR(pg_catalog.=) $2",
+										  relation_clause(target), col,
+										  expression_sql(target), col),
+								 T_UpdateStmt);
+}
+
+/*
  * Fill one key range: $1 is the value, then the lower bound (exclusive) and
  * the upper bound (inclusive), each present or not.  With an expression, $1
  * is passed NULL and not used.
