@@ -28,6 +28,15 @@ from opsdemo.models import Account, Person  # noqa: E402
 from safe_backfill_ops import SafeBackfill, compile_expression  # noqa: E402
 
 
+class Customer(Person):
+    """Multi-table inheritance, only to compile against (never migrated):
+    the fields of Person live in the parent's table."""
+    nickname = models.CharField(max_length=20, null=True)
+
+    class Meta:
+        app_label = "opsdemo"
+
+
 def report(case, build):
     """build() -> SQL text; an exception is reported as the case's result."""
     try:
@@ -71,6 +80,11 @@ CASES = {
 
 for name, make in CASES.items():
     report(name, lambda: compiled(make()))
+
+report("own_field_of_child_model",
+       lambda: compile_expression(Customer, Lower("nickname"), connection))
+report("parent_model_field",
+       lambda: compile_expression(Customer, Lower("email"), connection))
 
 report("value_and_expression",
        lambda: SafeBackfill("person", "email_lower", "x", expression=Lower("email")) and "accepted")
