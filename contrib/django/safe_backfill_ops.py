@@ -25,11 +25,38 @@ Both operations
   * refuse to run in an atomic migration (or inside transaction.atomic()),
     because PostgreSQL only lets a procedure COMMIT outside a transaction
     block: set atomic = False on the Migration class;
-  * pass every value as a query parameter;
+  * pass every value (and an expression's SQL text) as a query parameter;
   * print the extension's NOTICEs (progress lines, summary) to the
     migration's output while the CALL runs (psycopg2 and psycopg 3).
 
 SafeBackfill(..., set_not_null=True) does both in one CALL.
+
+Computed values: SafeBackfill(model, field, expression=...) fills each row
+from its own columns instead of a constant (CALL safe_backfill(...,
+expression => ...)):
+
+    from django.db.models import F, Value
+    from django.db.models.expressions import RawSQL
+    from django.db.models.functions import Concat, Lower
+
+    SafeBackfill("user", "email_lower", expression=Lower("email"))
+    SafeBackfill("user", "full_name",
+                 expression=Concat("first_name", Value(" "), "last_name"))
+    SafeBackfill("user", "public_id", expression=RawSQL("gen_random_uuid()", []))
+
+A Django expression is compiled with the model's query compiler (columns
+come out as "table"."column"), as QuerySet.update() would compile it, and
+may use only the model's own columns: related lookups (joins), aggregates,
+window expressions and subqueries are refused with an
+UnsupportedExpressionError before anything is sent.  RawSQL(sql, params)
+passes SQL text of your own (Django's RawSQL conventions: %s for each
+parameter, %% for a literal %); reads from other tables go there, e.g.
+RawSQL("(SELECT p.namespace_id FROM project p WHERE p.id = issue.project_id)",
+[]).  The parameters of either are inlined into the expression text by the
+database driver's own quoting (cursor.mogrify), and that text is sent as one
+query parameter of the CALL; the extension parses it as exactly one SQL
+expression, checks its type against the column and evaluates it per row with
+the caller's privileges.  Exactly one of value and expression.
 
 Reversing: SafeBackfill writes nothing back (the values stay; the migration
 that added the column drops it when reversed further).  SafeSetNotNull, and
@@ -48,11 +75,17 @@ from django.db import NotSupportedError
 from django.db.migrations.operations import AlterField
 from django.db.migrations.operations.base import Operation
 
-__all__ = ["SafeBackfill", "SafeSetNotNull", "AtomicMigrationError"]
+__all__ = ["SafeBackfill", "SafeSetNotNull", "AtomicMigrationError",
+           "UnsupportedExpressionError"]
 
 
 class AtomicMigrationError(RuntimeError):
     """The operation was asked to run inside a transaction block."""
+
+
+class UnsupportedExpressionError(ValueError):
+    """SafeBackfill's expression cannot be computed from the row alone, or
+    cannot be turned into SQL text; raised before anything is sent."""
 
 
 # ---------------------------------------------------------------------------
@@ -123,6 +156,202 @@ def _drop_not_null(schema_editor, to_state, app_label, model_name, name, op):
     schema_editor.execute("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL" % (
         schema_editor.quote_name(model._meta.db_table),
         schema_editor.quote_name(field.column)))
+
+
+# ---------------------------------------------------------------------------
+# expressions: Django expression -> one SQL expression text
+
+def _expression_nodes(node):
+    """
+    The expression and everything inside it, depth first: source
+    expressions, a Q's lookup values (When(account__name=...)), a lookup's
+    sides.  Stops at querysets and queries (a subquery is refused whole).
+    """
+    from django.db.models import Q
+    from django.db.models.query import QuerySet
+    from django.db.models.sql.query import Query
+
+    yield node
+    if isinstance(node, (QuerySet, Query)):
+        return
+    if isinstance(node, Q):
+        children = [c[1] if isinstance(c, tuple) else c for c in node.children]
+    elif isinstance(node, (list, tuple)):
+        children = list(node)
+    elif hasattr(node, "get_source_expressions"):
+        children = node.get_source_expressions()
+    else:
+        children = []
+    for child in children:
+        if child is not None:
+            yield from _expression_nodes(child)
+
+
+def _describe(node):
+    """repr() of an expression, or its class name where repr() says nothing."""
+    text = repr(node)
+    if text.startswith("<") and " object at 0x" in text:
+        return "%s(...)" % type(node).__name__
+    return text
+
+
+_ONE_ROW = ("each row's value is computed from that row alone, as in "
+            "UPDATE ... SET")
+
+
+def _refusal(node):
+    """(what `node` is, why that cannot be used) or None if it can be."""
+    from django.db.models import Aggregate, Subquery, Window
+    from django.db.models.expressions import OuterRef
+    from django.db.models.query import QuerySet
+    from django.db.models.sql.query import Query
+
+    if isinstance(node, Aggregate):
+        return "an aggregate", _ONE_ROW + ", and an aggregate needs other rows"
+    if isinstance(node, Window) or getattr(type(node), "contains_over_clause", False) is True:
+        return "a window expression", _ONE_ROW + ", and a window function needs other rows"
+    if isinstance(node, (Subquery, QuerySet, Query)):
+        return ("a subquery",
+                "a Django expression may use only the model's own columns; to read "
+                "another table, write the SQL as RawSQL(\"(SELECT ... FROM other "
+                "WHERE other.id = <table>.<column>)\", [])")
+    if isinstance(node, OuterRef):
+        return "an OuterRef", "it is only meaningful inside a subquery"
+    return None
+
+
+def _check_expression_shape(expression):
+    """
+    What can be refused without the model, when the operation is created
+    (so a migration file with such an expression fails as soon as it loads).
+    """
+    from django.db.models import Q
+
+    if isinstance(expression, str):
+        raise UnsupportedExpressionError(
+            "SafeBackfill: expression=%r is a string. Pass SQL text as "
+            "RawSQL(%r, []) (%%s for each parameter, %%%% for a literal %%), "
+            "a column as F(\"<field name>\"), or a constant as value="
+            % (expression, expression))
+    if isinstance(expression, Q) or not hasattr(expression, "resolve_expression"):
+        raise UnsupportedExpressionError(
+            "SafeBackfill: expression=%r is not a Django expression (F(), Value(), "
+            "a database function, Case/When, Cast, RawSQL, ...); a condition "
+            "goes in ExpressionWrapper(Q(...), output_field=BooleanField())"
+            % (expression,))
+    for node in _expression_nodes(expression):
+        refused = _refusal(node)
+        if refused:
+            what, why = refused
+            if node is expression:
+                found = "is %s" % what
+            else:
+                found = "contains %s, %s" % (what, _describe(node))
+            raise UnsupportedExpressionError(
+                "SafeBackfill: expression=%s %s: %s. Nothing was changed."
+                % (_describe(expression), found, why))
+
+
+def _inline_params(connection, sql, params):
+    """
+    SQL with %s placeholders (and %% for a literal %) and its parameters ->
+    one SQL text, each parameter quoted by the database driver itself for
+    this connection (encoding, standard_conforming_strings): psycopg2's or
+    psycopg 3's mogrify, never Python string formatting of values.
+    """
+    params = tuple(params)
+    connection.ensure_connection()
+    try:
+        compose_sql = getattr(connection.ops, "compose_sql", None)
+        if compose_sql is not None:          # Django 4.2+: psycopg2 and psycopg 3
+            return compose_sql(sql, params)
+        raw = connection.connection
+        with raw.cursor() as cursor:        # Django < 4.2: psycopg2
+            text = cursor.mogrify(sql, params)
+    except Exception as exc:                 # an adapter refused a parameter
+        raise UnsupportedExpressionError(
+            "SafeBackfill: cannot write the parameters %r of the expression as SQL "
+            "literals (%s: %s). Use values the database driver can quote "
+            "(str, numbers, dates, Decimal, UUID, bool, None). Nothing was "
+            "changed."
+            % (params, type(exc).__name__, exc)) from exc
+    if isinstance(text, bytes):
+        import psycopg2.extensions
+        text = text.decode(psycopg2.extensions.encodings.get(raw.encoding, "utf-8"))
+    return text
+
+
+def compile_expression(model, expression, connection):
+    """
+    The SQL text of `expression` for filling a column of `model`, compiled by
+    the model's query compiler as QuerySet.update() compiles its values:
+    columns as "table"."column", joins not allowed, parameters inlined.
+    Raises UnsupportedExpressionError (nothing is sent but the driver's
+    quoting of parameters).
+    """
+    from django.core.exceptions import FieldError
+    from django.db.models.expressions import RawSQL
+    from django.db.models.sql.query import Query
+
+    _check_expression_shape(expression)
+    table = model._meta.db_table
+    if type(expression) is RawSQL:
+        # Taken as written.  (RawSQL.resolve_expression only looks for
+        # columns of parent models named in the text, to join them.)
+        return _inline_params(connection, "(%s)" % expression.sql, expression.params)
+
+    query = Query(model)
+    try:
+        resolved = expression.resolve_expression(
+            query, allow_joins=False, reuse=None, summarize=False, for_save=True)
+    except FieldError as exc:
+        raise UnsupportedExpressionError(
+            "SafeBackfill: expression=%s on %s: %s. Only the columns of table "
+            "\"%s\" itself can be used: no related lookups (joins), no fields "
+            "of a parent model; to read another table, write the SQL as RawSQL. "
+            "Nothing was changed."
+            % (_describe(expression), model._meta.label, exc, table)) from exc
+    if resolved.contains_aggregate or resolved.contains_over_clause:
+        raise UnsupportedExpressionError(
+            "SafeBackfill: expression=%s contains an aggregate or a window "
+            "expression: %s. Nothing was changed." % (_describe(expression), _ONE_ROW))
+    # A backstop: allow_joins=False already refuses related lookups.
+    other_tables = sorted(a for a, refs in query.alias_refcount.items()
+                          if refs and a != table)
+    if other_tables:
+        raise UnsupportedExpressionError(
+            "SafeBackfill: expression=%s reads %s besides \"%s\": only the "
+            "model's own columns can be used. Nothing was changed."
+            % (_describe(expression), ", ".join(other_tables), table))
+    compiler = query.get_compiler(connection=connection)
+    try:
+        sql, params = compiler.compile(resolved)
+    except (FieldError, ValueError) as exc:
+        raise UnsupportedExpressionError(
+            "SafeBackfill: expression=%s cannot be compiled to SQL: %s. "
+            "Nothing was changed." % (_describe(expression), exc)) from exc
+    return _inline_params(connection, sql, params)
+
+
+def _fields_referenced(expression):
+    """
+    Names of the fields the expression reads (first part of each F() name),
+    or None when unknown (RawSQL text).
+    """
+    from django.db.models import F, Q
+    from django.db.models.constants import LOOKUP_SEP
+    from django.db.models.expressions import RawSQL
+
+    names = set()
+    for node in _expression_nodes(expression):
+        if isinstance(node, RawSQL):
+            return None
+        if isinstance(node, F):
+            names.add(node.name.split(LOOKUP_SEP, 1)[0].lower())
+        elif isinstance(node, Q):   # When(vip=True): the lookup names a field
+            names.update(c[0].split(LOOKUP_SEP, 1)[0].lower()
+                         for c in node.children if isinstance(c, tuple))
+    return names
 
 
 class _NoticePrinter:
@@ -233,14 +462,30 @@ class _FieldOperation(Operation):
 
 class SafeBackfill(_FieldOperation):
     """
-    SafeBackfill(model_name, name, value, batch_size=10000, pause_ms=0,
-                 set_not_null=False, field=None)
+    SafeBackfill(model_name, name, value=None, batch_size=10000, pause_ms=0,
+                 set_not_null=False, field=None, expression=None)
 
-    Fill the NULLs of field `name` of `model_name` with `value` in batches
-    of `batch_size` rows, each committed on its own (CALL safe_backfill).
-    The value is converted by the field (get_db_prep_save) and sent as a
-    query parameter; the extension then checks it against the column's type
-    before any row is written.  Needs atomic = False on the migration.
+    Fill the NULLs of field `name` of `model_name` in batches of `batch_size`
+    rows, each committed on its own (CALL safe_backfill), with either
+
+      value       a constant: converted by the field (get_db_prep_save) and
+                  sent as a query parameter; the extension checks it against
+                  the column's type before any row is written; or
+      expression  a Django expression computed for each row from the model's
+                  own columns (Lower("email"), Concat(...), Case(When(...)),
+                  Cast(...), F(...), arithmetic), or RawSQL(sql, params) for
+                  SQL text of your own.  It is compiled with the model's
+                  query compiler, its parameters quoted by the database
+                  driver, and the resulting text sent as one query parameter
+                  (CALL safe_backfill(..., expression => %s)); the extension
+                  parses it as one SQL expression and checks its type before
+                  any row is written.  Joins, aggregates, window expressions
+                  and subqueries are refused (UnsupportedExpressionError)
+                  before anything is sent.  Rows where it gives NULL stay
+                  NULL.
+
+    Exactly one of value and expression.  Needs atomic = False on the
+    migration.
 
     set_not_null=True makes the column NOT NULL after the last batch, as
     SafeSetNotNull does, and changes the state to null=False (to `field`, if
@@ -256,10 +501,18 @@ class SafeBackfill(_FieldOperation):
     atomic = False
     procedure = "safe_backfill"
 
-    def __init__(self, model_name, name, value, batch_size=10000, pause_ms=0,
-                 set_not_null=False, field=None):
-        if value is None:
-            raise ValueError("SafeBackfill needs a value other than None")
+    def __init__(self, model_name, name, value=None, batch_size=10000, pause_ms=0,
+                 set_not_null=False, field=None, expression=None):
+        if value is None and expression is None:
+            raise ValueError(
+                "SafeBackfill needs value= (a constant other than None) or "
+                "expression= (a Django expression or RawSQL)")
+        if value is not None and expression is not None:
+            raise ValueError(
+                "SafeBackfill takes exactly one of value= and expression=, "
+                "not both (value=%r, expression=%r)" % (value, expression))
+        if expression is not None:
+            _check_expression_shape(expression)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer, not %r" % (batch_size,))
         if not isinstance(pause_ms, int) or pause_ms < 0:
@@ -267,6 +520,7 @@ class SafeBackfill(_FieldOperation):
         self.model_name = model_name
         self.name = name
         self.value = value
+        self.expression = expression
         self.batch_size = batch_size
         self.pause_ms = pause_ms
         if field is not None and not set_not_null:
@@ -275,6 +529,15 @@ class SafeBackfill(_FieldOperation):
             raise ValueError("SafeBackfill: the new field must have null=False")
         self.set_not_null = bool(set_not_null)
         self.field = field
+
+    def references_field(self, model_name, name, app_label):
+        if super().references_field(model_name, name, app_label):
+            return True
+        if self.expression is None or not self.references_model(model_name, app_label):
+            return False
+        # The fields the expression reads; RawSQL text: any field may be.
+        read = _fields_referenced(self.expression)
+        return read is None or name.lower() in read
 
     def state_forwards(self, app_label, state):
         if self.set_not_null:
@@ -285,12 +548,19 @@ class SafeBackfill(_FieldOperation):
         if target is None:
             return
         model, field = target
-        value = field.get_db_prep_save(self.value, connection=schema_editor.connection)
-        sql = ("CALL safe_backfill(tbl => %s::regclass, col => %s::name, "
-               "value => %s, batch_size => %s, pause_ms => %s")
+        connection = schema_editor.connection
         # The table goes in quoted: regclass reads it like an identifier in SQL.
-        params = [schema_editor.quote_name(model._meta.db_table), field.column,
-                  value, self.batch_size, self.pause_ms]
+        params = [schema_editor.quote_name(model._meta.db_table), field.column]
+        if self.expression is not None:
+            # Compiled (and refused if need be) before anything is sent.
+            source = "expression => %s"
+            params.append(compile_expression(model, self.expression, connection))
+        else:
+            source = "value => %s"
+            params.append(field.get_db_prep_save(self.value, connection=connection))
+        sql = ("CALL safe_backfill(tbl => %s::regclass, col => %s::name, "
+               + source + ", batch_size => %s, pause_ms => %s")
+        params += [self.batch_size, self.pause_ms]
         if self.set_not_null:
             sql += ", set_not_null => %s"
             params.append(True)
@@ -303,8 +573,10 @@ class SafeBackfill(_FieldOperation):
             _drop_not_null(schema_editor, to_state, app_label, self.model_name, self.name, self)
 
     def describe(self):
-        return "Backfill NULL %s.%s with %r in batches of %d%s (safe_backfill)" % (
-            self.model_name, self.name, self.value, self.batch_size,
+        source = ("expression %r" % (self.expression,) if self.expression is not None
+                  else "%r" % (self.value,))
+        return "Backfill NULL %s.%s with %s in batches of %d%s (safe_backfill)" % (
+            self.model_name, self.name, source, self.batch_size,
             ", then NOT NULL" if self.set_not_null else "")
 
     @property

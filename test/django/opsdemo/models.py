@@ -21,3 +21,25 @@ class Tag(models.Model):
     name = models.CharField(max_length=100)
     # Created nullable by 0005, filled and made NOT NULL by 0006.
     color = models.CharField(max_length=10)
+
+
+class Person(models.Model):
+    """
+    SafeBackfill(expression=...): columns computed from the row's other
+    columns, on a mixed-case table with a db_column ("eMail").
+    """
+
+    first_name = models.CharField(max_length=50)
+    last_name = models.CharField(max_length=50, null=True)
+    email = models.CharField(max_length=100, db_column="eMail")
+    vip = models.BooleanField(default=False)
+    # Only there so the test can show that a related lookup is refused.
+    account = models.ForeignKey(Account, null=True, on_delete=models.SET_NULL)
+    # Created nullable by 0007; 0008 fills it with Lower("email") and makes
+    # it NOT NULL.
+    email_lower = models.CharField(max_length=100)
+    # Filled by 0008 from RawSQL; stays NULL where last_name is NULL.
+    display_name = models.CharField(max_length=200, null=True)
+
+    class Meta:
+        db_table = "opsdemo_Person"
