@@ -47,12 +47,12 @@ CALL safe_backfill('rounds8', 'status', 'active', 1000);
 -- Of 20 batches, the last (open-ended, it also takes rows appended meanwhile)
 -- is one plain UPDATE; in the others only the first round's rows (1/8) must
 -- move, and the rows that no longer fit once the page's rewritten rows grew
--- by the new value: about 2/3 of the rows are HOT (13,666 of 20,000 here),
+-- by the new value: about 70% of the rows are HOT (14,103 of 20,000 here),
 -- against almost none without rounds.  Few new index entries: the indexes'
--- free space (btree fillfactor 90) takes them.
+-- free space (btree fillfactor 90) takes them (x1.00-x1.05 here).
 SELECT pg_stat_force_next_flush();
 SELECT hot_updates('rounds8') > 10000 AS most_updates_hot;
-SELECT idx, growth < 1.15 AS grew_less_than_15_percent FROM index_growth('rounds8');
+SELECT idx, growth <= 1.10 AS grew_at_most_10_percent FROM index_growth('rounds8');
 
 -- by key, 1 round: every update adds an entry to every index
 SET safe_backfill.hot_rounds = 1;
@@ -66,7 +66,7 @@ SELECT idx, growth >= 1.8 AS about_doubled FROM index_growth('rounds1');
 CALL safe_backfill('by_blocks', 'status', 'active', 1000);
 SELECT pg_stat_force_next_flush();
 SELECT hot_updates('by_blocks') > 10000 AS most_updates_hot;
-SELECT idx, growth < 1.15 AS grew_less_than_15_percent FROM index_growth('by_blocks');
+SELECT idx, growth <= 1.10 AS grew_at_most_10_percent FROM index_growth('by_blocks');
 
 -- the same rows as a plain UPDATE, each row once
 UPDATE plain SET status = 'active' WHERE status IS NULL;

@@ -509,7 +509,7 @@ finish_round(PassState *pass, BatchAttempt *attempt)
 		replica_lag_note_commit();
 	count_rows_filled(pass, attempt->filled);
 	if (attempt->filled > 0 && iterator_freed_blocks(pass->it, &start, &end))
-		reuse_freed_space(pass->target, start, end);
+		prune_between_rounds(pass->target, start, end);
 }
 
 /*
