@@ -501,12 +501,12 @@ record_round(PassState *pass, int64 filled)
  * left dead: pruning now would keep them all, and the next round's rows
  * would have to move (and add index entries) again.  Those statements are
  * short: wait, holding no snapshot and no lock, until no running snapshot
- * is older than the round, 50 ms at most.  If that times out three times
+ * is older than the round, 1 s at most.  If that times out three times
  * in a row, something else (a long transaction) holds the horizon back and
  * waiting cannot help: stop waiting for the rest of the pass.  A serial run
  * has no statements of ours running beside it and does not wait.
  */
-#define ROUND_HORIZON_WAIT_MS	50
+#define ROUND_HORIZON_WAIT_MS	1000
 #define ROUND_HORIZON_MAX_TIMEOUTS	3
 
 static void
