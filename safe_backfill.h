@@ -380,6 +380,7 @@ extern bool run_guarded_exclusive_step(BackfillTarget *target, const char *procn
 
 /* space.c */
 extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
+extern void prune_between_rounds(BackfillTarget *target, BlockNumber start, BlockNumber end);
 extern void require_heap_for_ctid(BackfillTarget *target);
 extern char *hot_update_blocker(BackfillTarget *target);
 

@@ -38,21 +38,22 @@ CREATE FUNCTION index_growth(tbl text) RETURNS TABLE (idx text, growth numeric) 
   FROM index_sizes WHERE index_sizes.tbl = $1 ORDER BY idx $$;
 
 SELECT hot_seed('rounds8', true), hot_seed('rounds1', true), hot_seed('by_blocks', false),
-       hot_seed('plain', true);
-VACUUM ANALYZE rounds8, rounds1, by_blocks, plain;
-SELECT note_index_sizes('rounds8'), note_index_sizes('rounds1'), note_index_sizes('by_blocks');
+       hot_seed('plain', true), hot_seed('par_rounds', true);
+VACUUM ANALYZE rounds8, rounds1, by_blocks, plain, par_rounds;
+SELECT note_index_sizes('rounds8'), note_index_sizes('rounds1'), note_index_sizes('by_blocks'),
+       note_index_sizes('par_rounds');
 
 -- by key, 8 rounds (the default)
 CALL safe_backfill('rounds8', 'status', 'active', 1000);
 -- Of 20 batches, the last (open-ended, it also takes rows appended meanwhile)
 -- is one plain UPDATE; in the others only the first round's rows (1/8) must
 -- move, and the rows that no longer fit once the page's rewritten rows grew
--- by the new value: about 2/3 of the rows are HOT (13,666 of 20,000 here),
+-- by the new value: about 70% of the rows are HOT (14,103 of 20,000 here),
 -- against almost none without rounds.  Few new index entries: the indexes'
--- free space (btree fillfactor 90) takes them.
+-- free space (btree fillfactor 90) takes them (x1.00-x1.05 here).
 SELECT pg_stat_force_next_flush();
 SELECT hot_updates('rounds8') > 10000 AS most_updates_hot;
-SELECT idx, growth < 1.15 AS grew_less_than_15_percent FROM index_growth('rounds8');
+SELECT idx, growth <= 1.10 AS grew_at_most_10_percent FROM index_growth('rounds8');
 
 -- by key, 1 round: every update adds an entry to every index
 SET safe_backfill.hot_rounds = 1;
@@ -66,12 +67,21 @@ SELECT idx, growth >= 1.8 AS about_doubled FROM index_growth('rounds1');
 CALL safe_backfill('by_blocks', 'status', 'active', 1000);
 SELECT pg_stat_force_next_flush();
 SELECT hot_updates('by_blocks') > 10000 AS most_updates_hot;
-SELECT idx, growth < 1.15 AS grew_less_than_15_percent FROM index_growth('by_blocks');
+SELECT idx, growth <= 1.10 AS grew_at_most_10_percent FROM index_growth('by_blocks');
+
+-- two parallel workers: each waits, before pruning between rounds, until the
+-- other's statements have moved past its round's commit (without that wait
+-- 40-45% HOT and indexes x1.9 here; with it 67%, x1.06-x1.11)
+CALL safe_backfill('par_rounds', 'status', 'active', 1000, workers => 2);
+SELECT pg_stat_force_next_flush();
+SELECT hot_updates('par_rounds') > 10000 AS most_updates_hot;
+SELECT idx, growth <= 1.25 AS grew_at_most_25_percent FROM index_growth('par_rounds');
 
 -- the same rows as a plain UPDATE, each row once
 UPDATE plain SET status = 'active' WHERE status IS NULL;
 SELECT (SELECT array_agg(t::text ORDER BY id) FROM rounds8 t) = (SELECT array_agg(t::text ORDER BY id) FROM plain t) AS by_key_same,
        (SELECT array_agg(t::text ORDER BY id) FROM by_blocks t) = (SELECT array_agg(t::text ORDER BY id) FROM plain t) AS by_blocks_same,
+       (SELECT array_agg(t::text ORDER BY id) FROM par_rounds t) = (SELECT array_agg(t::text ORDER BY id) FROM plain t) AS parallel_same,
        (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'rounds8') AS rounds8_updates,
        (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'by_blocks') AS by_blocks_updates;
 

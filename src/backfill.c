@@ -17,6 +17,7 @@
 #include "tcop/tcopprot.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -60,6 +61,8 @@ typedef struct PassState
 	int64		unrecorded_scanned;
 	TimestampTz last_recorded;
 	int			hot_rounds;		/* rounds a batch may be split into (choose_hot_rounds) */
+	int			horizon_timeouts;	/* wait_for_round_horizon: timeouts in a row */
+	bool		no_horizon_wait;	/* ... too many: no more waits */
 } PassState;
 
 /* Commit, and be in a new transaction on every version (see compat.h). */
@@ -538,6 +541,40 @@ record_round(PassState *pass, int64 filled)
 }
 
 /*
+ * A parallel worker's round just committed, but the other workers'
+ * statements that started before the commit still see the row versions it
+ * left dead: pruning now would keep them all, and the next round's rows
+ * would have to move (and add index entries) again.  Those statements are
+ * short: wait, holding no snapshot and no lock, until no running snapshot
+ * is older than the round, 1 s at most.  If that times out three times
+ * in a row, something else (a long transaction) holds the horizon back and
+ * waiting cannot help: stop waiting for the rest of the pass.  A serial run
+ * has no statements of ours running beside it and does not wait.
+ */
+#define ROUND_HORIZON_WAIT_MS	1000
+#define ROUND_HORIZON_MAX_TIMEOUTS	3
+
+static void
+wait_for_round_horizon(PassState *pass, TransactionId xid)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	if (pass->opts->reuse_lag == 0 || pass->no_horizon_wait || !TransactionIdIsValid(xid))
+		return;
+	while (!TransactionIdPrecedes(xid, GetOldestNonRemovableTransactionId(NULL)))
+	{
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), ROUND_HORIZON_WAIT_MS))
+		{
+			if (++pass->horizon_timeouts >= ROUND_HORIZON_MAX_TIMEOUTS)
+				pass->no_horizon_wait = true;
+			return;
+		}
+		sleep_interruptibly(1);
+	}
+	pass->horizon_timeouts = 0;
+}
+
+/*
  * A round of a batch split into HOT rounds (iterate.c) is done: record and
  * commit it like a batch, then prune the batch's pages at once, so that the
  * next round's new row versions fit on the pages of the old ones.
@@ -547,6 +584,7 @@ finish_round(PassState *pass, BatchAttempt *attempt)
 {
 	BlockNumber start;
 	BlockNumber end;
+	TransactionId xid = GetTopTransactionIdIfAny();
 
 	record_round(pass, attempt->filled);
 	commit_transaction();
@@ -554,7 +592,10 @@ finish_round(PassState *pass, BatchAttempt *attempt)
 		replica_lag_note_commit();
 	count_rows_filled(pass, attempt->filled);
 	if (attempt->filled > 0 && iterator_freed_blocks(pass->it, &start, &end))
-		reuse_freed_space(pass->target, start, end);
+	{
+		wait_for_round_horizon(pass, xid);
+		prune_between_rounds(pass->target, start, end);
+	}
 }
 
 /*

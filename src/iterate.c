@@ -773,11 +773,10 @@ split_tids_into_rounds(BatchIterator *it, SPITupleTable *tuptable, uint64 ntids)
 		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tuptable->vals[i],
 																	  tuptable->tupdesc,
 																	  1, &isnull));
-		ItemPointer copy = palloc(sizeof(ItemPointerData));
 		int			round = ItemPointerGetOffsetNumber(tid) % k;
 
-		ItemPointerCopy(tid, copy);
-		members[round][counts[round]++] = PointerGetDatum(copy);
+		/* construct_array copies the tids out of the tuple table */
+		members[round][counts[round]++] = PointerGetDatum(tid);
 	}
 	it->round_tids = palloc(sizeof(Datum) * k);
 	it->nrounds = 0;

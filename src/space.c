@@ -36,10 +36,13 @@
 
 bool		safe_backfill_reuse_space = true;
 
-/* Prune [start, end) of the table and record the free space found. */
+/*
+ * Prune [start, end) of the table and, if record, tell the free space map
+ * how much room the pages have.
+ */
 static void
 prune_and_record(Relation rel, BlockNumber start, BlockNumber end,
-				 BufferAccessStrategy strategy)
+				 BufferAccessStrategy strategy, bool record)
 {
 	BlockNumber blk;
 
@@ -51,13 +54,19 @@ prune_and_record(Relation rel, BlockNumber start, BlockNumber end,
 		CHECK_FOR_INTERRUPTS();
 		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
 		heap_page_prune_opt(rel, buf);
+		if (!record)
+		{
+			ReleaseBuffer(buf);
+			continue;
+		}
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		freespace = PageGetHeapFreeSpace(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
 		RecordPageWithFreeSpace(rel, blk, freespace);
 	}
 	/* make the upper FSM levels see it, or searches would not find it */
-	FreeSpaceMapVacuumRange(rel, start, end);
+	if (record)
+		FreeSpaceMapVacuumRange(rel, start, end);
 }
 
 /* Whether relid's access method is heap itself (a copy of its handler is not). */
@@ -134,7 +143,8 @@ require_heap_for_ctid(BackfillTarget *target)
 }
 
 static void
-reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNumber end)
+reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNumber end,
+				  bool record)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 	BlockNumber nblocks;
@@ -154,17 +164,12 @@ reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNum
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
 	if (start < nblocks)
-		prune_and_record(rel, start, Min(end, nblocks), NULL);
+		prune_and_record(rel, start, Min(end, nblocks), NULL, record);
 	relation_close(rel, AccessShareLock);
 }
 
-/*
- * Called at the start of the transaction after a batch committed, with the
- * block range that held the rows the batch rewrote (in every partition, for
- * a partitioned table walked by block ranges).
- */
-void
-reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
+static void
+reuse_freed_blocks(BackfillTarget *target, BlockNumber start, BlockNumber end, bool record)
 {
 	ListCell   *lc;
 
@@ -178,7 +183,33 @@ reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
 	 */
 	(void) GetTransactionSnapshot();
 	foreach(lc, storage_relations(target->relid))
-		reuse_in_relation(target, lfirst_oid(lc), start, end);
+		reuse_in_relation(target, lfirst_oid(lc), start, end, record);
+}
+
+/*
+ * Called at the start of the transaction after a batch committed, with the
+ * block range that held the rows the batch rewrote (in every partition, for
+ * a partitioned table walked by block ranges).
+ */
+void
+reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
+{
+	reuse_freed_blocks(target, start, end, true);
+}
+
+/*
+ * Between two HOT rounds of a batch: prune its pages, so that the next
+ * round's rows are rewritten on their own page, but keep their room out of
+ * the free space map.  Advertised there, it would draw the rows of the
+ * batch's other pages that do not fit on their own, each taking the room a
+ * page keeps for its next round, which then has to move as well.  The
+ * batch's last round records it (reuse_freed_space): the next batch's first
+ * round moves its rows there.
+ */
+void
+prune_between_rounds(BackfillTarget *target, BlockNumber start, BlockNumber end)
+{
+	reuse_freed_blocks(target, start, end, false);
 }
 
 /*
