@@ -312,8 +312,8 @@ name_failing_row(ErrorData *edata, void *arg)
 	if (row == NULL)
 		return;
 	edata->detail = edata->detail ?
-		psprintf("%s\nThe expression's value for %s fails this way; the batch was rolled back, earlier batches stay committed.", edata->detail, row) :
-		psprintf("The expression's value for %s fails this way; the batch was rolled back, earlier batches stay committed.", row);
+		psprintf("%s\nThe expression's value for %s fails this way; what the batch wrote since its last commit was rolled back, earlier commits stay.", edata->detail, row) :
+		psprintf("The expression's value for %s fails this way; what the batch wrote since its last commit was rolled back, earlier commits stay.", row);
 }
 
 /*
