@@ -300,4 +300,19 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '10
 	'before any shard was filled');
 $workers[1]->safe_psql('postgres', q{UPDATE pg_extension SET extversion = '1.0' WHERE extname = 'safe_backfill'});
 
+# --- a rebalance scheduled: refused before anything ------------------------------
+# A background job row without tasks stands for a rebalance that was scheduled.
+$coord->safe_psql('postgres',
+	q{INSERT INTO pg_dist_background_job (state, job_type, description) VALUES ('scheduled', 'rebalance', 'test')});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
+isnt($ret, 0, 'a scheduled rebalance stops the run');
+like($err, qr/ERROR:  safe_backfill: d\.v: a Citus rebalance or shard move is in progress/,
+	'with an error that says so');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '100',
+	'and the table is unchanged');
+$coord->safe_psql('postgres', q{DELETE FROM pg_dist_background_job});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
+is($ret, 0, 'once it is over, the run goes ahead') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '0', 'no NULL left');
+
 done_testing();
