@@ -58,7 +58,7 @@ typedef struct RunningShard
 {
 	ShardTask  *task;
 	PGconn	   *conn;
-	bool		called;			/* the CALL was sent (the settings come first) */
+	char	   *nspname;		/* safe_backfill's schema on that node */
 } RunningShard;
 
 /* What every shard's CALL gets. */
@@ -520,50 +520,99 @@ collect_settings(ShardCallArgs *call)
 	}
 }
 
-/* Connect, check the extension, set the settings: ready for the CALL. */
+/*
+ * An idle connection to the task's node, left by a shard that finished
+ * there (its settings are set), or NULL.
+ */
+static RunningShard *
+take_idle_connection(List **idle, ShardTask *task)
+{
+	ListCell   *lc;
+
+	foreach(lc, *idle)
+	{
+		RunningShard *run = (RunningShard *) lfirst(lc);
+
+		if (strcmp(run->task->host, task->host) == 0 && run->task->port == task->port)
+		{
+			*idle = foreach_delete_current(*idle, lc);
+			return run;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Send the shard's CALL, on a connection to its node left idle by another
+ * shard, or on a new one: connect, check the extension, set the settings.
+ */
 static RunningShard *
 start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
-			const char *typname, BackfillTarget *target)
+			const char *typname, BackfillTarget *target, List **idle)
 {
-	RunningShard *run = palloc0(sizeof(RunningShard));
-	const char **params = palloc(sizeof(char *) * 2 * call->nsettings);
+	RunningShard *run = take_idle_connection(idle, task);
 	const char *callparams[6];
-	char	   *nspname;
-	PGresult   *res;
-	int			i;
 
-	run->task = task;
-	run->conn = connect_to_node(task);
-	PG_TRY();
+	if (run == NULL)
 	{
-		nspname = require_remote_extension(run->conn, task, version);
-		for (i = 0; i < call->nsettings; i++)
+		const char **params = palloc(sizeof(char *) * 2 * call->nsettings);
+		int			i;
+
+		run = palloc0(sizeof(RunningShard));
+		run->task = task;
+		run->conn = connect_to_node(task);
+		PG_TRY();
 		{
-			params[2 * i] = call->setting_names[i];
-			params[2 * i + 1] = call->setting_values[i];
-		}
-		res = remote_query(run->conn, task, sql_citus_remote_settings(call->nsettings),
-						   2 * call->nsettings, params);
-		PQclear(res);
+			PGresult   *res;
 
-		callparams[0] = task->shard_name;
-		callparams[1] = target->colname;
-		callparams[2] = call->value;
-		callparams[3] = psprintf("%d", call->batch_size);
-		callparams[4] = psprintf("%d", call->pause_ms);
-		callparams[5] = psprintf("%d", call->target_batch_ms);
-		if (!PQsendQueryParams(run->conn, sql_citus_shard_call(nspname, typname), 6,
-							   NULL, callparams, NULL, NULL, 0))
-			raise_remote_error(task, NULL, run->conn);
-		run->called = true;
+			run->nspname = require_remote_extension(run->conn, task, version);
+			for (i = 0; i < call->nsettings; i++)
+			{
+				params[2 * i] = call->setting_names[i];
+				params[2 * i + 1] = call->setting_values[i];
+			}
+			res = remote_query(run->conn, task, sql_citus_remote_settings(call->nsettings),
+							   2 * call->nsettings, params);
+			PQclear(res);
+		}
+		PG_CATCH();
+		{
+			PQfinish(run->conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
-	PG_CATCH();
+	run->task = task;
+	PQsetNoticeReceiver(run->conn, relay_notice, task);
+
+	callparams[0] = task->shard_name;
+	callparams[1] = target->colname;
+	callparams[2] = call->value;
+	callparams[3] = psprintf("%d", call->batch_size);
+	callparams[4] = psprintf("%d", call->pause_ms);
+	callparams[5] = psprintf("%d", call->target_batch_ms);
+	if (!PQsendQueryParams(run->conn, sql_citus_shard_call(run->nspname, typname), 6,
+						   NULL, callparams, NULL, NULL, 0))
 	{
+		char	   *msg = pstrdup(PQerrorMessage(run->conn));
+
 		PQfinish(run->conn);
-		PG_RE_THROW();
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("safe_backfill: could not send the call for shard " INT64_FORMAT " to node %s:%d",
+						task->shardid, task->host, task->port),
+				 errdetail_internal("%s", msg)));
 	}
-	PG_END_TRY();
 	return run;
+}
+
+static void
+close_idle(List *idle)
+{
+	ListCell   *lc;
+
+	foreach(lc, idle)
+		PQfinish(((RunningShard *) lfirst(lc))->conn);
 }
 
 /* Stop every shard still running: cancel its CALL, close its connection. */
@@ -647,6 +696,7 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 	int			max_running = list_length(tasks) + 1;
 	RunningShard **running = palloc0(sizeof(RunningShard *) * max_running);
 	List	   *pending = list_copy(tasks);
+	List	   *volatile idle = NIL;	/* connections a finished shard left */
 
 	PG_TRY();
 	{
@@ -669,7 +719,8 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 					;
 				if (i == max_running)
 					break;
-				running[i] = start_shard(task, version, call, typname, target);
+				running[i] = start_shard(task, version, call, typname, target,
+										 (List **) &idle);
 				pending = foreach_delete_current(pending, lc);
 			}
 			for (i = 0; i < max_running; i++)
@@ -711,8 +762,7 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 				if (last == NULL || PQresultStatus(last) != PGRES_COMMAND_OK)
 					raise_remote_error(run->task, last, run->conn);
 				PQclear(last);
-				PQfinish(run->conn);
-				run->conn = NULL;
+				idle = lappend(idle, run);
 				running[i] = NULL;
 				if (finish_shard(target, job, nsp, run->task, &pending))
 					(*shards_done)++;
@@ -722,9 +772,11 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 	PG_CATCH();
 	{
 		cancel_running(running, max_running);
+		close_idle(idle);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	close_idle(idle);
 }
 
 /*

@@ -862,15 +862,15 @@ sql_citus_remote_settings(int nsettings)
 
 /*
  * The ordinary backfill of one shard, on its own node: $1 the shard, $2 the
- * column, $3 the value's text, read as the column's type (typname is
- * qualified), $4 batch_size, $5 pause_ms, $6 target_batch_ms.  Never
+ * column, $3 the value's text, read by the input function of the column's
+ * type (typname is schema-qualified), $4 batch_size, $5 pause_ms, $6 target_batch_ms.  Never
  * set_not_null: the promotion runs once, on the coordinator.
  */
 char *
 sql_citus_shard_call(const char *nspname, const char *typname)
 {
 	return psprintf("CALL %s.safe_backfill($1::pg_catalog.regclass, $2::pg_catalog.name,"
-					" $3::pg_catalog.text::%s, batch_size => $4::pg_catalog.int4,"
+					" $3::%s, batch_size => $4::pg_catalog.int4,"
 					" pause_ms => $5::pg_catalog.int4, target_batch_ms => $6::pg_catalog.int4,"
 					" set_not_null => false, workers => 1, resume => true)",
 					quote_identifier(nspname), typname);

@@ -288,14 +288,31 @@ ok(!(grep { $rerun{$_} } @other_node), 'the shards finished before were not fill
 ok($rerun{$held}, 'the interrupted shard was');
 is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM c}), '0', 'no NULL left');
 
-# --- safe_backfill missing on a worker: a clear error before anything -----------
-$workers[1]->safe_psql('postgres', 'DROP EXTENSION safe_backfill');
+# --- another safe_backfill version on a worker: a clear error before anything ---
+# (Citus forbids DROP EXTENSION on a worker; the catalog says another version.)
 $coord->safe_psql('postgres', q{UPDATE d SET v = 'x'; ALTER TABLE d ALTER v DROP NOT NULL; UPDATE d SET v = NULL WHERE id <= 100});
+$workers[1]->safe_psql('postgres', q{UPDATE pg_extension SET extversion = '0.9' WHERE extname = 'safe_backfill'});
 ($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
-isnt($ret, 0, 'a worker without safe_backfill stops the run');
-like($err, qr/node 127\.0\.0\.1:\d+ has no safe_backfill extension, the coordinator version 1\.0/,
-	'with an error naming the node');
+isnt($ret, 0, 'a worker with another safe_backfill version stops the run');
+like($err, qr/ERROR:  safe_backfill: node 127\.0\.0\.1:\d+ has safe_backfill version 0\.9, the coordinator version 1\.0/,
+	'with an error naming the node and both versions');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '100',
 	'before any shard was filled');
+$workers[1]->safe_psql('postgres', q{UPDATE pg_extension SET extversion = '1.0' WHERE extname = 'safe_backfill'});
+
+# --- a rebalance scheduled: refused before anything ------------------------------
+# A background job row without tasks stands for a rebalance that was scheduled.
+$coord->safe_psql('postgres',
+	q{INSERT INTO pg_dist_background_job (state, job_type, description) VALUES ('scheduled', 'rebalance', 'test')});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
+isnt($ret, 0, 'a scheduled rebalance stops the run');
+like($err, qr/ERROR:  safe_backfill: d\.v: a Citus rebalance or shard move is in progress/,
+	'with an error that says so');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '100',
+	'and the table is unchanged');
+$coord->safe_psql('postgres', q{DELETE FROM pg_dist_background_job});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
+is($ret, 0, 'once it is over, the run goes ahead') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '0', 'no NULL left');
 
 done_testing();
