@@ -947,6 +947,23 @@ backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
 }
 
 /*
+ * expression => on a distributed or reference table: each shard would have
+ * to compute it on its own node, where the table has the shard's name (a
+ * column qualified with the table's name no longer resolves) and other
+ * tables are other shards; not supported yet.
+ */
+static void
+refuse_expression(BackfillTarget *target)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("safe_backfill: %s: expression => is not supported for a Citus distributed or reference table",
+					target->display),
+			 errdetail("Its rows are filled on the nodes that hold its shards, where the expression's table and the tables it reads have other names. Nothing was changed."),
+			 errhint("Fill it with a value, or run the UPDATE with the expression through Citus in batches of your own.")));
+}
+
+/*
  * A reference table is filled by the coordinator's batches, which Citus
  * writes to every copy: by primary key only, since block ranges of the
  * coordinator's empty shell would be the whole table in one transaction.
@@ -983,7 +1000,11 @@ check_coordinator_mode(BackfillTarget *target, const BackfillOptions *opts)
 bool
 citus_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
-	switch (citus_table_kind(target->relid))
+	CitusTableKind kind = citus_table_kind(target->relid);
+
+	if (kind != CITUS_TABLE_NONE && kind != CITUS_TABLE_OTHER && target->expression)
+		refuse_expression(target);
+	switch (kind)
 	{
 		case CITUS_TABLE_DISTRIBUTED:
 			backfill_per_shard(target, opts);

@@ -225,6 +225,14 @@ hot_update_blocker(BackfillTarget *target)
 {
 	ListCell   *lc;
 
+	/*
+	 * A Citus reference table's rows are in a copy on every node, each with
+	 * its own tids: a round's tids, read from one copy, would pick other rows
+	 * in the others.
+	 */
+	if (citus_table_kind(target->relid) != CITUS_TABLE_NONE)
+		return psprintf("table %s is a Citus table, whose rows are in copies with tids of their own",
+						relation_display_name(target->relid));
 	foreach(lc, storage_relations(target->relid))
 	{
 		Oid			relid = lfirst_oid(lc);

@@ -162,8 +162,12 @@ for my $shard (shards_of('np'))
 }
 
 # --- reference tables -----------------------------------------------------------
-($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('r', 'v', 'ref', 500)});
+($ret, $out, $err) = $coord->psql('postgres', q{
+	SET client_min_messages = debug1;
+	CALL safe_backfill('r', 'v', 'ref', 500)});
 is($ret, 0, 'a reference table with a primary key is filled') or diag $err;
+like($err, qr/r\.v: one round per batch, no HOT rounds: table public\.r is a Citus table/,
+	'in one statement per batch: the copies have tids of their own');
 like($err, qr/no space reuse for a Citus reference table/, 'with a NOTICE that space is not reused');
 is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM r}), '0', 'no NULL left');
 for my $w (@workers)
@@ -178,6 +182,18 @@ like($err, qr/ERROR:  safe_backfill: rn\.v: a Citus reference table is filled in
 is($coord->safe_psql('postgres', q{SELECT count(v) FROM rn}), '0', 'and the table is unchanged');
 ($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('r', 'v', 'ref', 100, workers => 2)});
 like($err, qr/workers => 2 is not supported for a Citus reference table/, 'workers > 1 is refused for a reference table');
+
+# --- expression => is refused on Citus tables, before anything changes ----------
+$coord->safe_psql('postgres', q{ALTER TABLE d ADD COLUMN e text; ALTER TABLE r ADD COLUMN e text});
+for my $t ('d', 'r')
+{
+	($ret, $out, $err) = $coord->psql('postgres',
+		"CALL safe_backfill('$t', 'e', expression => 'id::text', batch_size => 500)");
+	isnt($ret, 0, "expression => on the Citus table $t is refused");
+	like($err, qr/ERROR:  safe_backfill: $t\.e: expression => is not supported for a Citus distributed or reference table/,
+		'with an error that says why');
+	is($coord->safe_psql('postgres', "SELECT count(e) FROM $t"), '0', 'and the table is unchanged');
+}
 
 # --- a row locked on a worker ---------------------------------------------------
 # Per-shard mode: the shard's run on its node meets the row, times out after
