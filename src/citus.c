@@ -466,7 +466,8 @@ load_placements(BackfillTarget *target, int64 shardid)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		ShardTask  *task;
-		int64		id = pg_strtoint64(SPI_getvalue(tup, desc, 1));
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 
 		/* one placement a shard: a replicated shard is written once */
 		if (id == last)
@@ -729,7 +730,7 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 			if (nrunning == 0 && pending == NIL)
 				break;
 
-			set = CreateWaitEventSet(CurrentMemoryContext, nrunning + 2);
+			set = COMPAT_CREATE_WAIT_EVENT_SET(nrunning + 2);
 			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 			for (i = 0; i < max_running; i++)

@@ -126,4 +126,14 @@ compat_column_is_not_null(Oid relid, Form_pg_attribute att)
 #define COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING	INDEX_ATTR_BITMAP_ALL
 #endif
 
+/*
+ * 17 gave a wait event set to a resource owner, which frees it on abort,
+ * instead of a memory context.
+ */
+#if PG_VERSION_NUM >= 170000
+#define COMPAT_CREATE_WAIT_EVENT_SET(nevents) CreateWaitEventSet(CurrentResourceOwner, (nevents))
+#else
+#define COMPAT_CREATE_WAIT_EVENT_SET(nevents) CreateWaitEventSet(CurrentMemoryContext, (nevents))
+#endif
+
 #endif							/* SAFE_BACKFILL_COMPAT_H */
