@@ -274,16 +274,36 @@ batch_attempt_action(void *arg)
  * the error's detail.  Runs after the batch was rolled back, before the
  * error goes on to be recorded.
  */
+typedef struct FailingRowSearch
+{
+	BatchIterator *it;
+	int			sqlerrcode;
+	char	   *row;
+} FailingRowSearch;
+
+static void
+find_failing_row_action(void *arg)
+{
+	FailingRowSearch *search = (FailingRowSearch *) arg;
+
+	search->row = iterator_find_failing_row(search->it, search->sqlerrcode);
+}
+
 static void
 name_failing_row(ErrorData *edata, void *arg)
 {
 	BatchAttempt *attempt = (BatchAttempt *) arg;
 	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+	FailingRowSearch search = {attempt->it, edata->sqlerrcode, NULL};
 	char	   *row;
+	ErrorData  *search_error;
 
 	if (class != ERRCODE_DATA_EXCEPTION && class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
 		return;
-	row = iterator_find_failing_row(attempt->it, edata->sqlerrcode);
+	/* the search is a courtesy: if it fails, the batch's error goes on as it is */
+	if (!try_in_subtransaction(find_failing_row_action, &search, &search_error))
+		return;
+	row = search.row;
 	if (row == NULL)
 		return;
 	edata->detail = edata->detail ?

@@ -226,7 +226,7 @@ require_one_statement(char *sql, NodeTag tag)
  *   FROM (SELECT tableoid, ctid, (<expression>) AS value FROM t
  *         WHERE c IS NULL AND <range> OFFSET 0) new
  *   WHERE tableoid = new.tableoid AND ctid = new.ctid
- *     AND new.value IS NOT NULL AND <range>
+ *     AND new.value IS NOT NULL AND c IS NULL AND <range>
  * The subquery computes the expression once per row (OFFSET 0 keeps it from
  * being merged into the UPDATE, which would compute it twice), from the row
  * version the batch's snapshot sees, with the table under its own name.
@@ -235,7 +235,9 @@ require_one_statement(char *sql, NodeTag tag)
  * A row another transaction updates meanwhile has a new ctid when the UPDATE
  * reaches it, so it is skipped, not filled with a value computed from its
  * old version; it is still NULL and a later pass computes it again.  The
- * range is repeated on the UPDATE's side so that both sides read only it.
+ * range and "c IS NULL" are repeated on the UPDATE's side so that it reads
+ * only that range and hashes only the NULL rows (a sweep over a filled table
+ * then hashes nothing).
  */
 static char *
 sql_compute_range(BackfillTarget *target, const char *range)
@@ -249,8 +251,8 @@ sql_compute_range(BackfillTarget *target, const char *range)
 				 " %s AS safe_backfill_value FROM %s WHERE %s IS NULL%s OFFSET 0) safe_backfill_new"
 				 " WHERE tableoid OPERATOR(pg_catalog.=) safe_backfill_new.safe_backfill_rel"
 				 " AND ctid OPERATOR(pg_catalog.=) safe_backfill_new.safe_backfill_tid"
-				 " AND safe_backfill_new.safe_backfill_value IS NOT NULL%s",
-				 rel, col, expression_sql(target), rel, col, range, range),
+				 " AND safe_backfill_new.safe_backfill_value IS NOT NULL AND %s IS NULL%s",
+				 rel, col, expression_sql(target), rel, col, range, col, range),
 		T_UpdateStmt);
 }
 
@@ -653,10 +655,18 @@ sql_hint_set_default(BackfillTarget *target)
 					quote_identifier(target->colname));
 }
 
-/* CALL safe_backfill('t', 'c', <value>); (tbl is a regclass, col a name) */
+/*
+ * CALL safe_backfill('t', 'c', <value>); (tbl is a regclass, col a name),
+ * or with expression => '...' for an expression run
+ */
 char *
 sql_hint_backfill_call(BackfillTarget *target)
 {
+	if (target->expression)
+		return psprintf("CALL safe_backfill(%s, %s, expression => %s);",
+						quote_literal_cstr(target->qualified),
+						quote_literal_cstr(target->colname),
+						quote_literal_cstr(target->expression));
 	return psprintf("CALL safe_backfill(%s, %s, <value>);",
 					quote_literal_cstr(target->qualified),
 					quote_literal_cstr(target->colname));
