@@ -332,8 +332,9 @@ extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
 						  BackfillStats *stats, const BackfillOptions *opts);
 extern void sleep_interruptibly(int ms);
 extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
-extern bool backfill_can_record_failure(BackfillJob *job);
-extern void backfill_record_failure_and_rethrow(BackfillJob *job, ErrorData *edata);
+typedef void (*JobBody) (BackfillJob *job, JobPosition *pos, void *arg);
+extern void run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
+					   double estimated_rows, JobBody body, void *arg);
 
 /* locking.c */
 typedef void (*LockedAction) (void *arg);

@@ -1160,8 +1160,8 @@ record_failure(BackfillJob *job, ErrorData *edata)
  * is then discarded with the error we raise.  Only cancels are held: a
  * terminate still ends the session.
  */
-void
-backfill_record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
+static void
+record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
 {
 	HOLD_CANCEL_INTERRUPTS();
 	PG_TRY();
@@ -1182,10 +1182,60 @@ backfill_record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
  * connection, outside any subtransaction (every subtransaction we start
  * cleans up after itself, so this holds for our errors).
  */
-bool
-backfill_can_record_failure(BackfillJob *job)
+static bool
+can_record_failure(BackfillJob *job)
 {
 	return job != NULL && !IsSubTransaction() && SPI_inside_nonatomic_context();
+}
+
+/*
+ * Start the column's job (or claim the unfinished one it resumes) and run
+ * body in it; a failure is recorded in the job before the error goes on,
+ * and the job's advisory lock (a session lock) is released on every exit.
+ */
+void
+run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
+		   double estimated_rows, JobBody body, void *arg)
+{
+	BackfillJob *volatile job = NULL;
+	JobPosition pos;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		job = job_start(target, opts->procoid, by_ctid, estimated_rows, &pos);
+		commit_transaction();
+		body(job, &pos, arg);
+	}
+	PG_CATCH();
+	{
+		if (can_record_failure(job))
+		{
+			MemoryContextSwitchTo(cxt);
+			record_failure_and_rethrow(job, CopyErrorData());
+		}
+		job_release(job);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	job_release(job);
+}
+
+/* run_backfill's body: the passes of a single-node run. */
+typedef struct SingleNodeRun
+{
+	BackfillTarget *target;
+	const BackfillOptions *opts;
+	BackfillStats *stats;
+	BatchIterator *it;
+} SingleNodeRun;
+
+static void
+single_node_body(BackfillJob *job, JobPosition *pos, void *arg)
+{
+	SingleNodeRun *run = (SingleNodeRun *) arg;
+
+	backfill_with_job(run->target, run->opts, run->stats, job, run->it, pos);
 }
 
 void
@@ -1193,9 +1243,7 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
 	BackfillStats stats = {0};
 	BatchIterator *it;
-	BackfillJob *volatile job = NULL;
-	JobPosition pos;
-	MemoryContext cxt = CurrentMemoryContext;
+	SingleNodeRun run;
 
 	/* a distributed Citus table is filled shard by shard on its nodes */
 	if (citus_backfill(target, opts))
@@ -1220,24 +1268,10 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 		it = iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
 	}
 
-	/* the column's advisory lock is a session lock: release it on any exit */
-	PG_TRY();
-	{
-		job = job_start(target, opts->procoid, iterator_by_ctid(it),
-						stats.estimated_rows, &pos);
-		commit_transaction();
-		backfill_with_job(target, opts, &stats, job, it, &pos);
-	}
-	PG_CATCH();
-	{
-		if (backfill_can_record_failure(job))
-		{
-			MemoryContextSwitchTo(cxt);
-			backfill_record_failure_and_rethrow(job, CopyErrorData());
-		}
-		job_release(job);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	job_release(job);
+	run.target = target;
+	run.opts = opts;
+	run.stats = &stats;
+	run.it = it;
+	run_in_job(target, opts, iterator_by_ctid(it), stats.estimated_rows,
+			   single_node_body, &run);
 }

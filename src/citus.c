@@ -903,48 +903,48 @@ fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *jo
  * Per-shard mode: the job on the coordinator, its failure recorded like a
  * single-node run's.
  */
+/* backfill_per_shard's body, in the coordinator's job for the table. */
+typedef struct PerShardRun
+{
+	BackfillTarget *target;
+	const BackfillOptions *opts;
+	double		rows;
+	char	   *version;
+	Oid			nsp;
+	List	   *shards;
+} PerShardRun;
+
+static void
+per_shard_body(BackfillJob *job, JobPosition *pos, void *arg)
+{
+	PerShardRun *run = (PerShardRun *) arg;
+
+	fill_shards(run->target, run->opts, job, pos, run->rows, run->version,
+				run->nsp, run->shards);
+}
+
 static void
 backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
 {
-	BackfillJob *volatile job = NULL;
-	JobPosition pos;
-	MemoryContext cxt = CurrentMemoryContext;
-	double		rows;
-	char	   *version;
+	PerShardRun run;
 	char	   *nspname;
-	List	   *all;
 
 	refuse_during_rebalance(target);
-	local_extension_version(&version, &nspname);
-	all = load_placements(target, 0);
-	if (all == NIL)
+	local_extension_version(&run.version, &nspname);
+	run.shards = load_placements(target, 0);
+	if (run.shards == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("safe_backfill: %s: no active placement of its shards on a primary node",
 						target->display)));
-	require_extension_on_every_node(all, version);
-	rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
+	require_extension_on_every_node(run.shards, run.version);
+	run.rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
 	commit_transaction();
 
-	PG_TRY();
-	{
-		job = job_start(target, opts->procoid, false, rows, &pos);
-		commit_transaction();
-		fill_shards(target, opts, job, &pos, rows, version,
-					get_namespace_oid(nspname, false), all);
-	}
-	PG_CATCH();
-	{
-		if (backfill_can_record_failure(job))
-		{
-			MemoryContextSwitchTo(cxt);
-			backfill_record_failure_and_rethrow(job, CopyErrorData());
-		}
-		job_release(job);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	job_release(job);
+	run.target = target;
+	run.opts = opts;
+	run.nsp = get_namespace_oid(nspname, false);
+	run_in_job(target, opts, false, run.rows, per_shard_body, &run);
 }
 
 /*

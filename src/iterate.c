@@ -687,6 +687,26 @@ iterator_round_pending(BatchIterator *it)
 	return it->in_batch;
 }
 
+/*
+ * The types of a batch's bounds, appended to types[*n]: two tids for block
+ * ranges, else the key (twice with a lower bound).
+ */
+static void
+append_bound_types(BatchIterator *it, Oid *types, int *n, bool has_lower)
+{
+	BackfillTarget *t = it->target;
+	int			i;
+
+	if (it->by_ctid)
+	{
+		types[(*n)++] = TIDOID;
+		types[(*n)++] = TIDOID;
+	}
+	else
+		for (i = 0; i < t->nkeys * (has_lower ? 2 : 1); i++)
+			types[(*n)++] = t->keys[i % t->nkeys].typid;
+}
+
 static SPIPlanPtr
 null_tids_plan(BatchIterator *it)
 {
@@ -697,16 +717,8 @@ null_tids_plan(BatchIterator *it)
 	{
 		Oid		   *types = palloc(sizeof(Oid) * Max(2, t->nkeys * 2));
 		int			n = 0;
-		int			i;
 
-		if (it->by_ctid)
-		{
-			types[n++] = TIDOID;
-			types[n++] = TIDOID;
-		}
-		else
-			for (i = 0; i < t->nkeys * (lower + 1); i++)
-				types[n++] = t->keys[i % t->nkeys].typid;
+		append_bound_types(it, types, &n, lower);
 		it->null_tids_plan[lower] =
 			prepare_kept_plan(it->by_ctid ? sql_ctid_range_null_tids(t) :
 							  sql_key_range_null_tids(t, lower), n, types);
@@ -839,21 +851,13 @@ round_plan(BatchIterator *it)
 	Oid		   *types = palloc(sizeof(Oid) * (t->nkeys * 2 + 4));
 	int			lower = it->has_lower ? 1 : 0;
 	int			n = 0;
-	int			i;
 
 	plan = it->by_ctid ? &it->ctid_round_plan : &it->key_round_plan[lower];
 	if (*plan != NULL)
 		return *plan;
 	types[n++] = t->atttypid;
 	types[n++] = TIDARRAYOID;
-	if (it->by_ctid)
-	{
-		types[n++] = TIDOID;
-		types[n++] = TIDOID;
-	}
-	else
-		for (i = 0; i < t->nkeys * (lower + 1); i++)
-			types[n++] = t->keys[i % t->nkeys].typid;
+	append_bound_types(it, types, &n, lower);
 	*plan = prepare_kept_plan(it->by_ctid ? sql_update_ctid_round(t) :
 							  sql_update_key_round(t, lower), n, types);
 	return *plan;
