@@ -118,6 +118,7 @@ typedef struct BackfillTarget
 	 */
 	char	   *expression;
 	int64		expression_nulls;	/* rows left NULL because it gave NULL */
+	bool		expression_scs; /* standard_conforming_strings it was checked with */
 
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
 	int			nkeys;

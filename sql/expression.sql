@@ -305,3 +305,38 @@ RESET DateStyle;
 RESET search_path;
 SELECT count(*) AS differences FROM ex_ser s FULL JOIN ex_par p USING (id) WHERE s.v IS DISTINCT FROM p.v;
 SELECT v, count(*) FROM ex_par GROUP BY v ORDER BY v;
+
+-- ---------------------------------------------------------------------
+-- columns named like the aliases of the statement built around the
+-- expression, and a table named like its subquery: still only names
+CREATE TABLE safe_backfill_new (id int PRIMARY KEY, safe_backfill_rel int,
+    safe_backfill_tid int, safe_backfill_value int);
+INSERT INTO safe_backfill_new SELECT g, g, g FROM generate_series(1, 30) g;
+CALL safe_backfill('safe_backfill_new', 'safe_backfill_value',
+                   expression => 'safe_backfill_rel + safe_backfill_tid', batch_size => 10);
+SELECT count(*) FILTER (WHERE safe_backfill_value = 2 * id) AS right, count(*) AS rows
+  FROM safe_backfill_new;
+CREATE TABLE ex_alias (safe_backfill_rel int, safe_backfill_value int);
+INSERT INTO ex_alias SELECT g FROM generate_series(1, 30) g;
+CALL safe_backfill('ex_alias', 'safe_backfill_value', expression => '-safe_backfill_rel');
+SELECT count(*) FILTER (WHERE safe_backfill_value = -safe_backfill_rel) AS right, count(*) AS rows
+  FROM ex_alias;
+DROP TABLE safe_backfill_new, ex_alias;
+
+-- ---------------------------------------------------------------------
+-- an expression that turns standard_conforming_strings off while it runs:
+-- its string literals would read differently in the statements prepared
+-- after that ('\' || '--' would open a string and a comment), so none is
+-- run; the rows filled all hold the value the checked text gives
+CREATE TABLE ex_scs (id int PRIMARY KEY, c text);
+INSERT INTO ex_scs SELECT g FROM generate_series(1, 30) g;
+SET escape_string_warning = off;
+CALL safe_backfill('ex_scs', 'c', batch_size => 10, expression => $$CASE WHEN
+  set_config('standard_conforming_strings', 'off', false) IS NOT NULL THEN '\' || '--'
+  || 'z' END$$);
+\echo :LAST_ERROR_SQLSTATE
+RESET standard_conforming_strings;
+RESET escape_string_warning;
+SELECT c, count(*) FROM ex_scs GROUP BY c ORDER BY c;
+SELECT state, error FROM safe_backfill_jobs WHERE table_name = 'public.ex_scs';
+DROP TABLE ex_scs;

@@ -278,6 +278,7 @@ prepare_expression(BackfillTarget *target, const char *text)
 	raw = parse_one_expression(pstate, text);
 	analyse_against_table(target, text, raw, pstate);
 	target->expression = pstrdup(text);
+	target->expression_scs = standard_conforming_strings;
 	probe_expression(target);
 
 	error_context_stack = errcb.previous;
