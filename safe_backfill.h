@@ -119,6 +119,7 @@ typedef struct BackfillTarget
 	char	   *expression;
 	int64		expression_nulls;	/* rows left NULL because it gave NULL */
 	bool		expression_scs; /* standard_conforming_strings it was checked with */
+	Oid			expression_temp_relid;	/* a temporary table it reads, if any */
 
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
 	int			nkeys;

@@ -340,3 +340,16 @@ RESET escape_string_warning;
 SELECT c, count(*) FROM ex_scs GROUP BY c ORDER BY c;
 SELECT state, error FROM safe_backfill_jobs WHERE table_name = 'public.ex_scs';
 DROP TABLE ex_scs;
+
+-- ---------------------------------------------------------------------
+-- workers => 2 with an expression that reads a temporary table: its rows
+-- live in this session's local buffers, which workers cannot read (they
+-- would see no row, or stale pages): the run stays in this session
+CREATE TABLE ex_tmp (id int PRIMARY KEY, c int);
+INSERT INTO ex_tmp SELECT g FROM generate_series(1, 20000) g;
+CREATE TEMP TABLE ex_lookup (id int PRIMARY KEY, v int);
+INSERT INTO ex_lookup SELECT g, g * 10 FROM generate_series(1, 20000) g;
+CALL safe_backfill('ex_tmp', 'c', expression => '(SELECT l.v FROM ex_lookup l WHERE l.id = ex_tmp.id)',
+                   workers => 2, batch_size => 1000);
+SELECT count(*) FILTER (WHERE c = id * 10) AS right, count(*) AS rows FROM ex_tmp;
+DROP TABLE ex_tmp, ex_lookup;

@@ -29,6 +29,7 @@
 #include "safe_backfill.h"
 
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_collate.h"
@@ -219,6 +220,48 @@ require_assignable(ParseState *pstate, BackfillTarget *target, Node *expr)
 			 parser_errposition(pstate, exprLocation(expr))));
 }
 
+/* The first temporary relation a range table of the tree reads, if any. */
+static bool
+temp_relation_walker(Node *node, Oid *relid)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((Query *) node)->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+			if (rte->rtekind == RTE_RELATION &&
+				get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
+			{
+				*relid = rte->relid;
+				return true;
+			}
+		}
+		return query_tree_walker((Query *) node, temp_relation_walker, relid, 0);
+	}
+	return expression_tree_walker(node, temp_relation_walker, (void *) relid);
+}
+
+/*
+ * A temporary table's rows live in this session's local buffers: workers
+ * (parallel.c) cannot read them, and would find no row or stale pages.
+ * Remember the first one the expression reads (a view over one is
+ * temporary too), so that the run stays in this session.  A function that
+ * reads one is not seen here (README).
+ */
+static Oid
+temp_relation_read(Node *expr)
+{
+	Oid			relid = InvalidOid;
+
+	(void) temp_relation_walker(expr, &relid);
+	return relid;
+}
+
 /* Analyse the expression against the table, as an UPDATE's SET list would. */
 static void
 analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
@@ -237,6 +280,7 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 	refuse_other_rows(pstate, expr);
 	assign_expr_collations(pstate, expr);
 	require_assignable(pstate, target, expr);
+	target->expression_temp_relid = temp_relation_read(expr);
 	table_close(rel, NoLock);
 }
 
