@@ -282,8 +282,23 @@ CALL safe_backfill('ex_priv', 'who', expression => 'current_user');
 RESET ROLE;
 SELECT count(secret) AS secrets, count(*) FILTER (WHERE who = 'regress_ex_caller') AS as_caller FROM ex_priv;
 SELECT username, state FROM safe_backfill_jobs WHERE table_name = 'public.ex_priv';
+-- an error of the expression can carry what it read (here a value of
+-- ex_secret): safe_backfill_progress shows it to the caller's role only,
+-- not to a role that may read the table filled but not what the expression
+-- read
+CREATE ROLE regress_ex_reader;
+GRANT SELECT ON ex_priv TO regress_ex_reader;
+GRANT SELECT ON ex_secret TO regress_ex_caller;
+ALTER TABLE ex_priv ADD COLUMN n int;
+SET ROLE regress_ex_caller;
+CALL safe_backfill('ex_priv', 'n', expression => '(SELECT s FROM ex_secret)::int');
+SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.ex_priv' AND column_name = 'n';
+SET ROLE regress_ex_reader;
+SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.ex_priv' AND column_name = 'n';
+RESET ROLE;
+SELECT count(n) AS filled FROM ex_priv;
 DROP TABLE ex_priv, ex_secret;
-DROP ROLE regress_ex_caller;
+DROP ROLE regress_ex_caller, regress_ex_reader;
 
 -- ---------------------------------------------------------------------
 -- workers => 2 give the same results as a run in this session: a function
