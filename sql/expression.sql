@@ -265,6 +265,11 @@ SELECT count(*) AS runs FROM safe_backfill_jobs WHERE table_name = 'public.ex_re
 -- a comment at the end is fine: it cannot swallow the rest of the statement
 CALL safe_backfill('ex_ref', 'c', expression => 'upper(email) -- the rest is a comment');
 SELECT count(*) FILTER (WHERE c = upper(email)) AS filled FROM ex_ref;
+-- a subquery that locks the rows it reads (FOR SHARE) is the caller's
+-- choice, as in an UPDATE: not refused by the check before the first batch
+ALTER TABLE ex_ref ADD COLUMN lk int;
+CALL safe_backfill('ex_ref', 'lk', expression => '(SELECT p.namespace_id FROM ex_parent p WHERE p.id = 1 FOR SHARE)');
+SELECT count(*) FILTER (WHERE lk = 1001) AS filled FROM ex_ref;
 
 -- ---------------------------------------------------------------------
 -- the expression runs as the caller, with the caller's privileges only

@@ -292,7 +292,13 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 static void
 probe_expression(BackfillTarget *target)
 {
-	int			rc = SPI_execute(sql_expression_probe(target), true, 0);
+	/*
+	 * Not read-only: a subquery of the expression may lock what it reads
+	 * (FOR SHARE), as it may in the batches' UPDATE; read-only SPI would
+	 * refuse that as "not allowed in a non-volatile function".  The
+	 * statement is our SELECT (require_one_statement) and reads no row.
+	 */
+	int			rc = SPI_execute(sql_expression_probe(target), false, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: checking the expression failed: %s",
