@@ -373,3 +373,23 @@ CALL safe_backfill('ex_tmp', 'c', expression => '(SELECT l.v FROM ex_lookup l WH
                    workers => 2, batch_size => 1000);
 SELECT count(*) FILTER (WHERE c = id * 10) AS right, count(*) AS rows FROM ex_tmp;
 DROP TABLE ex_tmp, ex_lookup;
+
+-- ---------------------------------------------------------------------
+-- an expression that changes search_path while it runs: its names would
+-- mean other functions in the batches after that (the kept plans are
+-- analysed again under the new search_path), so none runs; the rows
+-- filled all hold what the checked names give
+CREATE SCHEMA ex_sp1;
+CREATE SCHEMA ex_sp2;
+CREATE FUNCTION ex_sp1.tag() RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN PERFORM set_config('search_path', 'ex_sp2, public', false); RETURN 'one'; END$$;
+CREATE FUNCTION ex_sp2.tag() RETURNS text LANGUAGE sql AS $$SELECT 'two'$$;
+CREATE TABLE ex_sp (id int PRIMARY KEY, c text);
+INSERT INTO ex_sp SELECT g FROM generate_series(1, 30) g;
+SET search_path = ex_sp1, public;
+CALL safe_backfill('ex_sp', 'c', expression => 'tag()', batch_size => 10);
+\echo :LAST_ERROR_SQLSTATE
+RESET search_path;
+SELECT c, count(*) FROM ex_sp GROUP BY c ORDER BY c;
+DROP TABLE ex_sp;
+DROP SCHEMA ex_sp1, ex_sp2 CASCADE;

@@ -29,6 +29,7 @@
 #include "safe_backfill.h"
 
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -329,10 +330,36 @@ prepare_expression(BackfillTarget *target, const char *text)
 	analyse_against_table(target, text, raw, pstate);
 	target->expression = pstrdup(text);
 	target->expression_scs = standard_conforming_strings;
+	target->expression_search_path = pstrdup(namespace_search_path);
 	probe_expression(target);
 
 	error_context_stack = errcb.previous;
 	free_parsestate(pstate);
+}
+
+/*
+ * Before every batch and the final count: the names of the expression
+ * were resolved under the search_path it was checked with.  The expression
+ * itself can change it (set_config('search_path', ..., false) in a
+ * function it calls); the kept plans would then be analysed again under
+ * the new one, and the same text would call other functions in the later
+ * batches.  (standard_conforming_strings, which would change how its text
+ * reads, is checked where statements are built: sqlgen.c.)
+ */
+void
+recheck_expression_settings(BackfillTarget *target)
+{
+	if (target->expression == NULL ||
+		strcmp(namespace_search_path, target->expression_search_path) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("safe_backfill: %s: search_path changed while the expression ran",
+					target->display),
+			 errdetail("The expression was checked with search_path = %s; under %s its names could mean other functions, operators or types, so no further batch runs. Batches committed so far stay.",
+					   quote_literal_cstr(target->expression_search_path),
+					   quote_literal_cstr(namespace_search_path)),
+			 errhint("Do not change search_path in the expression (a function that needs its own can declare SET search_path); reset it and call safe_backfill again to resume.")));
 }
 
 /*
