@@ -372,6 +372,12 @@ INSERT INTO ex_lookup SELECT g, g * 10 FROM generate_series(1, 20000) g;
 CALL safe_backfill('ex_tmp', 'c', expression => '(SELECT l.v FROM ex_lookup l WHERE l.id = ex_tmp.id)',
                    workers => 2, batch_size => 1000);
 SELECT count(*) FILTER (WHERE c = id * 10) AS right, count(*) AS rows FROM ex_tmp;
+-- a temporary sequence is a temporary relation too, named by a regclass
+CREATE TEMP SEQUENCE ex_tmp_seq;
+ALTER TABLE ex_tmp ADD COLUMN n bigint;
+CALL safe_backfill('ex_tmp', 'n', expression => $$nextval('ex_tmp_seq')$$,
+                   workers => 2, batch_size => 1000);
+SELECT count(DISTINCT n) AS distinct_values, count(*) AS rows FROM ex_tmp;
 DROP TABLE ex_tmp, ex_lookup;
 
 -- ---------------------------------------------------------------------

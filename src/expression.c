@@ -31,6 +31,7 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_collate.h"
@@ -227,6 +228,14 @@ temp_relation_walker(Node *node, Oid *relid)
 {
 	if (node == NULL)
 		return false;
+	/* nextval('seq'): a relation named by a regclass constant */
+	if (IsA(node, Const) && ((Const *) node)->consttype == REGCLASSOID &&
+		!((Const *) node)->constisnull &&
+		get_rel_persistence(DatumGetObjectId(((Const *) node)->constvalue)) == RELPERSISTENCE_TEMP)
+	{
+		*relid = DatumGetObjectId(((Const *) node)->constvalue);
+		return true;
+	}
 	if (IsA(node, Query))
 	{
 		ListCell   *lc;
@@ -251,7 +260,8 @@ temp_relation_walker(Node *node, Oid *relid)
  * A temporary table's rows live in this session's local buffers: workers
  * (parallel.c) cannot read them, and would find no row or stale pages.
  * Remember the first one the expression reads (a view over one is
- * temporary too), so that the run stays in this session.  A function that
+ * temporary too; a sequence named by a regclass constant, as in
+ * nextval('seq'), counts), so that the run stays in this session.  A function that
  * reads one is not seen here (README).
  */
 static Oid

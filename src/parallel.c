@@ -779,7 +779,7 @@ workers_can_reach(BackfillTarget *target)
 	if (OidIsValid(target->expression_temp_relid))
 	{
 		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: the expression reads temporary table %s, visible to this session only; running in this session without workers",
+				(errmsg("safe_backfill: %s: the expression reads temporary relation %s, visible to this session only; running in this session without workers",
 						target->display,
 						quote_identifier(get_rel_name(target->expression_temp_relid)))));
 		return false;
