@@ -399,3 +399,20 @@ RESET search_path;
 SELECT c, count(*) FROM ex_sp GROUP BY c ORDER BY c;
 DROP TABLE ex_sp;
 DROP SCHEMA ex_sp1, ex_sp2 CASCADE;
+
+-- ---------------------------------------------------------------------
+-- text that looks like it closes our parenthesis but is read the same
+-- inside the statement as on its own: an E'' string with an escaped
+-- quote, a dollar-quoted string, a nested comment, a Unicode-escaped
+-- identifier.  Each is only a value for c; n keeps its value.
+CREATE TABLE ex_inj (id int PRIMARY KEY, email text, n int, c1 text, c2 text, c3 text, c4 text);
+INSERT INTO ex_inj SELECT g, 'e' || g, g FROM generate_series(1, 10) g;
+CALL safe_backfill('ex_inj', 'c1', expression => $$E'\') , n = (0'$$);
+CALL safe_backfill('ex_inj', 'c2', expression => '$q$) , n = (0$q$');
+CALL safe_backfill('ex_inj', 'c3', expression => 'email /* /* */ ) , n = (0 */');
+CALL safe_backfill('ex_inj', 'c4', expression => 'U&"\0065mail"');
+SELECT count(*) FILTER (WHERE n = id) AS n_kept,
+       count(*) FILTER (WHERE c1 = $$') , n = (0$$ AND c2 = ') , n = (0'
+                        AND c3 = email AND c4 = email) AS values_right
+  FROM ex_inj;
+DROP TABLE ex_inj;
