@@ -118,6 +118,9 @@ typedef struct BackfillTarget
 	 */
 	char	   *expression;
 	int64		expression_nulls;	/* rows left NULL because it gave NULL */
+	bool		expression_scs; /* standard_conforming_strings it was checked with */
+	char	   *expression_search_path; /* and search_path */
+	Oid			expression_temp_relid;	/* a temporary table it reads, if any */
 
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
 	int			nkeys;
@@ -236,6 +239,7 @@ extern Node *coerce_to_column(BackfillTarget *target, struct ParseState *pstate,
 
 /* expression.c */
 extern void prepare_expression(BackfillTarget *target, const char *text);
+extern void recheck_expression_settings(BackfillTarget *target);
 extern int64 count_computable_nulls(BackfillTarget *target);
 
 /* sqlgen.c */

@@ -265,6 +265,11 @@ SELECT count(*) AS runs FROM safe_backfill_jobs WHERE table_name = 'public.ex_re
 -- a comment at the end is fine: it cannot swallow the rest of the statement
 CALL safe_backfill('ex_ref', 'c', expression => 'upper(email) -- the rest is a comment');
 SELECT count(*) FILTER (WHERE c = upper(email)) AS filled FROM ex_ref;
+-- a subquery that locks the rows it reads (FOR SHARE) is the caller's
+-- choice, as in an UPDATE: not refused by the check before the first batch
+ALTER TABLE ex_ref ADD COLUMN lk int;
+CALL safe_backfill('ex_ref', 'lk', expression => '(SELECT p.namespace_id FROM ex_parent p WHERE p.id = 1 FOR SHARE)');
+SELECT count(*) FILTER (WHERE lk = 1001) AS filled FROM ex_ref;
 
 -- ---------------------------------------------------------------------
 -- the expression runs as the caller, with the caller's privileges only
@@ -282,8 +287,23 @@ CALL safe_backfill('ex_priv', 'who', expression => 'current_user');
 RESET ROLE;
 SELECT count(secret) AS secrets, count(*) FILTER (WHERE who = 'regress_ex_caller') AS as_caller FROM ex_priv;
 SELECT username, state FROM safe_backfill_jobs WHERE table_name = 'public.ex_priv';
+-- an error of the expression can carry what it read (here a value of
+-- ex_secret): safe_backfill_progress shows it to the caller's role only,
+-- not to a role that may read the table filled but not what the expression
+-- read
+CREATE ROLE regress_ex_reader;
+GRANT SELECT ON ex_priv TO regress_ex_reader;
+GRANT SELECT ON ex_secret TO regress_ex_caller;
+ALTER TABLE ex_priv ADD COLUMN n int;
+SET ROLE regress_ex_caller;
+CALL safe_backfill('ex_priv', 'n', expression => '(SELECT s FROM ex_secret)::int');
+SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.ex_priv' AND column_name = 'n';
+SET ROLE regress_ex_reader;
+SELECT state, error FROM safe_backfill_progress WHERE table_name = 'public.ex_priv' AND column_name = 'n';
+RESET ROLE;
+SELECT count(n) AS filled FROM ex_priv;
 DROP TABLE ex_priv, ex_secret;
-DROP ROLE regress_ex_caller;
+DROP ROLE regress_ex_caller, regress_ex_reader;
 
 -- ---------------------------------------------------------------------
 -- workers => 2 give the same results as a run in this session: a function
@@ -305,3 +325,94 @@ RESET DateStyle;
 RESET search_path;
 SELECT count(*) AS differences FROM ex_ser s FULL JOIN ex_par p USING (id) WHERE s.v IS DISTINCT FROM p.v;
 SELECT v, count(*) FROM ex_par GROUP BY v ORDER BY v;
+
+-- ---------------------------------------------------------------------
+-- columns named like the aliases of the statement built around the
+-- expression, and a table named like its subquery: still only names
+CREATE TABLE safe_backfill_new (id int PRIMARY KEY, safe_backfill_rel int,
+    safe_backfill_tid int, safe_backfill_value int);
+INSERT INTO safe_backfill_new SELECT g, g, g FROM generate_series(1, 30) g;
+CALL safe_backfill('safe_backfill_new', 'safe_backfill_value',
+                   expression => 'safe_backfill_rel + safe_backfill_tid', batch_size => 10);
+SELECT count(*) FILTER (WHERE safe_backfill_value = 2 * id) AS right, count(*) AS rows
+  FROM safe_backfill_new;
+CREATE TABLE ex_alias (safe_backfill_rel int, safe_backfill_value int);
+INSERT INTO ex_alias SELECT g FROM generate_series(1, 30) g;
+CALL safe_backfill('ex_alias', 'safe_backfill_value', expression => '-safe_backfill_rel');
+SELECT count(*) FILTER (WHERE safe_backfill_value = -safe_backfill_rel) AS right, count(*) AS rows
+  FROM ex_alias;
+DROP TABLE safe_backfill_new, ex_alias;
+
+-- ---------------------------------------------------------------------
+-- an expression that turns standard_conforming_strings off while it runs:
+-- its string literals would read differently in the statements prepared
+-- after that ('\' || '--' would open a string and a comment), so none is
+-- run; the rows filled all hold the value the checked text gives
+CREATE TABLE ex_scs (id int PRIMARY KEY, c text);
+INSERT INTO ex_scs SELECT g FROM generate_series(1, 30) g;
+SET escape_string_warning = off;
+CALL safe_backfill('ex_scs', 'c', batch_size => 10, expression => $$CASE WHEN
+  set_config('standard_conforming_strings', 'off', false) IS NOT NULL THEN '\' || '--'
+  || 'z' END$$);
+\echo :LAST_ERROR_SQLSTATE
+RESET standard_conforming_strings;
+RESET escape_string_warning;
+SELECT c, count(*) FROM ex_scs GROUP BY c ORDER BY c;
+SELECT state, error FROM safe_backfill_jobs WHERE table_name = 'public.ex_scs';
+DROP TABLE ex_scs;
+
+-- ---------------------------------------------------------------------
+-- workers => 2 with an expression that reads a temporary table: its rows
+-- live in this session's local buffers, which workers cannot read (they
+-- would see no row, or stale pages): the run stays in this session
+CREATE TABLE ex_tmp (id int PRIMARY KEY, c int);
+INSERT INTO ex_tmp SELECT g FROM generate_series(1, 20000) g;
+CREATE TEMP TABLE ex_lookup (id int PRIMARY KEY, v int);
+INSERT INTO ex_lookup SELECT g, g * 10 FROM generate_series(1, 20000) g;
+CALL safe_backfill('ex_tmp', 'c', expression => '(SELECT l.v FROM ex_lookup l WHERE l.id = ex_tmp.id)',
+                   workers => 2, batch_size => 1000);
+SELECT count(*) FILTER (WHERE c = id * 10) AS right, count(*) AS rows FROM ex_tmp;
+-- a temporary sequence is a temporary relation too, named by a regclass
+CREATE TEMP SEQUENCE ex_tmp_seq;
+ALTER TABLE ex_tmp ADD COLUMN n bigint;
+CALL safe_backfill('ex_tmp', 'n', expression => $$nextval('ex_tmp_seq')$$,
+                   workers => 2, batch_size => 1000);
+SELECT count(DISTINCT n) AS distinct_values, count(*) AS rows FROM ex_tmp;
+DROP TABLE ex_tmp, ex_lookup;
+
+-- ---------------------------------------------------------------------
+-- an expression that changes search_path while it runs: its names would
+-- mean other functions in the batches after that (the kept plans are
+-- analysed again under the new search_path), so none runs; the rows
+-- filled all hold what the checked names give
+CREATE SCHEMA ex_sp1;
+CREATE SCHEMA ex_sp2;
+CREATE FUNCTION ex_sp1.tag() RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN PERFORM set_config('search_path', 'ex_sp2, public', false); RETURN 'one'; END$$;
+CREATE FUNCTION ex_sp2.tag() RETURNS text LANGUAGE sql AS $$SELECT 'two'$$;
+CREATE TABLE ex_sp (id int PRIMARY KEY, c text);
+INSERT INTO ex_sp SELECT g FROM generate_series(1, 30) g;
+SET search_path = ex_sp1, public;
+CALL safe_backfill('ex_sp', 'c', expression => 'tag()', batch_size => 10);
+\echo :LAST_ERROR_SQLSTATE
+RESET search_path;
+SELECT c, count(*) FROM ex_sp GROUP BY c ORDER BY c;
+DROP TABLE ex_sp;
+DROP SCHEMA ex_sp1, ex_sp2 CASCADE;
+
+-- ---------------------------------------------------------------------
+-- text that looks like it closes our parenthesis but is read the same
+-- inside the statement as on its own: an E'' string with an escaped
+-- quote, a dollar-quoted string, a nested comment, a Unicode-escaped
+-- identifier.  Each is only a value for c; n keeps its value.
+CREATE TABLE ex_inj (id int PRIMARY KEY, email text, n int, c1 text, c2 text, c3 text, c4 text);
+INSERT INTO ex_inj SELECT g, 'e' || g, g FROM generate_series(1, 10) g;
+CALL safe_backfill('ex_inj', 'c1', expression => $$E'\') , n = (0'$$);
+CALL safe_backfill('ex_inj', 'c2', expression => '$q$) , n = (0$q$');
+CALL safe_backfill('ex_inj', 'c3', expression => 'email /* /* */ ) , n = (0 */');
+CALL safe_backfill('ex_inj', 'c4', expression => 'U&"\0065mail"');
+SELECT count(*) FILTER (WHERE n = id) AS n_kept,
+       count(*) FILTER (WHERE c1 = $$') , n = (0$$ AND c2 = ') , n = (0'
+                        AND c3 = email AND c4 = email) AS values_right
+  FROM ex_inj;
+DROP TABLE ex_inj;

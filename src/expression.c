@@ -29,6 +29,9 @@
 #include "safe_backfill.h"
 
 #include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_collate.h"
@@ -219,6 +222,57 @@ require_assignable(ParseState *pstate, BackfillTarget *target, Node *expr)
 			 parser_errposition(pstate, exprLocation(expr))));
 }
 
+/* The first temporary relation a range table of the tree reads, if any. */
+static bool
+temp_relation_walker(Node *node, Oid *relid)
+{
+	if (node == NULL)
+		return false;
+	/* nextval('seq'): a relation named by a regclass constant */
+	if (IsA(node, Const) && ((Const *) node)->consttype == REGCLASSOID &&
+		!((Const *) node)->constisnull &&
+		get_rel_persistence(DatumGetObjectId(((Const *) node)->constvalue)) == RELPERSISTENCE_TEMP)
+	{
+		*relid = DatumGetObjectId(((Const *) node)->constvalue);
+		return true;
+	}
+	if (IsA(node, Query))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((Query *) node)->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+			if (rte->rtekind == RTE_RELATION &&
+				get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
+			{
+				*relid = rte->relid;
+				return true;
+			}
+		}
+		return query_tree_walker((Query *) node, temp_relation_walker, relid, 0);
+	}
+	return expression_tree_walker(node, temp_relation_walker, (void *) relid);
+}
+
+/*
+ * A temporary table's rows live in this session's local buffers: workers
+ * (parallel.c) cannot read them, and would find no row or stale pages.
+ * Remember the first one the expression reads (a view over one is
+ * temporary too; a sequence named by a regclass constant, as in
+ * nextval('seq'), counts), so that the run stays in this session.  A function that
+ * reads one is not seen here (README).
+ */
+static Oid
+temp_relation_read(Node *expr)
+{
+	Oid			relid = InvalidOid;
+
+	(void) temp_relation_walker(expr, &relid);
+	return relid;
+}
+
 /* Analyse the expression against the table, as an UPDATE's SET list would. */
 static void
 analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
@@ -237,6 +291,7 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 	refuse_other_rows(pstate, expr);
 	assign_expr_collations(pstate, expr);
 	require_assignable(pstate, target, expr);
+	target->expression_temp_relid = temp_relation_read(expr);
 	table_close(rel, NoLock);
 }
 
@@ -248,7 +303,13 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 static void
 probe_expression(BackfillTarget *target)
 {
-	int			rc = SPI_execute(sql_expression_probe(target), true, 0);
+	/*
+	 * Not read-only: a subquery of the expression may lock what it reads
+	 * (FOR SHARE), as it may in the batches' UPDATE; read-only SPI would
+	 * refuse that as "not allowed in a non-volatile function".  The
+	 * statement is our SELECT (require_one_statement) and reads no row.
+	 */
+	int			rc = SPI_execute(sql_expression_probe(target), false, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: checking the expression failed: %s",
@@ -278,10 +339,37 @@ prepare_expression(BackfillTarget *target, const char *text)
 	raw = parse_one_expression(pstate, text);
 	analyse_against_table(target, text, raw, pstate);
 	target->expression = pstrdup(text);
+	target->expression_scs = standard_conforming_strings;
+	target->expression_search_path = pstrdup(namespace_search_path);
 	probe_expression(target);
 
 	error_context_stack = errcb.previous;
 	free_parsestate(pstate);
+}
+
+/*
+ * Before every batch and the final count: the names of the expression
+ * were resolved under the search_path it was checked with.  The expression
+ * itself can change it (set_config('search_path', ..., false) in a
+ * function it calls); the kept plans would then be analysed again under
+ * the new one, and the same text would call other functions in the later
+ * batches.  (standard_conforming_strings, which would change how its text
+ * reads, is checked where statements are built: sqlgen.c.)
+ */
+void
+recheck_expression_settings(BackfillTarget *target)
+{
+	if (target->expression == NULL ||
+		strcmp(namespace_search_path, target->expression_search_path) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("safe_backfill: %s: search_path changed while the expression ran",
+					target->display),
+			 errdetail("The expression was checked with search_path = %s; under %s its names could mean other functions, operators or types, so no further batch runs. Batches committed so far stay.",
+					   quote_literal_cstr(target->expression_search_path),
+					   quote_literal_cstr(namespace_search_path)),
+			 errhint("Do not change search_path in the expression (a function that needs its own can declare SET search_path); reset it and call safe_backfill again to resume.")));
 }
 
 /*

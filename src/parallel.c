@@ -764,7 +764,7 @@ raise_worker_error(ParallelRun *run, BackfillTarget *target, BackfillStats *stat
 /*
  * Whether workers can do this table's work in their own sessions; if not,
  * say why.  A temporary table lives in this session's local buffers, which
- * no other backend can read.
+ * no other backend can read: the table filled, or one its expression reads.
  */
 static bool
 workers_can_reach(BackfillTarget *target)
@@ -774,6 +774,14 @@ workers_can_reach(BackfillTarget *target)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: a temporary table is visible to this session only; running in this session without workers",
 						target->display)));
+		return false;
+	}
+	if (OidIsValid(target->expression_temp_relid))
+	{
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the expression reads temporary relation %s, visible to this session only; running in this session without workers",
+						target->display,
+						quote_identifier(get_rel_name(target->expression_temp_relid)))));
 		return false;
 	}
 	return true;

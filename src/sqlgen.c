@@ -207,10 +207,35 @@ expression_sql(BackfillTarget *target)
 	return psprintf("(%s\n)", target->expression);
 }
 
-static char *
-require_one_statement(char *sql, NodeTag tag)
+/*
+ * The expression was checked reading its string literals with
+ * standard_conforming_strings as it was then; the expression itself can
+ * change it (set_config(..., false) outlives the batch), and a statement
+ * prepared after that would read '\' || '--' as a string and a comment:
+ * another statement than the one checked, yet still one statement.
+ */
+static void
+require_same_string_syntax(BackfillTarget *target)
 {
-	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	if (standard_conforming_strings == target->expression_scs)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("safe_backfill: %s: standard_conforming_strings changed while the expression ran",
+					target->display),
+			 errdetail("The expression was checked with standard_conforming_strings = %s; read with %s its string literals could mean something else, so no further statement is built around it. Batches committed so far stay.",
+					   target->expression_scs ? "on" : "off",
+					   standard_conforming_strings ? "on" : "off"),
+			 errhint("Do not change standard_conforming_strings in the expression; reset it and call safe_backfill again to resume.")));
+}
+
+static char *
+require_one_statement(BackfillTarget *target, char *sql, NodeTag tag)
+{
+	List	   *raw;
+
+	require_same_string_syntax(target);
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 
 	if (list_length(raw) != 1 || nodeTag(linitial_node(RawStmt, raw)->stmt) != tag)
 		ereport(ERROR,
@@ -218,6 +243,24 @@ require_one_statement(char *sql, NodeTag tag)
 				 errmsg("expression must be exactly one SQL expression"),
 				 errdetail("Embedded in safe_backfill's statement it changes that statement. Nothing was changed.")));
 	return sql;
+}
+
+/*
+ * A name for the subquery of sql_compute_range (as_table: not the table's
+ * own name, which its UPDATE already uses) or one of its columns (not a
+ * column of the table, or the UPDATE's unqualified references to the
+ * table's columns would be ambiguous): base, or base_1, base_2, ...
+ */
+static const char *
+unused_name(BackfillTarget *target, const char *base, bool as_table)
+{
+	char	   *name = pstrdup(base);
+	int			n = 0;
+
+	while (as_table ? strcmp(name, target->relname) == 0 :
+		   get_attnum(target->relid, name) != InvalidAttrNumber)
+		name = psprintf("%s_%d", base, ++n);
+	return name;
 }
 
 /*
@@ -244,15 +287,21 @@ sql_compute_range(BackfillTarget *target, const char *range)
 {
 	const char *rel = relation_clause(target);
 	const char *col = quote_identifier(target->colname);
+	const char *sub = unused_name(target, "safe_backfill_new", true);
+	const char *tid_rel = unused_name(target, "safe_backfill_rel", false);
+	const char *tid = unused_name(target, "safe_backfill_tid", false);
+	const char *value = unused_name(target, "safe_backfill_value", false);
 
-	return require_one_statement(
-		psprintf("UPDATE %s SET %s = safe_backfill_new.safe_backfill_value"
-				 " FROM (SELECT tableoid AS safe_backfill_rel, ctid AS safe_backfill_tid,"
-				 " %s AS safe_backfill_value FROM %s WHERE %s IS NULL%s OFFSET 0) safe_backfill_new"
-				 " WHERE tableoid OPERATOR(pg_catalog.=) safe_backfill_new.safe_backfill_rel"
-				 " AND ctid OPERATOR(pg_catalog.=) safe_backfill_new.safe_backfill_tid"
-				 " AND safe_backfill_new.safe_backfill_value IS NOT NULL AND %s IS NULL%s",
-				 rel, col, expression_sql(target), rel, col, range, col, range),
+	return require_one_statement(target,
+		psprintf("UPDATE %s SET %s = %s.%s"
+				 " FROM (SELECT tableoid AS %s, ctid AS %s,"
+				 " %s AS %s FROM %s WHERE %s IS NULL%s OFFSET 0) %s"
+				 " WHERE tableoid OPERATOR(pg_catalog.=) %s.%s"
+				 " AND ctid OPERATOR(pg_catalog.=) %s.%s"
+				 " AND %s.%s IS NOT NULL AND %s IS NULL%s",
+				 rel, col, sub, value,
+				 tid_rel, tid, expression_sql(target), value, rel, col, range, sub,
+				 sub, tid_rel, sub, tid, sub, value, col, range),
 		T_UpdateStmt);
 }
 
@@ -263,7 +312,7 @@ sql_compute_range(BackfillTarget *target, const char *range)
 char *
 sql_expression_probe(BackfillTarget *target)
 {
-	return require_one_statement(psprintf("SELECT %s FROM %s LIMIT 0",
+	return require_one_statement(target, psprintf("SELECT %s FROM %s LIMIT 0",
 										  expression_sql(target),
 										  relation_clause(target)),
 								 T_SelectStmt);
@@ -278,7 +327,7 @@ sql_count_computed_nulls(BackfillTarget *target)
 {
 	const char *col = quote_identifier(target->colname);
 
-	return require_one_statement(psprintf("SELECT pg_catalog.count(*) FILTER (WHERE %s IS NOT NULL),"
+	return require_one_statement(target, psprintf("SELECT pg_catalog.count(*) FILTER (WHERE %s IS NOT NULL),"
 										  " pg_catalog.count(*) FROM %s WHERE %s IS NULL",
 										  expression_sql(target), relation_clause(target), col),
 								 T_SelectStmt);
@@ -312,7 +361,7 @@ sql_compute_one_row(BackfillTarget *target)
 {
 	const char *col = quote_identifier(target->colname);
 
-	return require_one_statement(psprintf("UPDATE %s SET %s = %s"
+	return require_one_statement(target, psprintf("UPDATE %s SET %s = %s"
 										  " WHERE %s IS NULL AND tableoid OPERATOR(pg_catalog.=) $1"
 										  " AND ctid OPERATOR(pg_catalog.=) $2",
 										  relation_clause(target), col,
