@@ -125,6 +125,11 @@ CREATE INDEX ON expr_col (lower(status));
 CREATE TABLE predicate_col (id int PRIMARY KEY, status text, n int, m int);
 INSERT INTO predicate_col SELECT generate_series(1, 3000);
 CREATE INDEX ON predicate_col (n) WHERE status IS NULL;
+-- an index on an expression of the whole row changes with every column
+CREATE TABLE whole_row (id int PRIMARY KEY, status text);
+INSERT INTO whole_row SELECT generate_series(1, 3000);
+CREATE FUNCTION row_status(whole_row) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1.status';
+CREATE INDEX ON whole_row (row_status(whole_row));
 CREATE ACCESS METHOD hot_heap2 TYPE TABLE HANDLER heap_tableam_handler;
 CREATE TABLE other_am (id int PRIMARY KEY, status text) USING hot_heap2;
 INSERT INTO other_am SELECT generate_series(1, 3000);
@@ -133,13 +138,15 @@ CALL safe_backfill('indexed_col', 'status', 'x', 500);
 CALL safe_backfill('expr_col', 'status', 'x', 500);
 CALL safe_backfill('predicate_col', 'status', 'x', 500);
 CALL safe_backfill('other_am', 'status', 'x', 500);
+CALL safe_backfill('whole_row', 'status', 'x', 500);
 -- a column next to an indexed one can be HOT: rounds
 CALL safe_backfill('predicate_col', 'm', '1', 500);
 RESET client_min_messages;
 SELECT (SELECT count(*) FROM indexed_col WHERE status = 'x') AS indexed,
        (SELECT count(*) FROM expr_col WHERE status = 'x') AS expr,
        (SELECT count(*) FROM predicate_col WHERE status = 'x' AND m = 1) AS predicate,
-       (SELECT count(*) FROM other_am WHERE status = 'x') AS other_am;
+       (SELECT count(*) FROM other_am WHERE status = 'x') AS other_am,
+       (SELECT count(*) FROM whole_row WHERE status = 'x') AS whole_row;
 
 -- expression => '...' in rounds: each round's statement computes the
 -- expression for its own tids only, by key and by block ranges, and fills
