@@ -125,6 +125,11 @@ CREATE INDEX ON expr_col (lower(status));
 CREATE TABLE predicate_col (id int PRIMARY KEY, status text, n int, m int);
 INSERT INTO predicate_col SELECT generate_series(1, 3000);
 CREATE INDEX ON predicate_col (n) WHERE status IS NULL;
+-- an index on an expression of the whole row changes with every column
+CREATE TABLE whole_row (id int PRIMARY KEY, status text);
+INSERT INTO whole_row SELECT generate_series(1, 3000);
+CREATE FUNCTION row_status(whole_row) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1.status';
+CREATE INDEX ON whole_row (row_status(whole_row));
 CREATE ACCESS METHOD hot_heap2 TYPE TABLE HANDLER heap_tableam_handler;
 CREATE TABLE other_am (id int PRIMARY KEY, status text) USING hot_heap2;
 INSERT INTO other_am SELECT generate_series(1, 3000);
@@ -133,13 +138,15 @@ CALL safe_backfill('indexed_col', 'status', 'x', 500);
 CALL safe_backfill('expr_col', 'status', 'x', 500);
 CALL safe_backfill('predicate_col', 'status', 'x', 500);
 CALL safe_backfill('other_am', 'status', 'x', 500);
+CALL safe_backfill('whole_row', 'status', 'x', 500);
 -- a column next to an indexed one can be HOT: rounds
 CALL safe_backfill('predicate_col', 'm', '1', 500);
 RESET client_min_messages;
 SELECT (SELECT count(*) FROM indexed_col WHERE status = 'x') AS indexed,
        (SELECT count(*) FROM expr_col WHERE status = 'x') AS expr,
        (SELECT count(*) FROM predicate_col WHERE status = 'x' AND m = 1) AS predicate,
-       (SELECT count(*) FROM other_am WHERE status = 'x') AS other_am;
+       (SELECT count(*) FROM other_am WHERE status = 'x') AS other_am,
+       (SELECT count(*) FROM whole_row WHERE status = 'x') AS whole_row;
 
 -- expression => '...' in rounds: each round's statement computes the
 -- expression for its own tids only, by key and by block ranges, and fills
@@ -160,6 +167,32 @@ SELECT (SELECT array_agg(t::text ORDER BY id) FROM expr_rounds t) = (SELECT arra
        (SELECT array_agg(t::text ORDER BY id) FROM expr_blocks t) = (SELECT array_agg(t::text ORDER BY id) FROM expr_plain t) AS by_blocks_same,
        (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'expr_rounds') AS by_key_updates,
        (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'expr_blocks') AS by_blocks_updates;
+
+-- large batches: each round reads its own rows by tid (a TID Scan), never
+-- the whole table.  With custom plans, a round of 625 tids here (batches of
+-- 5000 rows) was estimated dearer by TID Scan than by a Seq Scan (one random
+-- page per tid): every round read the whole table, 4 batches x 8 rounds.
+-- The table's sequential scans: the pass's last count of the NULLs left and
+-- the sweep (block ranges), not one per round.
+CREATE FUNCTION seq_scans(tbl text) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_stat_clear_snapshot();
+  RETURN (SELECT seq_scan FROM pg_stat_user_tables WHERE relid = tbl::regclass);
+END $$;
+SELECT hot_seed('wide_key', true), hot_seed('wide_blocks', false);
+VACUUM ANALYZE wide_key, wide_blocks;
+SELECT flush_stats();
+CREATE TABLE seq_scans_before AS
+  SELECT seq_scans('wide_key') AS wide_key, seq_scans('wide_blocks') AS wide_blocks;
+CALL safe_backfill('wide_key', 'status', 'active', 5000);
+CALL safe_backfill('wide_blocks', 'status', 'active', 5000);
+SELECT flush_stats();
+SELECT seq_scans('wide_key') - wide_key <= 4 AS by_key_rounds_by_tid,
+       seq_scans('wide_blocks') - wide_blocks <= 4 AS by_blocks_rounds_by_tid,
+       hot_updates('wide_key') > 10000 AS by_key_most_hot,
+       hot_updates('wide_blocks') > 10000 AS by_blocks_most_hot,
+       (SELECT count(*) FROM wide_key WHERE status IS NULL) + (SELECT count(*) FROM wide_blocks WHERE status IS NULL) AS nulls_left
+FROM seq_scans_before;
 
 -- the setting's range: nothing runs with a value outside it
 SET safe_backfill.hot_rounds = 0;

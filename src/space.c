@@ -253,6 +253,14 @@ hot_update_blocker(BackfillTarget *target)
 			if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, indexed))
 				why = psprintf("column \"%s\" is part of an index of table %s (a key, an expression or a partial index's predicate)",
 							   target->colname, relation_display_name(relid));
+
+			/*
+			 * An expression or predicate on the whole row (f(t)) depends on
+			 * every column: heap_update never takes it as unchanged.
+			 */
+			else if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, indexed))
+				why = psprintf("an index of table %s has an expression or predicate on the whole row",
+							   relation_display_name(relid));
 			bms_free(indexed);
 		}
 		relation_close(rel, AccessShareLock);
