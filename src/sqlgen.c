@@ -283,7 +283,7 @@ unused_name(BackfillTarget *target, const char *base, bool as_table)
  * then hashes nothing).
  */
 static char *
-sql_compute_range(BackfillTarget *target, const char *range)
+sql_compute_rows(BackfillTarget *target, const char *rows, const char *check)
 {
 	const char *rel = relation_clause(target);
 	const char *col = quote_identifier(target->colname);
@@ -300,9 +300,16 @@ sql_compute_range(BackfillTarget *target, const char *range)
 				 " AND ctid OPERATOR(pg_catalog.=) %s.%s"
 				 " AND %s.%s IS NOT NULL AND %s IS NULL%s",
 				 rel, col, sub, value,
-				 tid_rel, tid, expression_sql(target), value, rel, col, range, sub,
-				 sub, tid_rel, sub, tid, sub, value, col, range),
+				 tid_rel, tid, expression_sql(target), value, rel, col, rows, sub,
+				 sub, tid_rel, sub, tid, sub, value, col, check),
 		T_UpdateStmt);
+}
+
+/* The same condition on both sides: the range is the access path of both. */
+static char *
+sql_compute_range(BackfillTarget *target, const char *range)
+{
+	return sql_compute_rows(target, range, range);
 }
 
 /*
@@ -478,6 +485,30 @@ append_round_head(StringInfo buf, BackfillTarget *target)
 	append_update_head(buf, target);
 }
 
+/*
+ * A round's statement around the batch's bounds: the round's tids ($2) are
+ * the access path.  With an expression, only the subquery that computes it
+ * reads them: the UPDATE's side joins on each row's ctid and checks the
+ * bounds, as "ctid = ANY ($2)" there would compare every row with every tid
+ * of the round.
+ */
+static char *
+round_statement(BackfillTarget *target, const char *bounds)
+{
+	const char *tids = " AND ctid OPERATOR(pg_catalog.=) ANY ($2)";
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (target->expression)
+	{
+		appendStringInfo(&buf, "%s%s", tids, bounds);
+		return sql_compute_rows(target, buf.data, bounds);
+	}
+	append_round_head(&buf, target);
+	appendStringInfo(&buf, "%s%s", tids, bounds);
+	return buf.data;
+}
+
 /* then $3.. the lower bound (exclusive, if any), then the upper bound (inclusive) */
 char *
 sql_update_key_round(BackfillTarget *target, bool has_lower)
@@ -486,31 +517,22 @@ sql_update_key_round(BackfillTarget *target, bool has_lower)
 	int			next_param = 3;
 
 	initStringInfo(&buf);
-	if (!target->expression)
-		append_round_head(&buf, target);
-	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.=) ANY ($2) AND (");
+	appendStringInfoString(&buf, " AND (");
 	if (has_lower)
 	{
 		appendStringInfo(&buf, "%s AND ", key_comparison(target, ">", next_param));
 		next_param += target->nkeys;
 	}
 	appendStringInfo(&buf, "%s) IS TRUE", key_comparison(target, "<=", next_param));
-	return target->expression ? sql_compute_range(target, buf.data) : buf.data;
+	return round_statement(target, buf.data);
 }
 
 /* then $3 the first tid of the batch's blocks, $4 the first tid past them */
 char *
 sql_update_ctid_round(BackfillTarget *target)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	if (!target->expression)
-		append_round_head(&buf, target);
-	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.=) ANY ($2)"
-						   " AND (ctid OPERATOR(pg_catalog.>=) $3"
+	return round_statement(target, " AND (ctid OPERATOR(pg_catalog.>=) $3"
 						   " AND ctid OPERATOR(pg_catalog.<) $4) IS TRUE");
-	return target->expression ? sql_compute_range(target, buf.data) : buf.data;
 }
 
 /*
