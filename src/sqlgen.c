@@ -278,6 +278,11 @@ unused_name(BackfillTarget *target, const char *base, bool as_table)
  * A row another transaction updates meanwhile has a new ctid when the UPDATE
  * reaches it, so it is skipped, not filled with a value computed from its
  * old version; it is still NULL and a later pass computes it again.  The
+ * ctid comparison is written twice: a TID Scan that uses the plain one as
+ * its access path does not recheck it on the row's new version in every
+ * PostgreSQL release (14 takes any version the update chain leads to), so
+ * the "IS TRUE" copy, which no scan can use, stays a filter checked on the
+ * new version too.  The
  * range and "c IS NULL" are repeated on the UPDATE's side so that it reads
  * only that range and hashes only the NULL rows (a sweep over a filled table
  * then hashes nothing).
@@ -298,10 +303,11 @@ sql_compute_rows(BackfillTarget *target, const char *rows, const char *check)
 				 " %s AS %s FROM %s WHERE %s IS NULL%s OFFSET 0) %s"
 				 " WHERE tableoid OPERATOR(pg_catalog.=) %s.%s"
 				 " AND ctid OPERATOR(pg_catalog.=) %s.%s"
+				 " AND (ctid OPERATOR(pg_catalog.=) %s.%s) IS TRUE"
 				 " AND %s.%s IS NOT NULL AND %s IS NULL%s",
 				 rel, col, sub, value,
 				 tid_rel, tid, expression_sql(target), value, rel, col, rows, sub,
-				 sub, tid_rel, sub, tid, sub, value, col, check),
+				 sub, tid_rel, sub, tid, sub, tid, sub, value, col, check),
 		T_UpdateStmt);
 }
 
