@@ -347,6 +347,7 @@ extern bool run_in_subtransaction(LockedAction action, void *arg, int timeout_ms
 								  const int *expected, int nexpected,
 								  FailedAction on_error);
 extern bool try_in_subtransaction(LockedAction action, void *arg, ErrorData **error);
+extern void set_local_lock_timeout(int ms);
 extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 								  FailedAction on_error);
 

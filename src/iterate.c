@@ -1258,13 +1258,7 @@ row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
 	{
 		/* a row another transaction holds is skipped, not waited for */
 		if (safe_backfill_batch_lock_timeout_ms > 0)
-		{
-			char		ms[32];
-
-			snprintf(ms, sizeof(ms), "%d", safe_backfill_batch_lock_timeout_ms);
-			(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_LOCAL, true, 0, false);
-		}
+			set_local_lock_timeout(safe_backfill_batch_lock_timeout_ms);
 		(void) SPI_execute_plan(plan, args, NULL, false, 0);
 	}
 	PG_CATCH();

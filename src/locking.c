@@ -25,7 +25,8 @@
 /* Longest pause between two attempts. */
 #define MAX_BACKOFF_MS	10000
 
-static void
+/* lock_timeout for the rest of the current (sub)transaction. */
+void
 set_local_lock_timeout(int ms)
 {
 	char		value[32];

@@ -483,20 +483,11 @@ sql_ctid_range_null_tids(BackfillTarget *target)
  * bounds.  The tids are the access path (a TID Scan reads only the round's
  * rows); the batch's bounds stay as a check on each row, written as
  * "(...) IS TRUE" so the planner cannot pick them as the access path
- * instead and read the whole batch again in every round.
- */
-static void
-append_round_head(StringInfo buf, BackfillTarget *target)
-{
-	append_update_head(buf, target);
-}
-
-/*
- * A round's statement around the batch's bounds: the round's tids ($2) are
- * the access path.  With an expression, only the subquery that computes it
- * reads them: the UPDATE's side joins on each row's ctid and checks the
- * bounds, as "ctid = ANY ($2)" there would compare every row with every tid
- * of the round.
+ * instead and read the whole batch again in every round.  With an
+ * expression, only the subquery that computes it reads the tids: the
+ * UPDATE's side joins on each row's ctid and checks the bounds, as
+ * "ctid = ANY ($2)" there would compare every row with every tid of the
+ * round.
  */
 static char *
 round_statement(BackfillTarget *target, const char *bounds)
@@ -510,7 +501,7 @@ round_statement(BackfillTarget *target, const char *bounds)
 		appendStringInfo(&buf, "%s%s", tids, bounds);
 		return sql_compute_rows(target, buf.data, bounds);
 	}
-	append_round_head(&buf, target);
+	append_update_head(&buf, target);
 	appendStringInfo(&buf, "%s%s", tids, bounds);
 	return buf.data;
 }
