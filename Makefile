@@ -21,6 +21,14 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Export only the entry points (PGDLLEXPORT, see src/compat.h); 16's PGXS
+# already compiles modules this way.
+ifeq ($(GCC),yes)
+ifeq ($(filter -fvisibility=hidden,$(CFLAGS_SL_MODULE)),)
+override CFLAGS += -fvisibility=hidden
+endif
+endif
+
 # Run one kind of test at a time against an already running server.
 installcheck-regress-only:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)

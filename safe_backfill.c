@@ -34,7 +34,7 @@ static const struct config_enum_entry iteration_options[] = {
 int			safe_backfill_lock_timeout_ms = 100;
 int			safe_backfill_max_lock_attempts = 30;
 
-void		_PG_init(void);
+PGDLLEXPORT void _PG_init(void);
 
 void
 _PG_init(void)
@@ -248,6 +248,8 @@ refuse_not_null_over_expression_nulls(BackfillTarget *target)
 			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
 }
 
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_backfill(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(safe_backfill);
 
 /*
@@ -354,6 +356,8 @@ safe_backfill(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_set_not_null(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(safe_set_not_null);
 
 /*

@@ -35,6 +35,18 @@
 #endif
 
 /*
+ * Only the SQL entry points, _PG_init and the parallel worker's entry point
+ * are exported: the Makefile compiles with -fvisibility=hidden (16's PGXS
+ * does so itself), so that none of our internal names can clash with
+ * another library's in the same backend (Citus, say).  16 defines
+ * PGDLLEXPORT as visibility "default"; 14 and 15 define it empty on Unix.
+ */
+#if PG_VERSION_NUM < 160000 && defined(__GNUC__) && !defined(WIN32)
+#undef PGDLLEXPORT
+#define PGDLLEXPORT __attribute__((visibility("default")))
+#endif
+
+/*
  * 18 has NOT NULL constraints in pg_constraint, which can be added NOT VALID
  * and validated later: safe_set_not_null uses them instead of a helper CHECK.
  */
