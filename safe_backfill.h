@@ -270,6 +270,7 @@ extern char *sql_replica_positions(void);
 extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
 extern char *sql_hint_set_default(BackfillTarget *target);
 extern char *sql_hint_backfill_call(BackfillTarget *target);
+extern char *sql_hint_set_not_null_call(BackfillTarget *target);
 extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
 extern char *sql_hint_grant_role(const char *granted, const char *role);
 extern char *sql_hint_set_role(const char *role);

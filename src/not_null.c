@@ -159,6 +159,7 @@ typedef struct ValidateCall
 {
 	BackfillTarget *target;
 	const char *conname;
+	int			violation;
 } ValidateCall;
 
 static void
@@ -182,12 +183,37 @@ validate_action(void *arg)
  * it: caught in a subtransaction so the caller can undo its own step and
  * report how many NULLs are left.
  */
+/*
+ * VALIDATE stopped by anything but a violation - a cancel, statement_timeout,
+ * lock_timeout - leaves the NOT VALID constraint on the table, where it
+ * checks every new write but proves nothing yet.  Say so in the error, with
+ * the two ways out.  Runs in the outer transaction after the rollback; it
+ * only formats strings, so it cannot fail in turn.
+ */
+static void
+explain_constraint_left(ErrorData *edata, void *arg)
+{
+	ValidateCall *call = (ValidateCall *) arg;
+	const char *kind = call->violation == ERRCODE_CHECK_VIOLATION ?
+		"CHECK" : "NOT NULL";
+	char	   *left = psprintf("The NOT VALID %s constraint \"%s\" stays on table \"%s\": every row inserted or updated is checked against it, but column \"%s\" is not NOT NULL yet.",
+								kind, call->conname, call->target->relname,
+								call->target->colname);
+	char	   *ways = psprintf("Call safe_set_not_null again to validate it and finish: %s Or remove it: %s;",
+								sql_hint_set_not_null_call(call->target),
+								sql_drop_constraint(call->target, call->conname));
+
+	edata->detail = edata->detail ? psprintf("%s\n%s", edata->detail, left) : left;
+	edata->hint = edata->hint ? psprintf("%s\n%s", edata->hint, ways) : ways;
+}
+
 bool
 validate_constraint(BackfillTarget *target, const char *conname, int violation)
 {
-	ValidateCall call = {target, conname};
+	ValidateCall call = {target, conname, violation};
 
-	return run_in_subtransaction(validate_action, &call, 0, &violation, 1, NULL);
+	return run_in_subtransaction(validate_action, &call, 0, &violation, 1,
+								 explain_constraint_left);
 }
 
 static void
