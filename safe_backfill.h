@@ -351,6 +351,8 @@ extern bool try_in_subtransaction(LockedAction action, void *arg, ErrorData **er
 extern void set_local_lock_timeout(int ms);
 extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 								  FailedAction on_error);
+extern bool try_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
+								  FailedAction on_error, ErrorData **caught);
 
 /* jobs.c */
 extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,

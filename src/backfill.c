@@ -316,13 +316,26 @@ name_failing_row(ErrorData *edata, void *arg)
 		psprintf("The expression's value for %s fails this way; what the batch wrote since its last commit was rolled back, earlier commits stay.", row);
 }
 
+/* Why a batch was rolled back, for the NOTICE of its retry. */
+static char *
+batch_retry_reason(PassState *pass, ErrorData *edata)
+{
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
+		return psprintf("was rolled back (%s)", edata->message);
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED)
+		return pstrdup("hit a deadlock and was rolled back");
+	return psprintf("waited more than %d ms for a row lock and was rolled back",
+					pass->opts->batch_lock_timeout_ms);
+}
+
 /*
  * A batch that waited longer than batch_lock_timeout for a row lock (or hit
- * a deadlock) was rolled back: none of its rows stay locked.  Try the same
- * range again, smaller, after a pause; give up after max_batch_retries.
+ * a deadlock, or a row it waited for was moved to another partition) was
+ * rolled back: none of its rows stay locked.  Try the same range again,
+ * smaller, after a pause; give up after max_batch_retries.
  */
 static void
-prepare_batch_retry(PassState *pass, int attempt)
+prepare_batch_retry(PassState *pass, int attempt, ErrorData *edata)
 {
 	int			rows = iterator_batch_size(pass->it);
 	int			smaller = Max(1, rows / 2);
@@ -339,9 +352,9 @@ prepare_batch_retry(PassState *pass, int attempt)
 						 pass->target->qualified)));
 
 	ereport(NOTICE,
-			(errmsg("safe_backfill: %s: batch " INT64_FORMAT " waited more than %d ms for a row lock and was rolled back; retrying with %d rows in %d ms (attempt %d of %d)",
+			(errmsg("safe_backfill: %s: batch " INT64_FORMAT " %s; retrying with %d rows in %d ms (attempt %d of %d)",
 					pass->target->display, pass->stats->batches + 1,
-					pass->opts->batch_lock_timeout_ms, smaller, wait_ms,
+					batch_retry_reason(pass, edata), smaller, wait_ms,
 					attempt + 1, pass->opts->max_batch_retries + 1)));
 	commit_transaction();
 	iterator_set_batch_size(pass->it, smaller);
@@ -494,6 +507,8 @@ attempt_batch_update(PassState *pass, BatchAttempt *attempt, TimestampTz *starte
 
 	for (n = 1;; n++)
 	{
+		ErrorData  *edata = NULL;
+
 		CHECK_FOR_INTERRUPTS();
 		commit_batch_asynchronously();
 		recheck_target(pass->target);
@@ -502,11 +517,12 @@ attempt_batch_update(PassState *pass, BatchAttempt *attempt, TimestampTz *starte
 		attempt->it = pass->it;
 		if (!iterator_round_pending(pass->it))
 			*started = GetCurrentTimestamp();
-		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
+		if (try_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
 								  batch_attempt_action, attempt,
-								  pass->target->expression ? name_failing_row : NULL))
+								  pass->target->expression ? name_failing_row : NULL,
+								  &edata))
 			return n;
-		prepare_batch_retry(pass, n);
+		prepare_batch_retry(pass, n, edata);
 	}
 }
 
