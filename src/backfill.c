@@ -63,6 +63,7 @@ typedef struct PassState
 	int			hot_rounds;		/* rounds a batch may be split into (choose_hot_rounds) */
 	int			horizon_timeouts;	/* wait_for_round_horizon: timeouts in a row */
 	bool		no_horizon_wait;	/* ... too many: no more waits */
+	StringInfoData where;		/* the batch's position, for error context */
 } PassState;
 
 /* Commit, and be in a new transaction on every version (see compat.h). */
@@ -81,28 +82,35 @@ seconds_since(TimestampTz start)
 
 /*
  * Runs for every message raised during a pass, NOTICEs and LOG lines
- * included, in ErrorContext, which only an ERROR resets: describe the
- * position in a scratch context, or each NOTICE would leak a little.
+ * included, while the message is being reported: it only appends the
+ * position prepared before the batch (prepare_error_position), and does no
+ * catalog lookup and calls no output function, which could fail in turn or
+ * format the key under settings a trigger set for itself.
  */
 static void
 batch_error_context(void *arg)
 {
 	PassState  *pass = (PassState *) arg;
-	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
-												  "safe_backfill error context",
-												  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(scratch);
-	char	   *where = iterator_describe_position(pass->it);
 
-	MemoryContextSwitchTo(old);
 	if (pass->sweep > 0)
 		errcontext("safe_backfill: %s: sweep %d, batch " INT64_FORMAT ", %s",
 				   pass->target->display, pass->sweep, pass->stats->batches + 1,
-				   where);
+				   pass->where.data);
 	else
 		errcontext("safe_backfill: %s: batch " INT64_FORMAT ", %s",
-				   pass->target->display, pass->stats->batches + 1, where);
-	MemoryContextDelete(scratch);
+				   pass->target->display, pass->stats->batches + 1, pass->where.data);
+}
+
+/*
+ * Describe where the next batch starts, for batch_error_context, before it
+ * runs.  Formatted in the batch's memory, kept in one buffer of the pass
+ * (allocated in pass_cxt, so it grows there) that every batch reuses.
+ */
+static void
+prepare_error_position(PassState *pass)
+{
+	resetStringInfo(&pass->where);
+	appendStringInfoString(&pass->where, iterator_describe_position(pass->it));
 }
 
 /*
@@ -514,6 +522,9 @@ attempt_batch_update(PassState *pass, BatchAttempt *attempt, TimestampTz *starte
 		recheck_target(pass->target);
 		reject_instead_rules(pass->target);
 		leave_keyset_if_key_gone(pass);
+		/* walking by blocks from now on: the batch starts somewhere else */
+		if (attempt->it != pass->it)
+			prepare_error_position(pass);
 		attempt->it = pass->it;
 		if (!iterator_round_pending(pass->it))
 			*started = GetCurrentTimestamp();
@@ -631,6 +642,7 @@ run_one_batch(PassState *pass, int64 *filled)
 	bool		retried = false;
 	int64		rounds_filled = 0;
 
+	prepare_error_position(pass);
 	wait_for_replicas(pass->target, pass->opts->max_replica_lag_ms,
 					  pass->opts->max_replica_wait_ms, &pass->stats->replica_wait_ms);
 	for (;;)
@@ -717,7 +729,9 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	bool		more = true;
 
 	pass.last_recorded = GetCurrentTimestamp();
+	initStringInfo(&pass.where);
 	choose_hot_rounds(&pass);
+	prepare_error_position(&pass);
 	/*
 	 * Everything a batch allocates (statement arguments, the job record's
 	 * key text, the pg_stat_activity line, ...) must go once the batch has
@@ -759,6 +773,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	record_skipped_batches(&pass);
 
 	error_context_stack = errcb.previous;
+	pfree(pass.where.data);
 	if (pass.own_it)
 		iterator_free(pass.own_it);
 	MemoryContextDelete(batch_cxt);
