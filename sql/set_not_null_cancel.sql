@@ -34,5 +34,20 @@ SELECT count(*) AS checks_left,
        (SELECT attnotnull FROM pg_attribute WHERE attrelid = '"Cancel Me"'::regclass AND attname = 'Status') AS not_null
 FROM pg_constraint WHERE conrelid = '"Cancel Me"'::regclass AND contype = 'c';
 
+-- the user's own NOT VALID CHECK, which the call validates: left as it was,
+-- and the hint does not offer to drop it
+CREATE TABLE cancel_mine (id int PRIMARY KEY, status text);
+INSERT INTO cancel_mine SELECT g, 'x' FROM generate_series(1, 100) g;
+ALTER TABLE cancel_mine ADD CONSTRAINT status_given CHECK (status IS NOT NULL) NOT VALID;
+CREATE OR REPLACE FUNCTION cancel_validate() RETURNS event_trigger LANGUAGE plpgsql AS
+$$BEGIN
+  PERFORM pg_cancel_backend(pg_backend_pid());
+END$$;
+CREATE EVENT TRIGGER cancel_validate ON ddl_command_start WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION cancel_validate();
+CALL safe_set_not_null('cancel_mine', 'status');
+DROP EVENT TRIGGER cancel_validate;
+SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'cancel_mine'::regclass AND contype = 'c';
+
 DROP FUNCTION cancel_validate();
-DROP TABLE "Cancel Me";
+DROP TABLE "Cancel Me", cancel_mine;
