@@ -547,7 +547,8 @@ static void
 finish_run(ParallelRun *run)
 {
 	active_run = NULL;
-	MemoryContextDelete(run->messages_cxt);
+	if (run->messages_cxt)
+		MemoryContextDelete(run->messages_cxt);
 	run->messages_cxt = NULL;
 	for (int i = 0; i < run->nstarted; i++)
 		if (run->queues[i] != NULL)
