@@ -270,6 +270,7 @@ extern char *sql_replica_positions(void);
 extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
 extern char *sql_hint_set_default(BackfillTarget *target);
 extern char *sql_hint_backfill_call(BackfillTarget *target);
+extern char *sql_hint_set_not_null_call(BackfillTarget *target, bool drop_check);
 extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
 extern char *sql_hint_grant_role(const char *granted, const char *role);
 extern char *sql_hint_set_role(const char *role);
@@ -350,6 +351,8 @@ extern bool try_in_subtransaction(LockedAction action, void *arg, ErrorData **er
 extern void set_local_lock_timeout(int ms);
 extern bool run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 								  FailedAction on_error);
+extern bool try_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
+								  FailedAction on_error, ErrorData **caught);
 
 /* jobs.c */
 extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
@@ -420,7 +423,8 @@ extern void wait_for_replicas(BackfillTarget *target, int limit_ms, int max_wait
 
 /* not_null.c */
 extern int64 count_nulls(BackfillTarget *target);
-extern bool validate_constraint(BackfillTarget *target, const char *conname, int violation);
+extern bool validate_constraint(BackfillTarget *target, const char *conname, int violation,
+								bool added);
 extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,
 							 int drop_check);
 

@@ -63,6 +63,7 @@ typedef struct PassState
 	int			hot_rounds;		/* rounds a batch may be split into (choose_hot_rounds) */
 	int			horizon_timeouts;	/* wait_for_round_horizon: timeouts in a row */
 	bool		no_horizon_wait;	/* ... too many: no more waits */
+	StringInfoData where;		/* the batch's position, for error context */
 } PassState;
 
 /* Commit, and be in a new transaction on every version (see compat.h). */
@@ -81,28 +82,35 @@ seconds_since(TimestampTz start)
 
 /*
  * Runs for every message raised during a pass, NOTICEs and LOG lines
- * included, in ErrorContext, which only an ERROR resets: describe the
- * position in a scratch context, or each NOTICE would leak a little.
+ * included, while the message is being reported: it only appends the
+ * position prepared before the batch (prepare_error_position), and does no
+ * catalog lookup and calls no output function, which could fail in turn or
+ * format the key under settings a trigger set for itself.
  */
 static void
 batch_error_context(void *arg)
 {
 	PassState  *pass = (PassState *) arg;
-	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
-												  "safe_backfill error context",
-												  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(scratch);
-	char	   *where = iterator_describe_position(pass->it);
 
-	MemoryContextSwitchTo(old);
 	if (pass->sweep > 0)
 		errcontext("safe_backfill: %s: sweep %d, batch " INT64_FORMAT ", %s",
 				   pass->target->display, pass->sweep, pass->stats->batches + 1,
-				   where);
+				   pass->where.data);
 	else
 		errcontext("safe_backfill: %s: batch " INT64_FORMAT ", %s",
-				   pass->target->display, pass->stats->batches + 1, where);
-	MemoryContextDelete(scratch);
+				   pass->target->display, pass->stats->batches + 1, pass->where.data);
+}
+
+/*
+ * Describe where the next batch starts, for batch_error_context, before it
+ * runs.  Formatted in the batch's memory, kept in one buffer of the pass
+ * (allocated in pass_cxt, so it grows there) that every batch reuses.
+ */
+static void
+prepare_error_position(PassState *pass)
+{
+	resetStringInfo(&pass->where);
+	appendStringInfoString(&pass->where, iterator_describe_position(pass->it));
 }
 
 /*
@@ -316,13 +324,26 @@ name_failing_row(ErrorData *edata, void *arg)
 		psprintf("The expression's value for %s fails this way; what the batch wrote since its last commit was rolled back, earlier commits stay.", row);
 }
 
+/* Why a batch was rolled back, for the NOTICE of its retry. */
+static char *
+batch_retry_reason(PassState *pass, ErrorData *edata)
+{
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
+		return psprintf("was rolled back (%s)", edata->message);
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED)
+		return pstrdup("hit a deadlock and was rolled back");
+	return psprintf("waited more than %d ms for a row lock and was rolled back",
+					pass->opts->batch_lock_timeout_ms);
+}
+
 /*
  * A batch that waited longer than batch_lock_timeout for a row lock (or hit
- * a deadlock) was rolled back: none of its rows stay locked.  Try the same
- * range again, smaller, after a pause; give up after max_batch_retries.
+ * a deadlock, or a row it waited for was moved to another partition) was
+ * rolled back: none of its rows stay locked.  Try the same range again,
+ * smaller, after a pause; give up after max_batch_retries.
  */
 static void
-prepare_batch_retry(PassState *pass, int attempt)
+prepare_batch_retry(PassState *pass, int attempt, ErrorData *edata)
 {
 	int			rows = iterator_batch_size(pass->it);
 	int			smaller = Max(1, rows / 2);
@@ -339,9 +360,9 @@ prepare_batch_retry(PassState *pass, int attempt)
 						 pass->target->qualified)));
 
 	ereport(NOTICE,
-			(errmsg("safe_backfill: %s: batch " INT64_FORMAT " waited more than %d ms for a row lock and was rolled back; retrying with %d rows in %d ms (attempt %d of %d)",
+			(errmsg("safe_backfill: %s: batch " INT64_FORMAT " %s; retrying with %d rows in %d ms (attempt %d of %d)",
 					pass->target->display, pass->stats->batches + 1,
-					pass->opts->batch_lock_timeout_ms, smaller, wait_ms,
+					batch_retry_reason(pass, edata), smaller, wait_ms,
 					attempt + 1, pass->opts->max_batch_retries + 1)));
 	commit_transaction();
 	iterator_set_batch_size(pass->it, smaller);
@@ -494,19 +515,25 @@ attempt_batch_update(PassState *pass, BatchAttempt *attempt, TimestampTz *starte
 
 	for (n = 1;; n++)
 	{
+		ErrorData  *edata = NULL;
+
 		CHECK_FOR_INTERRUPTS();
 		commit_batch_asynchronously();
 		recheck_target(pass->target);
 		reject_instead_rules(pass->target);
 		leave_keyset_if_key_gone(pass);
+		/* walking by blocks from now on: the batch starts somewhere else */
+		if (attempt->it != pass->it)
+			prepare_error_position(pass);
 		attempt->it = pass->it;
 		if (!iterator_round_pending(pass->it))
 			*started = GetCurrentTimestamp();
-		if (run_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
+		if (try_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
 								  batch_attempt_action, attempt,
-								  pass->target->expression ? name_failing_row : NULL))
+								  pass->target->expression ? name_failing_row : NULL,
+								  &edata))
 			return n;
-		prepare_batch_retry(pass, n);
+		prepare_batch_retry(pass, n, edata);
 	}
 }
 
@@ -615,6 +642,7 @@ run_one_batch(PassState *pass, int64 *filled)
 	bool		retried = false;
 	int64		rounds_filled = 0;
 
+	prepare_error_position(pass);
 	wait_for_replicas(pass->target, pass->opts->max_replica_lag_ms,
 					  pass->opts->max_replica_wait_ms, &pass->stats->replica_wait_ms);
 	for (;;)
@@ -701,7 +729,9 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	bool		more = true;
 
 	pass.last_recorded = GetCurrentTimestamp();
+	initStringInfo(&pass.where);
 	choose_hot_rounds(&pass);
+	prepare_error_position(&pass);
 	/*
 	 * Everything a batch allocates (statement arguments, the job record's
 	 * key text, the pg_stat_activity line, ...) must go once the batch has
@@ -743,6 +773,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 	record_skipped_batches(&pass);
 
 	error_context_stack = errcb.previous;
+	pfree(pass.where.data);
 	if (pass.own_it)
 		iterator_free(pass.own_it);
 	MemoryContextDelete(batch_cxt);

@@ -141,15 +141,32 @@ try_in_subtransaction(LockedAction action, void *arg, ErrorData **error)
 	return subtransaction(action, arg, 0, &any, NULL, error);
 }
 
-/* The errors a retry can cure: a lock wait that timed out, a deadlock. */
-static const int lock_errors[] = {ERRCODE_LOCK_NOT_AVAILABLE, ERRCODE_T_R_DEADLOCK_DETECTED};
+/*
+ * The errors a retry can cure: a lock wait that timed out, a deadlock, and
+ * a serialization failure - in READ COMMITTED, the row waited for was moved
+ * to another partition by the UPDATE that held its lock ("tuple to be
+ * locked was already moved to another partition"): rolled back and tried
+ * again, the statement finds the row in its new partition, or a later batch
+ * or the sweep does.
+ */
+static const int lock_errors[] = {ERRCODE_LOCK_NOT_AVAILABLE, ERRCODE_T_R_DEADLOCK_DETECTED,
+ERRCODE_T_R_SERIALIZATION_FAILURE};
 
 bool
 run_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
 					  FailedAction on_error)
 {
-	return run_in_subtransaction(action, arg, timeout_ms, lock_errors,
-								 lengthof(lock_errors), on_error);
+	return try_with_lock_timeout(timeout_ms, action, arg, on_error, NULL);
+}
+
+/* The same; on a retryable error, that error in *caught (if not NULL). */
+bool
+try_with_lock_timeout(int timeout_ms, LockedAction action, void *arg,
+					  FailedAction on_error, ErrorData **caught)
+{
+	Absorbed	absorbed = {lock_errors, lengthof(lock_errors)};
+
+	return subtransaction(action, arg, timeout_ms, &absorbed, on_error, caught);
 }
 
 static void

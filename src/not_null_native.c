@@ -137,7 +137,7 @@ set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
 						PROCNAME, target->display, nn.name)));
 
 	validate_start = GetCurrentTimestamp();
-	if (!validate_constraint(target, nn.name, ERRCODE_NOT_NULL_VIOLATION))
+	if (!validate_constraint(target, nn.name, ERRCODE_NOT_NULL_VIOLATION, added))
 	{
 		int64		nulls = count_nulls(target);
 

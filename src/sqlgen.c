@@ -828,6 +828,16 @@ sql_hint_backfill_call(BackfillTarget *target)
 					quote_literal_cstr(target->colname));
 }
 
+/* CALL safe_set_not_null('t', 'c'[, drop_check => true]); */
+char *
+sql_hint_set_not_null_call(BackfillTarget *target, bool drop_check)
+{
+	return psprintf("CALL safe_set_not_null(%s, %s%s);",
+					quote_literal_cstr(target->qualified),
+					quote_literal_cstr(target->colname),
+					drop_check ? ", drop_check => true" : "");
+}
+
 /* GRANT SELECT, UPDATE ON t TO role; */
 char *
 sql_hint_grant_table(BackfillTarget *target, const char *role)

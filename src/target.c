@@ -156,15 +156,26 @@ require_column_privilege(BackfillTarget *target, AttrNumber attnum,
 }
 
 /*
- * Row-level security would make the UPDATE skip the rows the policies hide:
- * the backfill would report success and leave NULLs behind.
+ * Row-level security would make the UPDATE skip the rows the policies hide,
+ * and the final count of NULLs left would not see them either: the run
+ * would report success and leave NULLs behind.  Checked before anything is
+ * written, and again under the lock of every batch and of the final count:
+ * ENABLE / FORCE ROW LEVEL SECURITY and CREATE POLICY need ACCESS
+ * EXCLUSIVE, so while that lock is held it cannot start to apply.
  */
 static void
-reject_row_level_security(BackfillTarget *target)
+reject_row_level_security(BackfillTarget *target, bool running)
 {
 	if (check_enable_rls(target->relid, InvalidOid, true) != RLS_ENABLED)
 		return;
 
+	if (running)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("safe_backfill: %s: row-level security now applies to table \"%s\"",
+						target->display, target->relname),
+				 errdetail("Row-level security was enabled or forced on the table after the run started; its policies could hide rows from the batches and from the final count, which would then miss NULLs. The run stops; the batches committed before are kept."),
+				 errhint("Call safe_backfill again as the table owner (if the table does not FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS; it fills the rows still NULL.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("row-level security is enabled for table \"%s\"", target->relname),
@@ -172,8 +183,12 @@ reject_row_level_security(BackfillTarget *target)
 			 errhint("Run it as the table owner or as a role with BYPASSRLS.")));
 }
 
-void
-check_backfill_privileges(BackfillTarget *target)
+/*
+ * What the caller may read and update: every row, through the key, the
+ * column and ctid.  running: the run has written batches already.
+ */
+static void
+require_caller_access(BackfillTarget *target, bool running)
 {
 	int			i;
 
@@ -187,7 +202,13 @@ check_backfill_privileges(BackfillTarget *target)
 	/* the sweep that proves nothing was missed reads ctid ranges */
 	require_column_privilege(target, SelfItemPointerAttributeNumber, "ctid",
 							 ACL_SELECT, "SELECT");
-	reject_row_level_security(target);
+	reject_row_level_security(target, running);
+}
+
+void
+check_backfill_privileges(BackfillTarget *target)
+{
+	require_caller_access(target, false);
 }
 
 /*
@@ -475,6 +496,8 @@ recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode)
 				 errhint("Call safe_backfill again, so the value is checked against the new type.")));
 	}
 	ReleaseSysCache(tup);
+	/* a grant revoked or row-level security enabled since the last batch */
+	require_caller_access(target, true);
 }
 
 /* Leaf relations that store rows: the table itself, or its partitions. */
