@@ -258,6 +258,7 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		Datum		keys;
+		Datum		d;
 
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		pos->sweeping = strcmp(SPI_getvalue(tup, desc, 2), "sweep") == 0;
@@ -267,7 +268,9 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 		if (!isnull)
 			deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false,
 							  TYPALIGN_INT, &pos->keys, NULL, &pos->nkeys);
-		pos->block = SPI_getbinval(tup, desc, 4, &isnull);
+		/* a bigint is passed by reference on 32-bit builds: read it as one */
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		pos->block = isnull ? 0 : DatumGetInt64(d);
 		pos->has_block = !isnull;
 		pos->rows_done = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		pos->by_ctid = strcmp(SPI_getvalue(tup, desc, 6), "ctid") == 0;
