@@ -321,9 +321,53 @@ claim_job(BackfillJob *job, double estimated_rows)
 		elog(ERROR, "safe_backfill: updating %s failed", job->jobs_table);
 }
 
+/* Says which statement failed when reading or recording the run fails. */
+static void
+job_start_error_context(void *arg)
+{
+	BackfillTarget *target = (BackfillTarget *) arg;
+
+	errcontext("safe_backfill: %s: starting the run (reading and recording it in safe_backfill_jobs); no row was changed",
+			   target->display);
+}
+
+/*
+ * Once the column is locked: resume the latest unfinished run with the same
+ * value, or record a new one.
+ */
+static void
+resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
+				 bool by_ctid, double estimated_rows, JobPosition *pos)
+{
+	ErrorContextCallback context;
+
+	context.callback = job_start_error_context;
+	context.arg = target;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+
+	memset(pos, 0, sizeof(JobPosition));
+	if (find_resumable(job, target, value, pos) && pos->by_ctid == by_ctid)
+	{
+		pos->resumed = true;
+		claim_job(job, estimated_rows);
+	}
+	else
+	{
+		memset(pos, 0, sizeof(JobPosition));
+		insert_job(job, target, value, by_ctid, estimated_rows);
+	}
+	error_context_stack = context.previous;
+}
+
 /*
  * Start a run: lock the column, then resume the latest unfinished run with
- * the same value, or record a new one.  pos says where to resume.
+ * the same value, or record a new one.  pos says where to resume.  The lock
+ * is a session lock, which no abort releases, and the caller has no job to
+ * release it with until we return: whatever stops the start after the lock
+ * (a lock_timeout or statement_timeout on the jobs table, a cancel while
+ * waiting for an earlier run's workers) releases it here, or the session
+ * would keep the column from every other session until it disconnects.
  */
 BackfillJob *
 job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
@@ -343,18 +387,17 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 	job->owner = relation_owner(jobs_relid);
 
 	namestrcpy(&job->caller, GetUserNameFromId(GetUserId(), false));
-	lock_target(job, target);
-	memset(pos, 0, sizeof(JobPosition));
-	if (find_resumable(job, target, value, pos) && pos->by_ctid == by_ctid)
+	PG_TRY();
 	{
-		pos->resumed = true;
-		claim_job(job, estimated_rows);
+		lock_target(job, target);
+		resume_or_record(job, target, value, by_ctid, estimated_rows, pos);
 	}
-	else
+	PG_CATCH();
 	{
-		memset(pos, 0, sizeof(JobPosition));
-		insert_job(job, target, value, by_ctid, estimated_rows);
+		job_release(job);
+		PG_RE_THROW();
 	}
+	PG_END_TRY();
 	return job;
 }
 
