@@ -99,8 +99,8 @@ REVOKE ALL ON safe_backfill_job_ranges FROM PUBLIC;
 -- Progress of the runs a role may know about, from any session: its own (or
 -- those of a role it is a member of) and those on tables it may read.  A
 -- security barrier, so no function of the caller's sees the other rows.  The
--- value written and the expression are not shown, nor an expression run's
--- error to roles other than its caller's.  Errors and cancels are recorded as 'failed'
+-- value written and the expression are not shown, nor a run's error to roles
+-- other than members of its caller's.  Errors and cancels are recorded as 'failed'
 -- with the error; a run still 'running' whose session no longer holds its
 -- advisory lock was interrupted (its backend died or the server crashed).
 -- Calling safe_backfill again with the same arguments resumes it.  The lock
@@ -129,15 +129,16 @@ SELECT j.id,
        j.finished_at,
        j.pid,
        j.username,
-       -- an expression's error can carry what it read (a value in the
-       -- message of a failed cast), from tables a reader of the table
-       -- filled may not read: only its caller's role sees it
-       CASE WHEN j.expression IS NULL OR EXISTS (
+       -- an error can carry what its run read (a value in the message of
+       -- an expression's failed cast, the row a trigger refused) from
+       -- tables, or rows behind row-level security, that a reader of the
+       -- table filled may not read: only its caller's role sees it
+       CASE WHEN EXISTS (
                  SELECT 1 FROM pg_catalog.pg_roles r
                  WHERE r.rolname = j.username AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
             THEN j.error
             WHEN j.error IS NOT NULL
-            THEN 'hidden: the error of an expression run is shown to members of role '
+            THEN 'hidden: the error of a run is shown to members of role '
                  || pg_catalog.quote_ident(j.username) END AS error
 FROM safe_backfill_jobs j
 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r

@@ -232,15 +232,16 @@ job_release(BackfillJob *job)
 
 /*
  * The latest unfinished run of the same table, column and value (or
- * expression), if any.
+ * expression) by the same role, if any.  A run belongs to the role that
+ * started it: another role's call records its own run.
  */
 static bool
 find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 			   JobPosition *pos)
 {
-	Oid			types[4] = {OIDOID, INT4OID, TEXTOID, TEXTOID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[5] = {OIDOID, INT4OID, TEXTOID, TEXTOID, NAMEOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	int			rc;
 	bool		found = false;
 
@@ -248,8 +249,9 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[1] = Int32GetDatum(target->attnum);
 	args[2] = text_or_null(value, &nulls[2]);
 	args[3] = text_or_null(target->expression, &nulls[3]);
+	args[4] = NameGetDatum(&job->caller);
 	rc = execute_as_owner(job->owner, sql_job_find_resumable(job->jobs_table), NULL,
-						  4, types, args, nulls, true, 1);
+						  5, types, args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading %s failed", job->jobs_table);
 	if (SPI_processed == 1)

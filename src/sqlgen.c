@@ -658,8 +658,9 @@ sql_replica_positions(void)
 
 /*
  * The latest unfinished run of $1 (table), $2 (column), and $3 (value) or
- * $4 (expression), whichever is not NULL: a value run and an expression run
- * never resume each other.
+ * $4 (expression), whichever is not NULL, by role $5: a value run and an
+ * expression run never resume each other, nor does one role resume another's
+ * run (its error would be recorded in, and shown with, the other's job).
  */
 char *
 sql_job_find_resumable(const char *table)
@@ -669,6 +670,7 @@ sql_job_find_resumable(const char *table)
 					" AND attnum OPERATOR(pg_catalog.=) $2"
 					" AND ((value_text OPERATOR(pg_catalog.=) $3 AND expression IS NULL)"
 					" OR (expression OPERATOR(pg_catalog.=) $4 AND value_text IS NULL))"
+					" AND username OPERATOR(pg_catalog.=) $5"
 					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text"
 					" ORDER BY id DESC LIMIT 1", table);
 }
