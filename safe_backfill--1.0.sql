@@ -74,9 +74,13 @@ CREATE TABLE safe_backfill_jobs (
     CHECK ((value_text IS NULL) <> (expression IS NULL))
 );
 CREATE INDEX safe_backfill_jobs_target ON safe_backfill_jobs (relid, attnum, id);
-SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs', '');
--- the sequence too, or a restored database would hand out the ids again
-SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs_id_seq', '');
+-- Not marked with pg_extension_config_dump, nor is its sequence or
+-- safe_backfill_job_ranges: the rows are this cluster's run state, keyed by
+-- table OIDs that a restore renumbers (a restored row would point at nothing,
+-- or at another table, whose resume would skip rows), and they hold values,
+-- expressions and errors private to their roles.  So pg_dump reads none of
+-- them (a database owner who is not a superuser can dump a database that
+-- has the extension) and a restored database starts with no runs.
 REVOKE ALL ON safe_backfill_jobs FROM PUBLIC;
 
 -- The key or block ranges of a parallel run (workers => n), one row each,
@@ -93,7 +97,6 @@ CREATE TABLE safe_backfill_job_ranges (
     done       boolean NOT NULL DEFAULT false,
     PRIMARY KEY (job_id, range_no)
 );
-SELECT pg_catalog.pg_extension_config_dump('safe_backfill_job_ranges', '');
 REVOKE ALL ON safe_backfill_job_ranges FROM PUBLIC;
 
 -- Progress of the runs a role may know about, from any session: its own (or
