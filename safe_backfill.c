@@ -24,6 +24,7 @@ int			safe_backfill_max_replica_lag_ms = 0;
 int			safe_backfill_max_replica_wait_ms = 10 * 60 * 1000;
 bool		safe_backfill_synchronous_commit = false;
 int			safe_backfill_hot_rounds = 8;
+int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -126,6 +127,18 @@ _PG_init(void)
 							&safe_backfill_hot_rounds,
 							8, 1, 64,
 							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	/*
+	 * Superusers only: a run started by any role deletes the old records of
+	 * every role's runs.
+	 */
+	DefineCustomIntVariable("safe_backfill.job_retention",
+							"How long the records of finished runs are kept in safe_backfill_jobs.",
+							"When a run starts, the runs that finished (done or failed) longer ago than this are deleted, with their parallel ranges; unfinished runs are kept.  0 keeps every record.",
+							&safe_backfill_job_retention_s,
+							30 * SECS_PER_DAY, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	compat_reserve_guc_prefix("safe_backfill");

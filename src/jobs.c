@@ -323,6 +323,25 @@ claim_job(BackfillJob *job, double estimated_rows)
 		elog(ERROR, "safe_backfill: updating %s failed", job->jobs_table);
 }
 
+/*
+ * safe_backfill.job_retention: without it the table would grow by a row per
+ * call forever.  Deleted when a run starts, as the table's owner like every
+ * statement on it, so it needs no job of its own.
+ */
+static void
+delete_expired_jobs(BackfillJob *job)
+{
+	Oid			types[1] = {FLOAT8OID};
+	Datum		args[1];
+
+	if (safe_backfill_job_retention_s <= 0)
+		return;
+	args[0] = Float8GetDatum((double) safe_backfill_job_retention_s);
+	if (execute_as_owner(job->owner, sql_job_delete_expired(job->jobs_table), NULL,
+						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: deleting the expired runs from %s failed", job->jobs_table);
+}
+
 /* Says which statement failed when reading or recording the run fails. */
 static void
 job_start_error_context(void *arg)
@@ -348,6 +367,7 @@ resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
 	context.previous = error_context_stack;
 	error_context_stack = &context;
 
+	delete_expired_jobs(job);
 	memset(pos, 0, sizeof(JobPosition));
 	if (find_resumable(job, target, value, pos) && pos->by_ctid == by_ctid)
 	{

@@ -718,6 +718,19 @@ sql_job_record_progress(const char *table)
 					" WHERE id OPERATOR(pg_catalog.=) $1", table);
 }
 
+/*
+ * The runs that finished more than $1 seconds ago (their ranges go with them,
+ * ON DELETE CASCADE); unfinished runs stay, to be resumed.  OPERATOR(x)
+ * binds like any other operator, left to right: the parentheses are needed.
+ */
+char *
+sql_job_delete_expired(const char *table)
+{
+	return psprintf("DELETE FROM %s WHERE state OPERATOR(pg_catalog.<>) 'running'::pg_catalog.text"
+					" AND finished_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp()"
+					" OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))", table);
+}
+
 /* $1 job: forget where it stopped, so the next run starts over */
 char *
 sql_job_forget_position(const char *table)
