@@ -93,7 +93,12 @@ CREATE TABLE safe_backfill_job_ranges (
     end_key    text[],      -- last key of the range (NULL: to the end)
     next_block bigint,      -- block ranges: where to go on
     end_block  bigint,      -- block ranges: first block past the range (NULL: to the end)
+    -- what the range's batches committed; while the job is in its parallel
+    -- main pass, its own counts are their sums (range 0 starts with what the
+    -- job counted before it was split into ranges)
     rows_done  bigint NOT NULL DEFAULT 0,
+    rows_scanned bigint NOT NULL DEFAULT 0,
+    batches    bigint NOT NULL DEFAULT 0,
     done       boolean NOT NULL DEFAULT false,
     PRIMARY KEY (job_id, range_no)
 );

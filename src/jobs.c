@@ -461,28 +461,73 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 		elog(ERROR, "safe_backfill: recording the batch failed");
 }
 
-/*
- * During a parallel main pass, in the leader's own short transaction: add
- * what the workers filled and scanned since the last call, so the progress
- * view moves.  The deltas may be negative, to take it back at the end.
- */
-void
-job_record_progress(BackfillJob *job, int64 filled, int64 scanned)
-{
-	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		args[3];
-
-	args[0] = Int64GetDatum(job->id);
-	args[1] = Int64GetDatum(filled);
-	args[2] = Int64GetDatum(scanned);
-	if (execute_as_owner(job->owner, sql_job_record_progress(job->jobs_table), NULL,
-						 3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "safe_backfill: recording the progress failed");
-}
-
 static char *ranges_table(Oid nsp);
 
-/* The run ended: done, or failed with the error that stopped it. */
+/*
+ * While the job is in its parallel main pass, its rows_done, rows_scanned
+ * and batches are the sums of what its ranges' batches committed (each in
+ * the worker's batch transaction): set them so.  Every path that reads or
+ * ends a parallel pass calls this (the leader's progress, the end of the
+ * pass, a resume, the end of the run), so the job row is exact whenever the
+ * pass is not running, whatever stopped it: the leader's own records, about
+ * once a second, lag behind the workers and a crash can come in between.
+ * Returns the job's rows_done, or -1 when it is not in a parallel main pass
+ * (nothing changed).
+ */
+int64
+job_count_ranges(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+	int64		rows_done = -1;
+	bool		isnull;
+
+	if (execute_as_owner(job->owner, sql_job_count_ranges(job->jobs_table, ranges_table(job->nsp)),
+						 NULL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "safe_backfill: counting the ranges of run " INT64_FORMAT " failed", job->id);
+	if (SPI_processed == 1)
+		rows_done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return rows_done;
+}
+
+/*
+ * The job was just split into ranges: they take over its counts (see
+ * job_count_ranges), the lowest one starting with what the job had counted.
+ */
+void
+job_ranges_take_counts(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+
+	if (execute_as_owner(job->owner, sql_range_take_job_counts(job->jobs_table, ranges_table(job->nsp)),
+						 NULL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: recording the ranges of run " INT64_FORMAT " failed", job->id);
+}
+
+/*
+ * The main pass goes on in this session after all (no worker could start):
+ * the job row takes back its counts and the ranges go, so the job is a
+ * serial one again, for this call and for a resume.
+ */
+void
+job_drop_ranges(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+
+	(void) job_count_ranges(job);
+	if (execute_as_owner(job->owner, sql_range_delete(ranges_table(job->nsp)), NULL,
+						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: deleting the ranges of run " INT64_FORMAT " failed", job->id);
+}
+
+/*
+ * The run ended: done, or failed with the error that stopped it.  A failed
+ * parallel main pass counts what its ranges committed.
+ */
 void
 job_finish(BackfillJob *job, const char *error)
 {
@@ -492,10 +537,11 @@ job_finish(BackfillJob *job, const char *error)
 
 	if (job == NULL)
 		return;
+	(void) job_count_ranges(job);
 	args[0] = Int64GetDatum(job->id);
 	args[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[1] = error ? ' ' : 'n';
-	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table, ranges_table(job->nsp)), NULL,
+	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table), NULL,
 						 2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the end of the run failed");
 }
@@ -617,11 +663,12 @@ range_recorder(Oid nsp, int64 job_id, int range_no)
 }
 
 static void
-range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled, bool done)
+range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled, bool done,
+			 int64 scanned, int64 batches)
 {
-	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID, INT8OID, INT8OID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	args[0] = Int64GetDatum(r->job_id);
 	args[1] = Int32GetDatum(r->range_no);
@@ -631,23 +678,26 @@ range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
 	nulls[3] = BlockNumberIsValid(block) ? ' ' : 'n';
 	args[4] = Int64GetDatum(filled);
 	args[5] = BoolGetDatum(done);
+	args[6] = Int64GetDatum(scanned);
+	args[7] = Int64GetDatum(batches);
 
 	if (execute_as_owner(r->owner, r->plan ? NULL : sql_range_update(r->table), &r->plan,
-						 6, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+						 8, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the range failed");
 }
 
 /* In the batch's own transaction, like job_record_batch. */
 void
-range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled)
+range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
+				   int64 scanned, int64 batches)
 {
-	range_update(r, keys, block, filled, false);
+	range_update(r, keys, block, filled, false, scanned, batches);
 }
 
 void
 range_record_done(RangeRecorder *r)
 {
-	range_update(r, NULL, InvalidBlockNumber, 0, true);
+	range_update(r, NULL, InvalidBlockNumber, 0, true, 0, 0);
 }
 
 /*
