@@ -104,6 +104,21 @@ CREATE TABLE safe_backfill_job_ranges (
 );
 REVOKE ALL ON safe_backfill_job_ranges FROM PUBLIC;
 
+-- Delete the records of the calling role's own finished runs (done or
+-- failed; their ranges go with them): of table tbl only, or of every table
+-- (NULL), that finished at least older_than ago.  Unfinished runs stay, to
+-- be resumed.  Returns how many runs were deleted.  safe_backfill.job_retention
+-- deletes every role's old records when a run starts.
+CREATE FUNCTION safe_backfill_forget(
+    tbl        regclass DEFAULT NULL,
+    older_than interval DEFAULT '0 s')
+RETURNS bigint
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'safe_backfill_forget';
+
+COMMENT ON FUNCTION safe_backfill_forget(regclass, interval) IS
+'Delete the records of your own finished safe_backfill runs';
+
 -- Progress of the runs a role may know about, from any session: its own (or
 -- those of a role it is a member of) and those on tables it may read.  A
 -- security barrier, so no function of the caller's sees the other rows.  The

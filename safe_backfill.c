@@ -261,6 +261,21 @@ refuse_not_null_over_expression_nulls(BackfillTarget *target)
 			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
 }
 
+PG_FUNCTION_INFO_V1(safe_backfill_forget);
+
+/*
+ * SELECT safe_backfill_forget(tbl regclass DEFAULT NULL,
+ *							   older_than interval DEFAULT '0 s')
+ */
+Datum
+safe_backfill_forget(PG_FUNCTION_ARGS)
+{
+	require_argument(fcinfo, 1, "older_than");
+	PG_RETURN_INT64(jobs_forget_finished(fcinfo->flinfo->fn_oid,
+										 PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0),
+										 PG_GETARG_INTERVAL_P(1)));
+}
+
 PG_FUNCTION_INFO_V1(safe_backfill);
 
 /*

@@ -283,6 +283,7 @@ extern char *sql_job_forget_position(const char *table);
 extern char *sql_job_count_ranges(const char *table, const char *ranges);
 extern char *sql_range_take_job_counts(const char *table, const char *ranges);
 extern char *sql_job_delete_expired(const char *table);
+extern char *sql_job_forget_finished(const char *table);
 extern char *sql_range_delete(const char *table);
 extern char *sql_range_insert(const char *table);
 extern char *sql_range_exists(const char *table);
@@ -365,6 +366,7 @@ extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *key
 extern int64 job_count_ranges(BackfillJob *job);
 extern void job_ranges_take_counts(BackfillJob *job);
 extern void job_drop_ranges(BackfillJob *job);
+extern int64 jobs_forget_finished(Oid procoid, Oid relid, Interval *older_than);
 extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_forget_position(BackfillJob *job);

@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 struct BackfillJob
 {
@@ -391,15 +392,16 @@ resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
  * waiting for an earlier run's workers) releases it here, or the session
  * would keep the column from every other session until it disconnects.
  */
-BackfillJob *
-job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
-		  double estimated_rows, JobPosition *pos)
+/*
+ * The jobs table in the schema of the extension's function procoid, its
+ * owner, and the calling role.
+ */
+static BackfillJob *
+new_job(Oid procoid)
 {
 	BackfillJob *job = palloc0(sizeof(BackfillJob));
 	Oid			nsp = get_func_namespace(procoid);
 	Oid			jobs_relid = get_relname_relid("safe_backfill_jobs", nsp);
-	/* the value's output function runs as the caller, before any switch */
-	char	   *value = value_text(target);
 
 	if (!OidIsValid(jobs_relid))
 		elog(ERROR, "safe_backfill: table safe_backfill_jobs is missing from schema \"%s\"",
@@ -407,8 +409,18 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 	job->jobs_table = quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_jobs");
 	job->nsp = nsp;
 	job->owner = relation_owner(jobs_relid);
-
 	namestrcpy(&job->caller, GetUserNameFromId(GetUserId(), false));
+	return job;
+}
+
+BackfillJob *
+job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
+		  double estimated_rows, JobPosition *pos)
+{
+	BackfillJob *job = new_job(procoid);
+	/* the value's output function runs as the caller, before any switch */
+	char	   *value = value_text(target);
+
 	PG_TRY();
 	{
 		lock_target(job, target);
@@ -427,6 +439,35 @@ int64
 job_id(BackfillJob *job)
 {
 	return job->id;
+}
+
+/*
+ * safe_backfill_forget: delete the calling role's runs that finished at
+ * least older_than ago, on relid (or any table if invalid); how many.  As
+ * the jobs table's owner, locked down like every statement on it: the role
+ * need not (and cannot) touch the table itself, and only its own runs go.
+ */
+int64
+jobs_forget_finished(Oid procoid, Oid relid, Interval *older_than)
+{
+	BackfillJob *job = new_job(procoid);
+	Oid			types[3] = {NAMEOID, OIDOID, INTERVALOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int64		deleted;
+
+	args[0] = NameGetDatum(&job->caller);
+	args[1] = ObjectIdGetDatum(relid);
+	nulls[1] = OidIsValid(relid) ? ' ' : 'n';
+	args[2] = IntervalPGetDatum(older_than);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "safe_backfill: SPI_connect failed");
+	if (execute_as_owner(job->owner, sql_job_forget_finished(job->jobs_table), NULL,
+						 3, types, args, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: deleting runs from %s failed", job->jobs_table);
+	deleted = (int64) SPI_processed;
+	SPI_finish();
+	return deleted;
 }
 
 /*

@@ -760,6 +760,20 @@ sql_job_delete_expired(const char *table)
 					" OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))", table);
 }
 
+/*
+ * The finished runs of role $1, on table $2 (NULL: any), that finished at
+ * least $3 (an interval) ago.
+ */
+char *
+sql_job_forget_finished(const char *table)
+{
+	return psprintf("DELETE FROM %s WHERE username OPERATOR(pg_catalog.=) $1"
+					" AND state OPERATOR(pg_catalog.<>) 'running'::pg_catalog.text"
+					" AND ($2 IS NULL OR relid OPERATOR(pg_catalog.=) $2)"
+					" AND finished_at OPERATOR(pg_catalog.<=) (pg_catalog.clock_timestamp()"
+					" OPERATOR(pg_catalog.-) $3)", table);
+}
+
 /* $1 job: forget where it stopped, so the next run starts over */
 char *
 sql_job_forget_position(const char *table)
