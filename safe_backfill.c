@@ -24,6 +24,7 @@ int			safe_backfill_max_replica_lag_ms = 0;
 int			safe_backfill_max_replica_wait_ms = 10 * 60 * 1000;
 bool		safe_backfill_synchronous_commit = false;
 int			safe_backfill_hot_rounds = 8;
+int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -126,6 +127,18 @@ _PG_init(void)
 							&safe_backfill_hot_rounds,
 							8, 1, 64,
 							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	/*
+	 * Superusers only: a run started by any role deletes the old records of
+	 * every role's runs.
+	 */
+	DefineCustomIntVariable("safe_backfill.job_retention",
+							"How long the records of finished runs are kept in safe_backfill_jobs.",
+							"When a run starts, the runs that finished (done or failed) longer ago than this are deleted, with their parallel ranges; unfinished runs are kept.  0 keeps every record.",
+							&safe_backfill_job_retention_s,
+							30 * SECS_PER_DAY, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	compat_reserve_guc_prefix("safe_backfill");
@@ -246,6 +259,23 @@ refuse_not_null_over_expression_nulls(BackfillTarget *target)
 					target->expression_nulls == 1 ? "it" : "them"),
 			 errdetail("Every row the expression gives a value for was filled and committed, and the run is recorded as done; the column was not made NOT NULL."),
 			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
+}
+
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_backfill_forget(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(safe_backfill_forget);
+
+/*
+ * SELECT safe_backfill_forget(tbl regclass DEFAULT NULL,
+ *							   older_than interval DEFAULT '0 s')
+ */
+Datum
+safe_backfill_forget(PG_FUNCTION_ARGS)
+{
+	require_argument(fcinfo, 1, "older_than");
+	PG_RETURN_INT64(jobs_forget_finished(fcinfo->flinfo->fn_oid,
+										 PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0),
+										 PG_GETARG_INTERVAL_P(1)));
 }
 
 /* exported: 14 and 15 declare the function itself without PGDLLEXPORT */

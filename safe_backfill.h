@@ -61,6 +61,7 @@ extern int	safe_backfill_max_lock_attempts;
 extern bool safe_backfill_reuse_space;
 extern bool safe_backfill_synchronous_commit;
 extern int	safe_backfill_hot_rounds;
+extern int	safe_backfill_job_retention_s;
 extern int	safe_backfill_target_batch_ms;
 extern int	safe_backfill_batch_lock_timeout_ms;
 extern int	safe_backfill_max_batch_retries;
@@ -278,9 +279,12 @@ extern char *sql_job_find_resumable(const char *table);
 extern char *sql_job_insert(const char *table);
 extern char *sql_job_claim(const char *table);
 extern char *sql_job_record_batch(const char *table);
-extern char *sql_job_finish(const char *table, const char *ranges);
+extern char *sql_job_finish(const char *table);
 extern char *sql_job_forget_position(const char *table);
-extern char *sql_job_record_progress(const char *table);
+extern char *sql_job_count_ranges(const char *table, const char *ranges);
+extern char *sql_range_take_job_counts(const char *table, const char *ranges);
+extern char *sql_job_delete_expired(const char *table);
+extern char *sql_job_forget_finished(const char *table);
 extern char *sql_range_delete(const char *table);
 extern char *sql_range_insert(const char *table);
 extern char *sql_range_exists(const char *table);
@@ -333,6 +337,7 @@ extern void iterator_free(BatchIterator *it);
 
 /* backfill.c */
 extern void commit_transaction(void);
+extern void progress_rows(int64 scanned, double estimated, int64 *shown, double *total);
 extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
 						  BackfillStats *stats, const BackfillOptions *opts);
 extern void sleep_interruptibly(int ms);
@@ -361,7 +366,10 @@ extern int64 job_id(BackfillJob *job);
 extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 							 BlockNumber block, int64 filled, int64 scanned,
 							 int64 batches);
-extern void job_record_progress(BackfillJob *job, int64 filled, int64 scanned);
+extern int64 job_count_ranges(BackfillJob *job);
+extern void job_ranges_take_counts(BackfillJob *job);
+extern void job_drop_ranges(BackfillJob *job);
+extern int64 jobs_forget_finished(Oid procoid, Oid relid, Interval *older_than);
 extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_forget_position(BackfillJob *job);
@@ -373,7 +381,7 @@ extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
 extern bool job_has_ranges(BackfillJob *job);
 extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);
 extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block,
-							   int64 filled);
+							   int64 filled, int64 scanned, int64 batches);
 extern void range_record_done(RangeRecorder *r);
 extern char *describe_lock_holders(Oid relid);
 /* builds an ALTER TABLE from the table's current name; conname may be unused */

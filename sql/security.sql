@@ -92,8 +92,8 @@ UPDATE sb_evil.t SET v = NULL WHERE id OPERATOR(pg_catalog.>) 400;
 RESET search_path;
 RESET ROLE;
 INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
-    iteration, last_key, rows_done, rows_scanned, pid)
-VALUES ('sb_evil.t'::regclass, 2, 'sb_evil.t', 'v', 'two', 'key', '{450}', 0, 0, 0)
+    iteration, last_key, rows_done, rows_scanned, pid, username)
+VALUES ('sb_evil.t'::regclass, 2, 'sb_evil.t', 'v', 'two', 'key', '{450}', 0, 0, 0, 'regress_sb_attacker')
 RETURNING id AS resumed_id \gset
 SET ROLE regress_sb_attacker;
 SET search_path = sb_evil, pg_catalog, public;

@@ -134,6 +134,29 @@ report_activity(PassState *pass)
 									iterator_fraction_done(pass->it) * 100));
 }
 
+/*
+ * How many rows a progress line says were scanned, of how many.  A batch
+ * counts the rows its key or block bounds cover, which over-counts one cut
+ * short at the end of a parallel range (a whole batch for a few rows), and
+ * the table's size is the planner's estimate: the line never claims more
+ * rows than the estimate, as its percentage and the progress view stop at
+ * 100%.
+ */
+void
+progress_rows(int64 scanned, double estimated, int64 *shown, double *total)
+{
+	if (estimated >= 1)
+	{
+		*shown = Min(scanned, (int64) estimated);
+		*total = estimated;
+	}
+	else
+	{
+		*shown = scanned;
+		*total = (double) scanned;
+	}
+}
+
 /* At most one line per progress_interval; 0 turns the lines off. */
 static void
 report_progress(PassState *pass)
@@ -143,6 +166,8 @@ report_progress(PassState *pass)
 	double		elapsed;
 	double		fraction;
 	double		eta;
+	int64		scanned;
+	double		total;
 
 	if (safe_backfill_progress_interval_ms <= 0 ||
 		!TimestampDifferenceExceeds(stats->last_report, now,
@@ -153,6 +178,7 @@ report_progress(PassState *pass)
 	elapsed = seconds_since(stats->started);
 	fraction = iterator_fraction_done(pass->it);
 	eta = fraction > 0 ? elapsed / fraction - elapsed : 0;
+	progress_rows(stats->rows_scanned, iterator_estimated_rows(pass->it), &scanned, &total);
 
 	if (pass->sweep > 0)
 		ereport(NOTICE,
@@ -162,9 +188,7 @@ report_progress(PassState *pass)
 	else
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), %.3f s/batch, eta %.0f s",
-						pass->target->display, stats->batches,
-						stats->rows_scanned,
-						Max(iterator_estimated_rows(pass->it), (double) stats->rows_scanned),
+						pass->target->display, stats->batches, scanned, total,
 						fraction * 100, elapsed / Max(1, stats->batches), eta)));
 }
 
@@ -458,7 +482,8 @@ record_batch(PassState *pass, BatchAttempt *attempt)
 		return;
 	if (pass->opts->range)
 		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
-						   iterator_position_block(pass->it), attempt->filled);
+						   iterator_position_block(pass->it), attempt->filled,
+						   pass->unrecorded_scanned, pass->unrecorded_batches);
 	else
 		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
 						 iterator_position_keys(pass->it),
@@ -473,12 +498,19 @@ record_batch(PassState *pass, BatchAttempt *attempt)
 static void
 record_skipped_batches(PassState *pass)
 {
-	if (pass->unrecorded_batches == 0 || pass->opts->range)
+	if (pass->unrecorded_batches == 0)
 		return;
-	job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
-					 iterator_position_keys(pass->it),
-					 iterator_position_block(pass->it), 0,
-					 pass->unrecorded_scanned, pass->unrecorded_batches);
+	if (pass->opts->range)
+		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+						   iterator_position_block(pass->it), 0,
+						   pass->unrecorded_scanned, pass->unrecorded_batches);
+	else
+		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
+						 iterator_position_keys(pass->it),
+						 iterator_position_block(pass->it), 0,
+						 pass->unrecorded_scanned, pass->unrecorded_batches);
+	pass->unrecorded_batches = 0;
+	pass->unrecorded_scanned = 0;
 	commit_transaction();
 }
 
@@ -560,7 +592,7 @@ record_round(PassState *pass, int64 filled)
 		return;
 	if (pass->opts->range)
 		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
-						   iterator_position_block(pass->it), filled);
+						   iterator_position_block(pass->it), filled, 0, 0);
 	else
 		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
 						 iterator_position_keys(pass->it),
@@ -1100,6 +1132,7 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 {
 	bool		parallel_run;
 	int			ranges = 0;
+	int64		counted;
 
 	if (pos->resumed && !opts->resume)
 		start_over(target, job, pos, "resume => false");
@@ -1114,7 +1147,14 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 			parallel_run = false;
 		}
 		else
+		{
 			ranges = parallel_unfinished_ranges(job);
+			/* the job row may lag behind its ranges: a crash stopped the leader */
+			counted = job_count_ranges(job);
+			if (counted >= 0)
+				pos->rows_done = counted;
+			commit_transaction();
+		}
 	}
 
 	if (parallel_run)
@@ -1141,9 +1181,12 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 		if ((parallel_run || (opts->workers > 1 && !pos->resumed)) &&
 			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it), job, parallel_run))
 		{
-			/* the workers recorded their ranges: note the pass as done */
-			job_record_batch(job, "sweep", NULL, InvalidBlockNumber,
-							 stats->rows_filled, stats->rows_scanned, 1);
+			/*
+			 * the workers recorded their ranges: the job counts what they
+			 * committed, and the pass is done
+			 */
+			(void) job_count_ranges(job);
+			job_record_batch(job, "sweep", NULL, InvalidBlockNumber, 0, 0, 0);
 			commit_transaction();
 		}
 		else

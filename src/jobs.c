@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 struct BackfillJob
 {
@@ -232,15 +233,16 @@ job_release(BackfillJob *job)
 
 /*
  * The latest unfinished run of the same table, column and value (or
- * expression), if any.
+ * expression) by the same role, if any.  A run belongs to the role that
+ * started it: another role's call records its own run.
  */
 static bool
 find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 			   JobPosition *pos)
 {
-	Oid			types[4] = {OIDOID, INT4OID, TEXTOID, TEXTOID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[5] = {OIDOID, INT4OID, TEXTOID, TEXTOID, NAMEOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	int			rc;
 	bool		found = false;
 
@@ -248,8 +250,9 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[1] = Int32GetDatum(target->attnum);
 	args[2] = text_or_null(value, &nulls[2]);
 	args[3] = text_or_null(target->expression, &nulls[3]);
+	args[4] = NameGetDatum(&job->caller);
 	rc = execute_as_owner(job->owner, sql_job_find_resumable(job->jobs_table), NULL,
-						  4, types, args, nulls, true, 1);
+						  5, types, args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading %s failed", job->jobs_table);
 	if (SPI_processed == 1)
@@ -258,6 +261,7 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		Datum		keys;
+		Datum		d;
 
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		pos->sweeping = strcmp(SPI_getvalue(tup, desc, 2), "sweep") == 0;
@@ -267,7 +271,9 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 		if (!isnull)
 			deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false,
 							  TYPALIGN_INT, &pos->keys, NULL, &pos->nkeys);
-		pos->block = SPI_getbinval(tup, desc, 4, &isnull);
+		/* a bigint is passed by reference on 32-bit builds: read it as one */
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		pos->block = isnull ? 0 : DatumGetInt64(d);
 		pos->has_block = !isnull;
 		pos->rows_done = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		pos->by_ctid = strcmp(SPI_getvalue(tup, desc, 6), "ctid") == 0;
@@ -319,28 +325,50 @@ claim_job(BackfillJob *job, double estimated_rows)
 }
 
 /*
- * Start a run: lock the column, then resume the latest unfinished run with
- * the same value, or record a new one.  pos says where to resume.
+ * safe_backfill.job_retention: without it the table would grow by a row per
+ * call forever.  Deleted when a run starts, as the table's owner like every
+ * statement on it, so it needs no job of its own.
  */
-BackfillJob *
-job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
-		  double estimated_rows, JobPosition *pos)
+static void
+delete_expired_jobs(BackfillJob *job)
 {
-	BackfillJob *job = palloc0(sizeof(BackfillJob));
-	Oid			nsp = get_func_namespace(procoid);
-	Oid			jobs_relid = get_relname_relid("safe_backfill_jobs", nsp);
-	/* the value's output function runs as the caller, before any switch */
-	char	   *value = value_text(target);
+	Oid			types[1] = {FLOAT8OID};
+	Datum		args[1];
 
-	if (!OidIsValid(jobs_relid))
-		elog(ERROR, "safe_backfill: table safe_backfill_jobs is missing from schema \"%s\"",
-			 get_namespace_name(nsp));
-	job->jobs_table = quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_jobs");
-	job->nsp = nsp;
-	job->owner = relation_owner(jobs_relid);
+	if (safe_backfill_job_retention_s <= 0)
+		return;
+	args[0] = Float8GetDatum((double) safe_backfill_job_retention_s);
+	if (execute_as_owner(job->owner, sql_job_delete_expired(job->jobs_table), NULL,
+						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: deleting the expired runs from %s failed", job->jobs_table);
+}
 
-	namestrcpy(&job->caller, GetUserNameFromId(GetUserId(), false));
-	lock_target(job, target);
+/* Says which statement failed when reading or recording the run fails. */
+static void
+job_start_error_context(void *arg)
+{
+	BackfillTarget *target = (BackfillTarget *) arg;
+
+	errcontext("safe_backfill: %s: starting the run (reading and recording it in safe_backfill_jobs); no row was changed",
+			   target->display);
+}
+
+/*
+ * Once the column is locked: resume the latest unfinished run with the same
+ * value, or record a new one.
+ */
+static void
+resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
+				 bool by_ctid, double estimated_rows, JobPosition *pos)
+{
+	ErrorContextCallback context;
+
+	context.callback = job_start_error_context;
+	context.arg = target;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+
+	delete_expired_jobs(job);
 	memset(pos, 0, sizeof(JobPosition));
 	if (find_resumable(job, target, value, pos) && pos->by_ctid == by_ctid)
 	{
@@ -352,6 +380,58 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 		memset(pos, 0, sizeof(JobPosition));
 		insert_job(job, target, value, by_ctid, estimated_rows);
 	}
+	error_context_stack = context.previous;
+}
+
+/*
+ * Start a run: lock the column, then resume the latest unfinished run with
+ * the same value, or record a new one.  pos says where to resume.  The lock
+ * is a session lock, which no abort releases, and the caller has no job to
+ * release it with until we return: whatever stops the start after the lock
+ * (a lock_timeout or statement_timeout on the jobs table, a cancel while
+ * waiting for an earlier run's workers) releases it here, or the session
+ * would keep the column from every other session until it disconnects.
+ */
+/*
+ * The jobs table in the schema of the extension's function procoid, its
+ * owner, and the calling role.
+ */
+static BackfillJob *
+new_job(Oid procoid)
+{
+	BackfillJob *job = palloc0(sizeof(BackfillJob));
+	Oid			nsp = get_func_namespace(procoid);
+	Oid			jobs_relid = get_relname_relid("safe_backfill_jobs", nsp);
+
+	if (!OidIsValid(jobs_relid))
+		elog(ERROR, "safe_backfill: table safe_backfill_jobs is missing from schema \"%s\"",
+			 get_namespace_name(nsp));
+	job->jobs_table = quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_jobs");
+	job->nsp = nsp;
+	job->owner = relation_owner(jobs_relid);
+	namestrcpy(&job->caller, GetUserNameFromId(GetUserId(), false));
+	return job;
+}
+
+BackfillJob *
+job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
+		  double estimated_rows, JobPosition *pos)
+{
+	BackfillJob *job = new_job(procoid);
+	/* the value's output function runs as the caller, before any switch */
+	char	   *value = value_text(target);
+
+	PG_TRY();
+	{
+		lock_target(job, target);
+		resume_or_record(job, target, value, by_ctid, estimated_rows, pos);
+	}
+	PG_CATCH();
+	{
+		job_release(job);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	return job;
 }
 
@@ -359,6 +439,35 @@ int64
 job_id(BackfillJob *job)
 {
 	return job->id;
+}
+
+/*
+ * safe_backfill_forget: delete the calling role's runs that finished at
+ * least older_than ago, on relid (or any table if invalid); how many.  As
+ * the jobs table's owner, locked down like every statement on it: the role
+ * need not (and cannot) touch the table itself, and only its own runs go.
+ */
+int64
+jobs_forget_finished(Oid procoid, Oid relid, Interval *older_than)
+{
+	BackfillJob *job = new_job(procoid);
+	Oid			types[3] = {NAMEOID, OIDOID, INTERVALOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int64		deleted;
+
+	args[0] = NameGetDatum(&job->caller);
+	args[1] = ObjectIdGetDatum(relid);
+	nulls[1] = OidIsValid(relid) ? ' ' : 'n';
+	args[2] = IntervalPGetDatum(older_than);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "safe_backfill: SPI_connect failed");
+	if (execute_as_owner(job->owner, sql_job_forget_finished(job->jobs_table), NULL,
+						 3, types, args, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: deleting runs from %s failed", job->jobs_table);
+	deleted = (int64) SPI_processed;
+	SPI_finish();
+	return deleted;
 }
 
 /*
@@ -393,28 +502,73 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 		elog(ERROR, "safe_backfill: recording the batch failed");
 }
 
-/*
- * During a parallel main pass, in the leader's own short transaction: add
- * what the workers filled and scanned since the last call, so the progress
- * view moves.  The deltas may be negative, to take it back at the end.
- */
-void
-job_record_progress(BackfillJob *job, int64 filled, int64 scanned)
-{
-	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		args[3];
-
-	args[0] = Int64GetDatum(job->id);
-	args[1] = Int64GetDatum(filled);
-	args[2] = Int64GetDatum(scanned);
-	if (execute_as_owner(job->owner, sql_job_record_progress(job->jobs_table), NULL,
-						 3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "safe_backfill: recording the progress failed");
-}
-
 static char *ranges_table(Oid nsp);
 
-/* The run ended: done, or failed with the error that stopped it. */
+/*
+ * While the job is in its parallel main pass, its rows_done, rows_scanned
+ * and batches are the sums of what its ranges' batches committed (each in
+ * the worker's batch transaction): set them so.  Every path that reads or
+ * ends a parallel pass calls this (the leader's progress, the end of the
+ * pass, a resume, the end of the run), so the job row is exact whenever the
+ * pass is not running, whatever stopped it: the leader's own records, about
+ * once a second, lag behind the workers and a crash can come in between.
+ * Returns the job's rows_done, or -1 when it is not in a parallel main pass
+ * (nothing changed).
+ */
+int64
+job_count_ranges(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+	int64		rows_done = -1;
+	bool		isnull;
+
+	if (execute_as_owner(job->owner, sql_job_count_ranges(job->jobs_table, ranges_table(job->nsp)),
+						 NULL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "safe_backfill: counting the ranges of run " INT64_FORMAT " failed", job->id);
+	if (SPI_processed == 1)
+		rows_done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return rows_done;
+}
+
+/*
+ * The job was just split into ranges: they take over its counts (see
+ * job_count_ranges), the lowest one starting with what the job had counted.
+ */
+void
+job_ranges_take_counts(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+
+	if (execute_as_owner(job->owner, sql_range_take_job_counts(job->jobs_table, ranges_table(job->nsp)),
+						 NULL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: recording the ranges of run " INT64_FORMAT " failed", job->id);
+}
+
+/*
+ * The main pass goes on in this session after all (no worker could start):
+ * the job row takes back its counts and the ranges go, so the job is a
+ * serial one again, for this call and for a resume.
+ */
+void
+job_drop_ranges(BackfillJob *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+
+	(void) job_count_ranges(job);
+	if (execute_as_owner(job->owner, sql_range_delete(ranges_table(job->nsp)), NULL,
+						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "safe_backfill: deleting the ranges of run " INT64_FORMAT " failed", job->id);
+}
+
+/*
+ * The run ended: done, or failed with the error that stopped it.  A failed
+ * parallel main pass counts what its ranges committed.
+ */
 void
 job_finish(BackfillJob *job, const char *error)
 {
@@ -424,10 +578,11 @@ job_finish(BackfillJob *job, const char *error)
 
 	if (job == NULL)
 		return;
+	(void) job_count_ranges(job);
 	args[0] = Int64GetDatum(job->id);
 	args[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	nulls[1] = error ? ' ' : 'n';
-	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table, ranges_table(job->nsp)), NULL,
+	if (execute_as_owner(job->owner, sql_job_finish(job->jobs_table), NULL,
 						 2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the end of the run failed");
 }
@@ -549,11 +704,12 @@ range_recorder(Oid nsp, int64 job_id, int range_no)
 }
 
 static void
-range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled, bool done)
+range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled, bool done,
+			 int64 scanned, int64 batches)
 {
-	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID, INT8OID, INT8OID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	args[0] = Int64GetDatum(r->job_id);
 	args[1] = Int32GetDatum(r->range_no);
@@ -563,23 +719,26 @@ range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
 	nulls[3] = BlockNumberIsValid(block) ? ' ' : 'n';
 	args[4] = Int64GetDatum(filled);
 	args[5] = BoolGetDatum(done);
+	args[6] = Int64GetDatum(scanned);
+	args[7] = Int64GetDatum(batches);
 
 	if (execute_as_owner(r->owner, r->plan ? NULL : sql_range_update(r->table), &r->plan,
-						 6, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+						 8, types, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: recording the range failed");
 }
 
 /* In the batch's own transaction, like job_record_batch. */
 void
-range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled)
+range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
+				   int64 scanned, int64 batches)
 {
-	range_update(r, keys, block, filled, false);
+	range_update(r, keys, block, filled, false, scanned, batches);
 }
 
 void
 range_record_done(RangeRecorder *r)
 {
-	range_update(r, NULL, InvalidBlockNumber, 0, true);
+	range_update(r, NULL, InvalidBlockNumber, 0, true, 0, 0);
 }
 
 /*

@@ -688,16 +688,18 @@ report_parallel_progress(BackfillTarget *target, BackfillStats *stats, int nwork
 	double		elapsed = (double) (now - stats->started) / USECS_PER_SEC;
 	double		fraction = stats->estimated_rows > 0 ?
 		Min(1.0, stats->rows_scanned / stats->estimated_rows) : 0;
+	int64		scanned;
+	double		total;
 
 	if (safe_backfill_progress_interval_ms <= 0 ||
 		!TimestampDifferenceExceeds(stats->last_report, now,
 									safe_backfill_progress_interval_ms))
 		return;
 	stats->last_report = now;
+	progress_rows(stats->rows_scanned, stats->estimated_rows, &scanned, &total);
 	ereport(NOTICE,
 			(errmsg("safe_backfill: %s: %d workers, batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), eta %.0f s",
-					target->display, nworkers, stats->batches, stats->rows_scanned,
-					Max(stats->estimated_rows, (double) stats->rows_scanned),
+					target->display, nworkers, stats->batches, scanned, total,
 					fraction * 100, fraction > 0 ? elapsed / fraction - elapsed : 0)));
 }
 
@@ -709,7 +711,10 @@ typedef struct RecordedProgress
 	int64		scanned;
 } RecordedProgress;
 
-/* About once a second, in a short transaction of its own: the view moves. */
+/*
+ * About once a second, in a short transaction of its own: the job row counts
+ * what the ranges committed, so the view moves.
+ */
 static void
 record_progress(BackfillJob *job, BackfillStats *stats, RecordedProgress *rec)
 {
@@ -719,8 +724,7 @@ record_progress(BackfillJob *job, BackfillStats *stats, RecordedProgress *rec)
 		(stats->rows_filled == rec->filled && stats->rows_scanned == rec->scanned))
 		return;
 	rec->last = now;
-	job_record_progress(job, stats->rows_filled - rec->filled,
-						stats->rows_scanned - rec->scanned);
+	(void) job_count_ranges(job);
 	rec->filled = stats->rows_filled;
 	rec->scanned = stats->rows_scanned;
 	commit_transaction();
@@ -875,7 +879,10 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 		return false;
 	wanted = Min(nranges, Max(1, opts->workers));
 	if (!resumed)
+	{
 		save_ranges(plan, nranges, target, job);
+		job_ranges_take_counts(job);
+	}
 
 	run = palloc0(sizeof(ParallelRun));
 	run->messages_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -916,14 +923,13 @@ run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 	if (run->nstarted == 0)
 	{
 		finish_run(run);
+		job_drop_ranges(job);
+		commit_transaction();
 		return false;
 	}
 	if (!complete)
 		raise_worker_error(run, target, stats);
 	finish_run(run);
-	/* the caller records the pass's totals: take back what we recorded */
-	if (rec.filled != 0 || rec.scanned != 0)
-		job_record_progress(job, -rec.filled, -rec.scanned);
 	return true;
 }
 

@@ -658,8 +658,9 @@ sql_replica_positions(void)
 
 /*
  * The latest unfinished run of $1 (table), $2 (column), and $3 (value) or
- * $4 (expression), whichever is not NULL: a value run and an expression run
- * never resume each other.
+ * $4 (expression), whichever is not NULL, by role $5: a value run and an
+ * expression run never resume each other, nor does one role resume another's
+ * run (its error would be recorded in, and shown with, the other's job).
  */
 char *
 sql_job_find_resumable(const char *table)
@@ -669,6 +670,7 @@ sql_job_find_resumable(const char *table)
 					" AND attnum OPERATOR(pg_catalog.=) $2"
 					" AND ((value_text OPERATOR(pg_catalog.=) $3 AND expression IS NULL)"
 					" OR (expression OPERATOR(pg_catalog.=) $4 AND value_text IS NULL))"
+					" AND username OPERATOR(pg_catalog.=) $5"
 					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text"
 					" ORDER BY id DESC LIMIT 1", table);
 }
@@ -706,14 +708,70 @@ sql_job_record_batch(const char *table)
 					" WHERE id OPERATOR(pg_catalog.=) $1", table);
 }
 
-/* $1 job, $2 and $3 rows filled and scanned since the last call (may be negative) */
+/*
+ * $1 job in its parallel main pass: its counts are what its ranges' batches
+ * committed.  Nothing (no row returned) for a job in another phase or without
+ * ranges.  GREATEST because a Citus run's shard ranges count no rows: its
+ * own count stands.
+ */
 char *
-sql_job_record_progress(const char *table)
+sql_job_count_ranges(const char *table, const char *ranges)
 {
-	return psprintf("UPDATE %s SET rows_done = rows_done OPERATOR(pg_catalog.+) $2,"
-					" rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $3,"
+	return psprintf("UPDATE %s j SET rows_done = GREATEST(j.rows_done, s.rows_done),"
+					" rows_scanned = GREATEST(j.rows_scanned, s.rows_scanned),"
+					" batches = GREATEST(j.batches, s.batches),"
 					" updated_at = pg_catalog.clock_timestamp()"
-					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+					" FROM (SELECT pg_catalog.sum(r.rows_done)::pg_catalog.int8 AS rows_done,"
+					" pg_catalog.sum(r.rows_scanned)::pg_catalog.int8 AS rows_scanned,"
+					" pg_catalog.sum(r.batches)::pg_catalog.int8 AS batches"
+					" FROM %s r WHERE r.job_id OPERATOR(pg_catalog.=) $1"
+					" HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0) s"
+					" WHERE j.id OPERATOR(pg_catalog.=) $1"
+					" AND j.phase OPERATOR(pg_catalog.=) 'main'::pg_catalog.text"
+					" RETURNING j.rows_done", table, ranges);
+}
+
+/*
+ * $1 job, just split into ranges: the lowest range starts with the counts
+ * the job had (a run started over keeps them), so the ranges' sums stay the
+ * job's counts.
+ */
+char *
+sql_range_take_job_counts(const char *table, const char *ranges)
+{
+	return psprintf("UPDATE %s r SET rows_done = j.rows_done, rows_scanned = j.rows_scanned,"
+					" batches = j.batches FROM %s j"
+					" WHERE j.id OPERATOR(pg_catalog.=) $1 AND r.job_id OPERATOR(pg_catalog.=) $1"
+					" AND r.range_no OPERATOR(pg_catalog.=) (SELECT pg_catalog.min(q.range_no)"
+					" FROM %s q WHERE q.job_id OPERATOR(pg_catalog.=) $1)",
+					ranges, table, ranges);
+}
+
+/*
+ * The runs that finished more than $1 seconds ago (their ranges go with them,
+ * ON DELETE CASCADE); unfinished runs stay, to be resumed.  OPERATOR(x)
+ * binds like any other operator, left to right: the parentheses are needed.
+ */
+char *
+sql_job_delete_expired(const char *table)
+{
+	return psprintf("DELETE FROM %s WHERE state OPERATOR(pg_catalog.<>) 'running'::pg_catalog.text"
+					" AND finished_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp()"
+					" OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))", table);
+}
+
+/*
+ * The finished runs of role $1, on table $2 (NULL: any), that finished at
+ * least $3 (an interval) ago.
+ */
+char *
+sql_job_forget_finished(const char *table)
+{
+	return psprintf("DELETE FROM %s WHERE username OPERATOR(pg_catalog.=) $1"
+					" AND state OPERATOR(pg_catalog.<>) 'running'::pg_catalog.text"
+					" AND ($2 IS NULL OR relid OPERATOR(pg_catalog.=) $2)"
+					" AND finished_at OPERATOR(pg_catalog.<=) (pg_catalog.clock_timestamp()"
+					" OPERATOR(pg_catalog.-) $3)", table);
 }
 
 /* $1 job: forget where it stopped, so the next run starts over */
@@ -734,24 +792,16 @@ sql_range_delete(const char *table)
 
 /*
  * $1 job, $2 the error that stopped it (NULL: done).  A parallel main pass
- * that failed (a cancel, a worker's error) left the rows its workers
- * committed counted in its ranges only (the leader adds them to the job row
- * once the pass succeeds): a failed run in its main pass takes rows_done from
- * the ranges, so the record and the next call's resume count them.  GREATEST
- * (which ignores NULL: no ranges) so a serial run, or one started over, whose
- * count is already higher than its new ranges' keeps it.
+ * that failed has its counts taken from its ranges first (job_finish).
  */
 char *
-sql_job_finish(const char *table, const char *ranges)
+sql_job_finish(const char *table)
 {
 	return psprintf("UPDATE %s SET state = CASE WHEN $2 IS NULL THEN 'done' ELSE 'failed' END,"
 					" phase = CASE WHEN $2 IS NULL THEN 'done' ELSE phase END,"
-					" rows_done = CASE WHEN $2 IS NOT NULL AND phase OPERATOR(pg_catalog.=) 'main'"
-					" THEN GREATEST(rows_done, (SELECT pg_catalog.sum(r.rows_done)::pg_catalog.int8 FROM %s r"
-					" WHERE r.job_id OPERATOR(pg_catalog.=) $1)) ELSE rows_done END,"
 					" error = $2, finished_at = pg_catalog.clock_timestamp(),"
 					" updated_at = pg_catalog.clock_timestamp()"
-					" WHERE id OPERATOR(pg_catalog.=) $1", table, ranges);
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
 }
 
 char *
@@ -775,13 +825,18 @@ sql_range_load_unfinished(const char *table)
 					" ORDER BY range_no", table);
 }
 
-/* $1 job, $2 range, $3 last key / $4 next block (NULL: unchanged), $5 filled, $6 done */
+/*
+ * $1 job, $2 range, $3 last key / $4 next block (NULL: unchanged), $5 filled,
+ * $6 done, $7 scanned, $8 batches
+ */
 char *
 sql_range_update(const char *table)
 {
 	return psprintf("UPDATE %s SET last_key = COALESCE($3, last_key),"
 					" next_block = COALESCE($4, next_block),"
-					" rows_done = rows_done OPERATOR(pg_catalog.+) $5, done = $6"
+					" rows_done = rows_done OPERATOR(pg_catalog.+) $5, done = $6,"
+					" rows_scanned = rows_scanned OPERATOR(pg_catalog.+) $7,"
+					" batches = batches OPERATOR(pg_catalog.+) $8"
 					" WHERE job_id OPERATOR(pg_catalog.=) $1"
 					" AND range_no OPERATOR(pg_catalog.=) $2", table);
 }

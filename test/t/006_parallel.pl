@@ -100,6 +100,14 @@ is($ret, 0, 'runs with no worker slot at all') or diag $stderr;
 like($stderr, qr/no background worker slot is free \(max_worker_processes = 0\); running in this session/,
 	'in the caller\'s session, saying so');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE status IS NULL'), '0', 'every row filled');
+# the ranges it had cut are gone (a resume is serial) and the job row counts
+# the rows and batches of the serial pass
+my ($batches) = $stderr =~ /DETAIL:  (\d+) batches including/;
+is($node->safe_psql('postgres', q{
+	SELECT j.rows_done = (SELECT count(*) FROM t) AND j.batches = } . ($batches // -1) . q{
+	       AND NOT EXISTS (SELECT FROM safe_backfill_job_ranges r WHERE r.job_id = j.id)
+	FROM safe_backfill_jobs j ORDER BY j.id DESC LIMIT 1}),
+	't', 'the serial run\'s job row counts its rows and batches, with no ranges left');
 
 $node->stop;
 done_testing();
