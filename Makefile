@@ -16,6 +16,8 @@ REGRESS = basic keys errors settings quoting commits idempotence not_null space 
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent hot_rounds_moved
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
+# what the test targets below leave in the tree
+EXTRA_CLEAN = output_alone test/output_iso
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
