@@ -9,10 +9,15 @@ PG_CPPFLAGS = -I$(srcdir) -I$(libpq_srcdir)
 # citus.c runs each shard's backfill on its node over libpq, like dblink
 SHLIB_LINK_INTERNAL = $(libpq)
 
+# Every regress file starts from a database with the extension created (and
+# must pass alone: see installcheck-regress-alone).
+REGRESS_OPTS = --load-extension=safe_backfill
 REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds set_not_null_cancel error_context job_owners job_retention job_forget
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent hot_rounds_moved set_not_null_validate_cancel partition_move rls_midrun
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
+# what the test targets below leave in the tree
+EXTRA_CLEAN = output_alone test/output_iso
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -32,6 +37,21 @@ endif
 # Run one kind of test at a time against an already running server.
 installcheck-regress-only:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+# Each regress file alone, in a fresh database of its own (alone_<file>):
+# a file must not depend on what an earlier one created or left behind.  One
+# line per file, "alone: <file> ... ok" or "... FAILED" followed by its diffs.
+installcheck-regress-alone:
+	@rm -rf output_alone && mkdir output_alone
+	@failed=0; for t in $(REGRESS); do \
+	  if $(pg_regress_installcheck) $(REGRESS_OPTS) --dbname=alone_$$t --outputdir=output_alone/$$t $$t \
+	      >output_alone/$$t.log 2>&1; then \
+	    echo "alone: $$t ... ok"; \
+	  else \
+	    echo "alone: $$t ... FAILED"; failed=1; \
+	    cat output_alone/$$t/regression.diffs 2>/dev/null || cat output_alone/$$t.log; \
+	  fi; \
+	done; exit $$failed
 
 installcheck-isolation-only:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)

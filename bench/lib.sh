@@ -41,12 +41,15 @@ install_missing_packages() {
     log "  installed in $((SECONDS - t0)) s"
 }
 
-# Build and install the extension from the repository that holds this script.
+# Build the extension in the source tree $1 (a private copy: building writes object
+# files) and install it; installs of concurrent runs go one at a time.
 build_and_install() {
     local root=$1 buildlog=$2
     export PATH="$PG_BIN:$PATH"
     log "building the extension from $root (make) and installing it into $("$PG_CONFIG" --pkglibdir) (make install) ..."
-    if ! { make -C "$root" -s PG_CONFIG="$PG_CONFIG" && make -C "$root" -s PG_CONFIG="$PG_CONFIG" install; } >"$buildlog" 2>&1; then
+    # shellcheck source=../test/install.sh
+    . "$ROOT/test/install.sh"
+    if ! { make -C "$root" -s PG_CONFIG="$PG_CONFIG" && install_built_extension "$root"; } >"$buildlog" 2>&1; then
         cat "$buildlog" >&2
         die "building the extension failed"
     fi

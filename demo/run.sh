@@ -37,7 +37,11 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "packages, build and install"
 install_missing_packages
-build_and_install "$ROOT" "$WORK/build.log"
+# in a copy: building writes object files, and the checkout is only read
+mkdir -p "$WORK/src"
+cp -a "$ROOT/." "$WORK/src/"
+make -C "$WORK/src" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null 2>&1
+build_and_install "$WORK/src" "$WORK/build.log"
 echo "built and installed safe_backfill from $ROOT"
 
 step "throwaway cluster"

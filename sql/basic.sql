@@ -1,5 +1,5 @@
 -- The main use: add a nullable column, fill it, in batches.
-CREATE EXTENSION safe_backfill;
+CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse

@@ -1,5 +1,6 @@
 -- Clear errors for what safe_backfill and safe_set_not_null cannot do, and
 -- nothing changed when they refuse.
+CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET safe_backfill.progress_interval = 0;
 
 -- A DO INSTEAD rule on UPDATE would replace every batch: refused up front.

@@ -3,6 +3,7 @@
 -- untouched, so the call's last commit (the job's end) is as durable as the
 -- session asks.  A trigger records the setting each batch's transaction
 -- runs with.
+CREATE EXTENSION IF NOT EXISTS safe_backfill;
 SET synchronous_commit = on;
 CREATE TABLE cm (id int PRIMARY KEY, status text);
 INSERT INTO cm SELECT generate_series(1, 500);

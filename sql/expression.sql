@@ -2,13 +2,22 @@
 -- expression, on a table with a primary key, a composite key and no key,
 -- gives the same table as a plain UPDATE ... WHERE col IS NULL on a copy;
 -- everything refused is refused before any row changes.
-CREATE EXTENSION IF NOT EXISTS safe_backfill;
+-- Run ids appear in the NOTICEs and below: this file records its runs in a
+-- database of its own, so they are numbered from 1 whatever ran before, and
+-- the runs other tests recorded are left alone.  Its queries look at the runs
+-- on its own tables only.
+\set regress_db :DBNAME
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS regress_expression_runs;
+RESET client_min_messages;
+CREATE DATABASE regress_expression_runs;
+\c regress_expression_runs
+SET lc_messages = 'C';
+CREATE EXTENSION safe_backfill;
 SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
--- earlier tests in this database left their runs here; start from none
-TRUNCATE safe_backfill_jobs, safe_backfill_job_ranges RESTART IDENTITY;
 
 -- the parent table the denormalising expressions read
 CREATE TABLE ex_parent (id int PRIMARY KEY, namespace_id int);
@@ -416,3 +425,6 @@ SELECT count(*) FILTER (WHERE n = id) AS n_kept,
                         AND c3 = email AND c4 = email) AS values_right
   FROM ex_inj;
 DROP TABLE ex_inj;
+
+\c :regress_db
+DROP DATABASE regress_expression_runs;

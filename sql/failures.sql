@@ -1,12 +1,21 @@
 -- Every failure once the run is recorded ends it as "failed" with its error,
 -- wherever it was raised; a run that stops leaves no NULL it claims to have
 -- filled; a saved position that can no longer be used is dropped, not fatal.
-CREATE EXTENSION IF NOT EXISTS safe_backfill;
+-- Run ids appear in the NOTICEs and below: this file records its runs in a
+-- database of its own, so they are numbered from 1 whatever ran before, and
+-- the runs other tests recorded are left alone.  Its queries look at the runs
+-- on its own tables only.
+\set regress_db :DBNAME
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS regress_failures_runs;
+RESET client_min_messages;
+CREATE DATABASE regress_failures_runs;
+\c regress_failures_runs
+SET lc_messages = 'C';
+CREATE EXTENSION safe_backfill;
 SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
 \set VERBOSITY terse
--- earlier tests in this database left their runs here; start from none
-TRUNCATE safe_backfill_jobs, safe_backfill_job_ranges RESTART IDENTITY;
 
 -- a BEFORE UPDATE trigger that skips rows (RETURN NULL): the call fails with
 -- the count, the job is not done, the rows it did fill are kept
@@ -81,10 +90,11 @@ INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_te
     iteration, pid)
 VALUES ('f_stale'::regclass, 2, 'public.f_stale', 'status', 'y', 'key', 0);
 INSERT INTO safe_backfill_job_ranges (job_id, range_no, last_key, end_key)
-SELECT max(id), 1, '{1,2}', NULL FROM safe_backfill_jobs;
+SELECT max(id), 1, '{1,2}', NULL FROM safe_backfill_jobs WHERE table_name = 'public.f_stale';
 CALL safe_backfill('f_stale', 'status', 'y', 100, workers => 2);
 SELECT count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_stale;
-SELECT count(*) AS stale_ranges FROM safe_backfill_job_ranges WHERE last_key = '{1,2}';
+SELECT count(*) AS stale_ranges FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
+WHERE j.table_name = 'public.f_stale' AND r.last_key = '{1,2}';
 
 -- resume => false starts an unfinished run over on purpose
 UPDATE f_stale SET status = NULL WHERE id <= 100;
@@ -94,7 +104,7 @@ VALUES ('f_stale'::regclass, 2, 'public.f_stale', 'status', 'z', 'key', '{400}',
 CALL safe_backfill('f_stale', 'status', 'z', 1000, resume => false);
 SELECT count(*) FILTER (WHERE status = 'z') AS filled, count(*) FILTER (WHERE status IS NULL) AS nulls FROM f_stale;
 -- its saved key is gone (a single batch of 1000 records none of its own)
-SELECT state, last_key FROM safe_backfill_jobs WHERE value_text = 'z';
+SELECT state, last_key FROM safe_backfill_jobs WHERE table_name = 'public.f_stale' AND value_text = 'z';
 
 -- workers => n on a resumed serial run is ignored, and says so
 UPDATE f_stale SET status = NULL WHERE id > 400;
@@ -163,3 +173,6 @@ CALL safe_backfill('f_twice', 'status', 'x', 100);
 SELECT state, rows_done, count(*) OVER () AS runs FROM safe_backfill_progress WHERE table_name = 'public.f_twice';
 DROP TABLE f_twice;
 DROP FUNCTION f_twice_fail();
+
+\c :regress_db
+DROP DATABASE regress_failures_runs;

@@ -1,6 +1,7 @@
 -- Kept plans live in the session until freed: a call leaves none behind,
 -- whether it succeeds or fails mid-run (pg_backend_memory_contexts shows
 -- this session's own plan cache).
+CREATE EXTENSION IF NOT EXISTS safe_backfill;
 \set VERBOSITY terse
 SET safe_backfill.progress_interval = 0;
 -- whole batches kept (no HOT rounds: see hot_rounds.sql)

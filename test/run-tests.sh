@@ -1,12 +1,51 @@
 #!/usr/bin/env bash
 # Install what is missing, build and install the extension, and run every test:
-# pg_regress, isolation specs, TAP tests and the Django migrations test, each
-# against throwaway clusters of their own.  Ends with "N passed, M failed".
+# pg_regress (the whole suite, then each file alone in a fresh database),
+# isolation specs, TAP tests and the Django migrations test, each against
+# throwaway clusters of their own.  Ends with "N passed, M failed".
+#
+# The checkout is only read: the build and every test output happen in a
+# private copy under a work directory that is removed at the end.  Several
+# runs may go at the same time, from one checkout or several.
+#
+# Environment:
+#   PG_CONFIG                the PostgreSQL installation to build against,
+#                            install into and test (default: the pg_config on
+#                            PATH; Debian's postgresql-15 is installed when
+#                            it is missing).  Debian's server packages are
+#                            installed only for a Debian PG_CONFIG
+#                            (/usr/lib/postgresql/<major>/bin) or none.
+#   TMPDIR                   where the work directory goes (default /tmp); as
+#                            root it must be reachable by the postgres OS
+#                            user, who runs the servers and the tests.
+#   SAFE_BACKFILL_TEST_PORT  the first port tried for the test cluster
+#                            (default 54330; the next free one is taken).
+#   KEEP_TEST_DIR=1          keep the work directory (build log, results,
+#                            server and TAP logs) and print where it is.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libipc-run-perl python3-django python3-psycopg2 make gcc"
+# Debian's server packages for the PostgreSQL that PG_CONFIG names, or none
+# when it names another installation (a source build, a relocated copy).
+debian_server_packages() {
+    local pgc=${PG_CONFIG:-pg_config} bindir major
+    if command -v "$pgc" >/dev/null 2>&1; then
+        bindir=$("$pgc" --bindir 2>/dev/null)
+    elif [ -n "${PG_CONFIG:-}" ]; then
+        bindir=$(dirname "$pgc")    # e.g. /usr/lib/postgresql/16/bin, not installed yet
+    else
+        bindir=/usr/lib/postgresql/15/bin
+    fi
+    case "$bindir" in
+        /usr/lib/postgresql/[0-9]*/bin)
+            major=${bindir#/usr/lib/postgresql/}
+            major=${major%/bin}
+            echo "postgresql-$major postgresql-server-dev-$major" ;;
+    esac
+}
+
+APT_PACKAGES="$(debian_server_packages) libipc-run-perl python3-django python3-psycopg2 make gcc"
 
 install_missing_packages() {
     local missing=""
@@ -23,29 +62,55 @@ install_missing_packages() {
 }
 
 install_missing_packages || exit 1
-# PG_CONFIG picks the PostgreSQL installation to build and test against
-# (default: the pg_config on PATH).
 export PG_CONFIG=${PG_CONFIG:-pg_config}
 export PATH="$("$PG_CONFIG" --bindir):$PATH"
 . "$ROOT/test/cluster.sh"
+. "$ROOT/test/install.sh"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/safe_backfill_test.XXXXXX") || { echo "0 passed, 1 failed"; exit 1; }
+CLUSTER="$WORK/cluster"
+cleanup() {
+    cluster_stop "$CLUSTER"
+    if [ -n "${KEEP_TEST_DIR:-}" ]; then
+        echo "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A private copy to build and test in; "make clean" there drops whatever
+# build products the checkout holds, the checkout itself stays as it is.
+cp -a "$ROOT/." "$WORK/src"
+make -C "$WORK/src" -s clean >/dev/null 2>&1
 
 echo "== build (make, with -Wall -Werror) and install (make install into $("$PG_CONFIG" --pkglibdir))"
-BUILD_LOG=$(mktemp /tmp/safe_backfill_build.XXXXXX)
-make -s clean >/dev/null 2>&1
 # Users build without -Werror (a newer compiler's new warning must not break
 # their install); the tests hold the code to it.
-if ! make -s COPT="-Wall -Werror" >"$BUILD_LOG" 2>&1 || ! make -s install >>"$BUILD_LOG" 2>&1; then
-    cat "$BUILD_LOG"
+if ! make -C "$WORK/src" -s COPT="-Wall -Werror" >"$WORK/build.log" 2>&1 ||
+   ! install_built_extension "$WORK/src" >>"$WORK/build.log" 2>&1; then
+    cat "$WORK/build.log"
     echo "0 passed, 1 failed"
     exit 1
 fi
 
-# Tests write results next to their sources; give the postgres OS user a copy.
-WORK=$(mktemp -d /tmp/safe_backfill_test.XXXXXX)
-cp -a "$ROOT/." "$WORK/src"
-[ "$(id -u)" = 0 ] && chown -R postgres: "$WORK"
-CLUSTER="$WORK/cluster"
-trap 'cluster_stop "$CLUSTER"; [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$WORK"' EXIT
+# The servers and the tests run as the postgres OS user, in the copy.
+mkdir "$WORK/tmp"
+if [ "$(id -u)" = 0 ]; then
+    chown -R postgres: "$WORK"
+    if ! as_pg_owner test -w "$WORK/src"; then
+        echo "the postgres OS user cannot reach $WORK (TMPDIR=${TMPDIR:-}): choose a TMPDIR it can enter"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+fi
+
+# security.sql uses citext, from PostgreSQL's contrib (in Debian's
+# postgresql-15; a source build needs "make -C contrib/citext install").
+if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/citext.control" ]; then
+    echo "warning: citext (PostgreSQL's contrib) is not installed: the security test will fail"
+fi
 
 PASSED=0
 FAILED=0
@@ -55,33 +120,42 @@ SKIPPED=""
 
 # Count pg_regress / pg_isolation_regress result lines: up to 15
 # "test x ... ok" / "... FAILED", from 16 on TAP-like "ok 1 - x  12 ms" /
-# "not ok 1 - x". A run that broke off without a verdict line counts as one
-# failure.
+# "not ok 1 - x"; and installcheck-regress-alone's "alone: x ... ok". A run
+# that broke off without a verdict line counts as one failure.
 count_regress() {
     local log=$1 status=$2 ok bad
-    ok=$(grep -cE '^(test |     ).*\.\.\. ok|^ok [0-9]+ ' "$log")
+    ok=$(grep -cE '^(test |     |alone: ).*\.\.\. ok|^ok [0-9]+ ' "$log")
     bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$log")
     [ "$status" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
     PASSED=$((PASSED + ok))
     FAILED=$((FAILED + bad))
 }
 
+# Temporary files of the tests (TAP's socket directories, Django's) go to the
+# work directory, which the postgres OS user owns and which is removed at the end.
 run_section() {
     local name=$1
     shift
     echo "== $name"
-    as_pg_owner env PATH="$PATH" PG_CONFIG="$PG_CONFIG" PGHOST="${PGHOST:-}" PGPORT="${PGPORT:-}" PGUSER=postgres "$@"
+    as_pg_owner env PATH="$PATH" PG_CONFIG="$PG_CONFIG" PGHOST="${PGHOST:-}" PGPORT="${PGPORT:-}" PGUSER=postgres \
+        TMPDIR="$WORK/tmp" "$@"
 }
 
 # No autovacuum: hot_rounds asserts how many updates are HOT, which depends on
 # pruning between rounds, which any other session's snapshot (an autoanalyze
 # of an earlier test's table) can hold back.  The tests vacuum what they need.
-cluster_start "$CLUSTER" "$(free_port 54330)" "autovacuum = off" || { echo "0 passed, 1 failed"; exit 1; }
+PORT=$(free_port "${SAFE_BACKFILL_TEST_PORT:-54330}") || { echo "no free port"; echo "0 passed, 1 failed"; exit 1; }
+cluster_start "$CLUSTER" "$PORT" "autovacuum = off" || { echo "0 passed, 1 failed"; exit 1; }
 
 cd "$WORK/src"
 run_section "pg_regress" make -s installcheck-regress-only 2>&1 | tee "$WORK/regress.log"
 count_regress "$WORK/regress.log" "${PIPESTATUS[0]}"
 [ -f regression.diffs ] && cat regression.diffs
+
+# Each file alone, in a fresh database: none may depend on an earlier one.
+# (Its diffs are printed after its FAILED line.)
+run_section "pg_regress, each file alone" make -s installcheck-regress-alone 2>&1 | tee "$WORK/alone.log"
+count_regress "$WORK/alone.log" "${PIPESTATUS[0]}"
 
 run_section "isolation" make -s installcheck-isolation-only 2>&1 | tee "$WORK/isolation.log"
 count_regress "$WORK/isolation.log" "${PIPESTATUS[0]}"
@@ -93,9 +167,16 @@ tap_status=${PIPESTATUS[0]}
 tap_ok=$(grep -cE '^test/t/[^ ]+ \.+ ok' "$WORK/tap.log")
 # prove: "test/t/010_citus.pl .. skipped: <reason>"
 SKIPPED="$SKIPPED $(grep -oE '^test/t/[^ ]+ \.+ skipped' "$WORK/tap.log" | cut -d' ' -f1 | xargs -r -n1 basename | tr '\n' ' ')"
-# prove's "Test Summary Report" names each file that failed.
-tap_failed=$(grep -oE '^test/t/[^ ]+\.pl \(Wstat' "$WORK/tap.log" | cut -d' ' -f1 | sort -u)
-tap_bad=$(echo "$tap_failed" | grep -c .)
+# prove's "Test Summary Report" has a line per file that did not pass, its
+# name padded with spaces: "test/t/005_crash_resume.pl   (Wstat: 256 (exited 1) Tests: 9 Failed: 1)".
+# A file listed with Wstat 0 and no failed test only had TODO tests pass.
+tap_failed=$(grep -E '^test/t/[^ ]+\.pl +\(Wstat: ' "$WORK/tap.log" |
+    grep -vE '\(Wstat: 0 Tests: [0-9]+ Failed: 0\)' | cut -d' ' -f1 | sort -u)
+tap_bad=$(printf '%s\n' $tap_failed | grep -c .)
+if grep -q 'TAP tests not enabled' "$WORK/tap.log"; then
+    echo "the TAP tests need a PostgreSQL configured with --enable-tap-tests (and libipc-run-perl installed before configure)"
+    tap_bad=$((tap_bad + 1))
+fi
 [ "$tap_status" -ne 0 ] && [ "$tap_bad" -eq 0 ] && tap_bad=1
 PASSED=$((PASSED + tap_ok))
 FAILED=$((FAILED + tap_bad))
