@@ -444,7 +444,6 @@ recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode)
 	HeapTuple	tup;
 	Form_pg_attribute att;
 
-	recheck_expression_settings(target);
 	LockRelationOid(target->relid, lockmode);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target->relid)))
 		ereport(ERROR,
