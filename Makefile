@@ -9,7 +9,7 @@ PG_CPPFLAGS = -I$(srcdir) -I$(libpq_srcdir)
 # citus.c runs each shard's backfill on its node over libpq, like dblink
 SHLIB_LINK_INTERNAL = $(libpq)
 
-REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds expression_tree
+REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds expression_tree expression_checks
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent hot_rounds_moved
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso

@@ -230,6 +230,7 @@ extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
 extern List *storage_relations(Oid relid);
 extern bool primary_key_still_serves(BackfillTarget *target);
+extern void check_expression_privileges(BackfillTarget *target);
 extern void reject_instead_rules(BackfillTarget *target);
 
 /* value.c */
@@ -336,7 +337,8 @@ extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNum
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
-extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode);
+extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode,
+									   const char *message);
 extern void iterator_set_hot_rounds(BatchIterator *it, int rounds);
 extern bool iterator_round_pending(BatchIterator *it);
 extern void iterator_free(BatchIterator *it);
@@ -374,6 +376,7 @@ extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_forget_position(BackfillJob *job);
 extern void job_release(BackfillJob *job);
+extern void job_require_column_lock(BackfillJob *job, BackfillTarget *target);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 							 const char *end_key, BlockNumber start_block,
 							 BlockNumber end_block);

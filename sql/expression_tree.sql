@@ -2,7 +2,9 @@
 -- its text: a function or an operator created mid-run in a schema of the
 -- caller's search_path, a search_path or standard_conforming_strings
 -- changed mid-run cannot change what the expression calls or means.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS safe_backfill;
+RESET client_min_messages;
 SET safe_backfill.progress_interval = 0;
 SET safe_backfill.target_batch_ms = 0;
 SET safe_backfill.hot_rounds = 1;

@@ -34,6 +34,13 @@
 #include "catalog/pg_constraint.h"
 #endif
 
+/* 17 asks whether a stronger mode than the one named counts too. */
+#if PG_VERSION_NUM >= 170000
+#define compat_lock_held_by_me(tag, mode)	LockHeldByMe((tag), (mode), false)
+#else
+#define compat_lock_held_by_me(tag, mode)	LockHeldByMe((tag), (mode))
+#endif
+
 /*
  * 18 has NOT NULL constraints in pg_constraint, which can be added NOT VALID
  * and validated later: safe_set_not_null uses them instead of a helper CHECK.

@@ -47,13 +47,9 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "rewrite/rewriteManip.h"
-#include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/syscache.h"
-#include "access/sysattr.h"
-#include "catalog/heap.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -311,36 +307,6 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 }
 
 /*
- * An expression run reads each row's tableoid and ctid, to write the value
- * computed from that very row version: a caller with column privileges
- * only must have them on those two too, or it would pass every check and
- * fail at the first batch.
- */
-static void
-require_row_identity_privileges(BackfillTarget *target)
-{
-	AttrNumber	columns[] = {TableOidAttributeNumber, SelfItemPointerAttributeNumber};
-	Oid			user = GetUserId();
-	int			i;
-
-	if (pg_class_aclcheck(target->relid, user, ACL_SELECT) == ACLCHECK_OK)
-		return;
-	for (i = 0; i < lengthof(columns); i++)
-	{
-		const char *name = NameStr(SystemAttributeDefinition(columns[i])->attname);
-
-		if (pg_attribute_aclcheck(target->relid, columns[i], user, ACL_SELECT) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for column \"%s\" of relation \"%s\"",
-							name, target->relname),
-					 errdetail("An expression run reads each row's tableoid and ctid, to write the value computed from that row version. Nothing was changed."),
-					 errhint("GRANT SELECT (tableoid, ctid) ON %s TO %s;", target->qualified,
-							 quote_identifier(GetUserNameFromId(user, false)))));
-	}
-}
-
-/*
  * Plan and start SELECT tableoid, ctid, <tree> FROM the table LIMIT 0 as
  * the caller: permission checks on every table and column it reads,
  * errors the planner finds folding constants.  No row is read.
@@ -351,7 +317,7 @@ probe_expression(BackfillTarget *target)
 	SPIPlanPtr	plan;
 	int			rc;
 
-	require_row_identity_privileges(target);
+	check_expression_privileges(target);
 	plan = prepare_statement(target, sql_expression_probe(target), 0, NULL, 0);
 
 	/*

@@ -1256,13 +1256,18 @@ iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end)
  * varchar(n), ...) fails the whole batch's UPDATE without saying which row
  * gave it.  Once the batch is rolled back, fill the NULL rows from where the
  * batch started one at a time, each in a subtransaction that is always
- * rolled back, until one fails with the same error: that row's key (or ctid)
+ * rolled back, until one fails with the same error (SQLSTATE and message): that row's key (or ctid)
  * is the answer.  At most one batch of rows is tried.
  * --------------------------------------------------------------------- */
 
-/* Fill one row alone and roll it back; true if it fails with sqlerrcode. */
+/*
+ * Fill one row alone and roll it back; true if it fails with the batch's
+ * error: the same SQLSTATE and the same message (another row of the batch
+ * may fail the same way on its own value, "invalid input syntax for type
+ * integer: "SUSAN"", before the one the batch failed on in key order).
+ */
 static bool
-row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
+row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode, const char *message)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1287,7 +1292,8 @@ row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			PG_RE_THROW();
 		FlushErrorState();
-		failed = edata->sqlerrcode == sqlerrcode;
+		failed = edata->sqlerrcode == sqlerrcode &&
+			strcmp(edata->message ? edata->message : "", message ? message : "") == 0;
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -1319,7 +1325,7 @@ describe_row(BatchIterator *it, HeapTuple tuple, TupleDesc desc, bool by_ctid)
  * row of the batch fails alone (the error came from something else).
  */
 char *
-iterator_find_failing_row(BatchIterator *it, int sqlerrcode)
+iterator_find_failing_row(BatchIterator *it, int sqlerrcode, const char *message)
 {
 	BackfillTarget *t = it->target;
 	bool		by_ctid = it->by_ctid || t->nkeys == 0;
@@ -1363,7 +1369,7 @@ iterator_find_failing_row(BatchIterator *it, int sqlerrcode)
 			Datum		tid = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
 
 			CHECK_FOR_INTERRUPTS();
-			if (row_fails(one_row, relid, tid, sqlerrcode))
+			if (row_fails(one_row, relid, tid, sqlerrcode, message))
 				found = describe_row(it, rows->vals[i], rows->tupdesc, by_ctid);
 		}
 		SPI_freeplan(one_row);

@@ -1013,6 +1013,38 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 }
 
 /*
+ * A worker has the caller's temporary namespace, so that names resolve as
+ * in the caller's session, but not the caller's temporary tables: their
+ * rows are in the caller's local buffers, and the worker looks for their
+ * files under its own backend ID, which finds none.  The expression's
+ * analysis sees the temporary tables it reads itself (the run then stays in
+ * the caller's session), not those a function it calls reads: such a read
+ * fails with "could not open file" in the worker.  Say what it means.
+ */
+static void
+explain_missing_file(ParallelShared *sh, MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	if (edata->sqlerrcode != ERRCODE_UNDEFINED_FILE || !OidIsValid(sh->temp_namespace))
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	FlushErrorState();
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("safe_backfill: %s.%s: a parallel worker cannot read the caller's temporary tables",
+					quote_identifier(get_rel_name(sh->relid)),
+					quote_identifier(NameStr(sh->colname))),
+			 errdetail("The worker failed with: %s. A function the expression calls probably reads a temporary table, whose rows only the caller's session sees. Batches committed before stay.",
+					   edata->message),
+			 errhint("Call safe_backfill again with workers => 1: the run then goes on in the caller's session.")));
+}
+
+/*
  * Become the caller's session, in the order parallel query's workers do
  * (ParallelWorkerMain): connect as the role that logged in, load the
  * libraries it had loaded (they may define settings), restore every setting
@@ -1098,7 +1130,16 @@ safe_backfill_worker_main(Datum main_arg)
 	MarkPortalActive(portal);
 	ActivePortal = portal;
 	PortalContext = portal->portalContext;
-	worker_fill_ranges(sh, toc);
+	PG_TRY();
+	{
+		worker_fill_ranges(sh, toc);
+	}
+	PG_CATCH();
+	{
+		explain_missing_file(sh, TopTransactionContext);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	MarkPortalDone(portal);
 	ActivePortal = NULL;
 	CommitTransactionCommand();
