@@ -510,9 +510,13 @@ mark_columns_walker(Node *node, MarkColumns *mark)
 static Node *
 expression_for_statement(ParseState *pstate, BackfillTarget *target)
 {
-	Node	   *tree = copyObject(target->expression_tree);
+	Node	   *tree;
 	MarkColumns mark = {pstate, 0};
 
+	if (pstate->p_rtable == NIL || rt_fetch(1, pstate->p_rtable)->relid != target->relid)
+		elog(ERROR, "safe_backfill: the expression's place is not over table %s",
+			 target->display);
+	tree = copyObject(target->expression_tree);
 	require_objects_exist(target, tree);
 	(void) lock_sublink_relations(tree, NULL);
 	(void) mark_columns_walker(tree, &mark);
