@@ -113,14 +113,15 @@ typedef struct BackfillTarget
 	bool		typbyval;
 
 	/*
-	 * Or, with expression => '...': its text as the caller gave it, checked
-	 * by expression.c to be exactly one expression assignable to the column
-	 * (value is then unused).  The statements compute it for each row.
+	 * Or, with expression => '...': its text as the caller gave it (for the
+	 * jobs table and messages), checked by expression.c to be exactly one
+	 * expression assignable to the column (value is then unused), and the
+	 * tree analysed from it once: what every statement computes for each
+	 * row, in the place SQL_EXPRESSION_PLACE of its text.
 	 */
 	char	   *expression;
+	Node	   *expression_tree;
 	int64		expression_nulls;	/* rows left NULL because it gave NULL */
-	bool		expression_scs; /* standard_conforming_strings it was checked with */
-	char	   *expression_search_path; /* and search_path */
 	Oid			expression_temp_relid;	/* a temporary table it reads, if any */
 
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
@@ -230,6 +231,7 @@ extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
 extern List *storage_relations(Oid relid);
 extern bool primary_key_still_serves(BackfillTarget *target);
+extern void check_expression_privileges(BackfillTarget *target);
 extern void reject_instead_rules(BackfillTarget *target);
 
 /* value.c */
@@ -240,10 +242,20 @@ extern Node *coerce_to_column(BackfillTarget *target, struct ParseState *pstate,
 
 /* expression.c */
 extern void prepare_expression(BackfillTarget *target, const char *text);
-extern void recheck_expression_settings(BackfillTarget *target);
+extern void use_expression_tree(BackfillTarget *target, const char *text, Node *tree);
+extern SPIPlanPtr prepare_statement(BackfillTarget *target, const char *sql, int nargs,
+									Oid *argtypes, int cursor_options);
+extern int	execute_statement(SPIPlanPtr plan, Datum *args, const char *nulls,
+							  bool read_only, long count);
 extern int64 count_computable_nulls(BackfillTarget *target);
 
-/* sqlgen.c */
+/*
+ * sqlgen.c.  A statement with an expression has SQL_EXPRESSION_PLACE where
+ * the expression goes: a parameter number no statement uses, which
+ * prepare_statement (expression.c) replaces with the analysed tree.
+ */
+#define SQL_EXPRESSION_PLACE		"$0"
+#define SQL_EXPRESSION_PARAM		0
 extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
@@ -330,7 +342,8 @@ extern void iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNum
 extern double iterator_fraction_done(BatchIterator *it);
 extern double iterator_estimated_rows(BatchIterator *it);
 extern char *iterator_describe_position(BatchIterator *it);
-extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode);
+extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode,
+									   const char *message);
 extern void iterator_set_hot_rounds(BatchIterator *it, int rounds);
 extern bool iterator_round_pending(BatchIterator *it);
 extern void iterator_free(BatchIterator *it);
@@ -374,6 +387,7 @@ extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
 extern void job_finish(BackfillJob *job, const char *error);
 extern void job_forget_position(BackfillJob *job);
 extern void job_release(BackfillJob *job);
+extern void job_require_column_lock(BackfillJob *job, BackfillTarget *target);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 							 const char *end_key, BlockNumber start_block,
 							 BlockNumber end_block);

@@ -353,24 +353,6 @@ SELECT count(*) FILTER (WHERE safe_backfill_value = -safe_backfill_rel) AS right
 DROP TABLE safe_backfill_new, ex_alias;
 
 -- ---------------------------------------------------------------------
--- an expression that turns standard_conforming_strings off while it runs:
--- its string literals would read differently in the statements prepared
--- after that ('\' || '--' would open a string and a comment), so none is
--- run; the rows filled all hold the value the checked text gives
-CREATE TABLE ex_scs (id int PRIMARY KEY, c text);
-INSERT INTO ex_scs SELECT g FROM generate_series(1, 30) g;
-SET escape_string_warning = off;
-CALL safe_backfill('ex_scs', 'c', batch_size => 10, expression => $$CASE WHEN
-  set_config('standard_conforming_strings', 'off', false) IS NOT NULL THEN '\' || '--'
-  || 'z' END$$);
-\echo :LAST_ERROR_SQLSTATE
-RESET standard_conforming_strings;
-RESET escape_string_warning;
-SELECT c, count(*) FROM ex_scs GROUP BY c ORDER BY c;
-SELECT state, error FROM safe_backfill_jobs WHERE table_name = 'public.ex_scs';
-DROP TABLE ex_scs;
-
--- ---------------------------------------------------------------------
 -- workers => 2 with an expression that reads a temporary table: its rows
 -- live in this session's local buffers, which workers cannot read (they
 -- would see no row, or stale pages): the run stays in this session
@@ -388,26 +370,6 @@ CALL safe_backfill('ex_tmp', 'n', expression => $$nextval('ex_tmp_seq')$$,
                    workers => 2, batch_size => 1000);
 SELECT count(DISTINCT n) AS distinct_values, count(*) AS rows FROM ex_tmp;
 DROP TABLE ex_tmp, ex_lookup;
-
--- ---------------------------------------------------------------------
--- an expression that changes search_path while it runs: its names would
--- mean other functions in the batches after that (the kept plans are
--- analysed again under the new search_path), so none runs; the rows
--- filled all hold what the checked names give
-CREATE SCHEMA ex_sp1;
-CREATE SCHEMA ex_sp2;
-CREATE FUNCTION ex_sp1.tag() RETURNS text LANGUAGE plpgsql AS
-  $$BEGIN PERFORM set_config('search_path', 'ex_sp2, public', false); RETURN 'one'; END$$;
-CREATE FUNCTION ex_sp2.tag() RETURNS text LANGUAGE sql AS $$SELECT 'two'$$;
-CREATE TABLE ex_sp (id int PRIMARY KEY, c text);
-INSERT INTO ex_sp SELECT g FROM generate_series(1, 30) g;
-SET search_path = ex_sp1, public;
-CALL safe_backfill('ex_sp', 'c', expression => 'tag()', batch_size => 10);
-\echo :LAST_ERROR_SQLSTATE
-RESET search_path;
-SELECT c, count(*) FROM ex_sp GROUP BY c ORDER BY c;
-DROP TABLE ex_sp;
-DROP SCHEMA ex_sp1, ex_sp2 CASCADE;
 
 -- ---------------------------------------------------------------------
 -- text that looks like it closes our parenthesis but is read the same

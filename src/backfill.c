@@ -307,7 +307,8 @@ batch_attempt_action(void *arg)
 /*
  * A batch of an expression run failed on a value the column refuses (class
  * 22, data exception, or 23, integrity constraint: a domain CHECK, a value
- * too long) without saying which row gave it: find that row and name it in
+ * too long), or on a subquery of more than one row (class 21), without
+ * saying which row gave it: find that row and name it in
  * the error's detail.  Runs after the batch was rolled back, before the
  * error goes on to be recorded.
  */
@@ -315,6 +316,7 @@ typedef struct FailingRowSearch
 {
 	BatchIterator *it;
 	int			sqlerrcode;
+	const char *message;
 	char	   *row;
 } FailingRowSearch;
 
@@ -323,7 +325,7 @@ find_failing_row_action(void *arg)
 {
 	FailingRowSearch *search = (FailingRowSearch *) arg;
 
-	search->row = iterator_find_failing_row(search->it, search->sqlerrcode);
+	search->row = iterator_find_failing_row(search->it, search->sqlerrcode, search->message);
 }
 
 static void
@@ -331,11 +333,12 @@ name_failing_row(ErrorData *edata, void *arg)
 {
 	BatchAttempt *attempt = (BatchAttempt *) arg;
 	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-	FailingRowSearch search = {attempt->it, edata->sqlerrcode, NULL};
+	FailingRowSearch search = {attempt->it, edata->sqlerrcode, edata->message, NULL};
 	char	   *row;
 	ErrorData  *search_error;
 
-	if (class != ERRCODE_DATA_EXCEPTION && class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+	if (class != ERRCODE_DATA_EXCEPTION && class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
+		class != ERRCODE_CARDINALITY_VIOLATION)
 		return;
 	/* the search is a courtesy: if it fails, the batch's error goes on as it is */
 	if (!try_in_subtransaction(find_failing_row_action, &search, &search_error))
@@ -634,6 +637,17 @@ wait_for_round_horizon(PassState *pass, TransactionId xid)
 }
 
 /*
+ * Commit what a batch (or one of its rounds) wrote, if the column is still
+ * ours: what it ran may have released the column's lock.
+ */
+static void
+commit_batch_work(PassState *pass)
+{
+	job_require_column_lock(pass->job, pass->target);
+	commit_transaction();
+}
+
+/*
  * A round of a batch split into HOT rounds (iterate.c) is done: record and
  * commit it like a batch, then prune the batch's pages at once, so that the
  * next round's new row versions fit on the pages of the old ones.
@@ -646,7 +660,7 @@ finish_round(PassState *pass, BatchAttempt *attempt)
 	TransactionId xid = GetTopTransactionIdIfAny();
 
 	record_round(pass, attempt->filled);
-	commit_transaction();
+	commit_batch_work(pass);
 	if (attempt->filled > 0)
 		replica_lag_note_commit();
 	count_rows_filled(pass, attempt->filled);
@@ -691,7 +705,7 @@ run_one_batch(PassState *pass, int64 *filled)
 	}
 	if (attempt.ran)
 		record_batch(pass, &attempt);
-	commit_transaction();
+	commit_batch_work(pass);
 	if (attempt.filled > 0)
 		replica_lag_note_commit();
 	/* a retry shrank this batch only; the next ones keep their size */
@@ -1137,6 +1151,15 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 	if (pos->resumed && !opts->resume)
 		start_over(target, job, pos, "resume => false");
 	parallel_run = pos->resumed && !pos->sweeping && job_has_ranges(job);
+	/*
+	 * workers => 1 means this session: the advice for an expression whose
+	 * function reads a temporary table, which no worker can read.
+	 */
+	if (parallel_run && opts->workers <= 1)
+	{
+		start_over(target, job, pos, "workers => 1 fills the parallel run's ranges in this session");
+		parallel_run = false;
+	}
 	if (parallel_run)
 	{
 		char	   *why = unusable_range_key(target, job);

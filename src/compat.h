@@ -34,6 +34,13 @@
 #include "catalog/pg_constraint.h"
 #endif
 
+/* 17 asks whether a stronger mode than the one named counts too. */
+#if PG_VERSION_NUM >= 170000
+#define compat_lock_held_by_me(tag, mode)	LockHeldByMe((tag), (mode), false)
+#else
+#define compat_lock_held_by_me(tag, mode)	LockHeldByMe((tag), (mode))
+#endif
+
 /*
  * Only the SQL entry points, _PG_init and the parallel worker's entry point
  * are exported: the Makefile compiles with -fvisibility=hidden (16's PGXS

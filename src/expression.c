@@ -3,24 +3,29 @@
  *		expression => '...': a value computed for each row, checked before
  *		any row changes.
  *
- * The text is the caller's own SQL, and it ends up inside our UPDATE (built
- * in sqlgen.c as SET col = (<text>\n)).  So it must be exactly one
- * expression, and nothing else: it is parsed on its own as the target list
- * of a SELECT (what PL/pgSQL does with its expressions) and refused unless
- * that SELECT is one unnamed target and nothing more - no second statement,
- * no FROM, no WHERE, no clause that could close our statement's parenthesis
- * and go on.  A comment at its end cannot swallow the rest of our statement:
- * the text is followed by a newline, and every statement built around it is
- * parsed again to prove it is still the one statement we meant (sqlgen.c).
+ * The text is the caller's own SQL.  It must be exactly one expression,
+ * and nothing else: it is parsed on its own as the target list of a SELECT
+ * (what PL/pgSQL does with its expressions) and refused unless that SELECT
+ * is one unnamed target and nothing more.
  *
  * It is then analysed against the table, as an UPDATE's SET would be: in a
  * parse state whose only relation is the table, under its own name, so
  * "email" and "users.email" both work; its type must be assignable to the
  * column through the same coercions as a value (value.c); aggregates, window
- * functions and set-returning functions are refused, saying why.  Finally a
- * probe, SELECT (<text>) FROM the table LIMIT 0, is planned and started as
- * the caller: privileges on everything it reads are checked and constant
- * errors (1/0) raised, before the first batch.
+ * functions and set-returning functions are refused, saying why.
+ *
+ * The tree so analysed is what every statement runs: no statement contains
+ * the text.  Each is built with a placeholder (SQL_EXPRESSION_PLACE) and
+ * prepared with a parser hook that puts a copy of the tree there
+ * (prepare_statement), again whenever the plan cache analyses the statement
+ * anew.  Functions, operators, types and the tables of its subqueries are
+ * named by OID in the tree, so nothing created, renamed or put earlier in
+ * search_path mid-run, and no setting that changes how text reads
+ * (standard_conforming_strings), changes what the batches compute; parallel
+ * workers get the tree, not the text.  Finally a probe, SELECT tableoid,
+ * ctid, <tree> FROM the table LIMIT 0, is planned and started as the
+ * caller: privileges on everything it reads are checked and constant errors
+ * (1/0) raised, before the first batch.
  *
  * Errors point into the expression: their position is moved to an internal
  * query that is the expression's text (psql shows it under QUERY with a
@@ -39,7 +44,12 @@
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "rewrite/rewriteManip.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/syscache.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -292,35 +302,41 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 	assign_expr_collations(pstate, expr);
 	require_assignable(pstate, target, expr);
 	target->expression_temp_relid = temp_relation_read(expr);
+	target->expression_tree = expr;
 	table_close(rel, NoLock);
 }
 
 /*
- * Plan and start SELECT (<text>) FROM the table LIMIT 0 as the caller:
- * permission checks on every table and column it reads, errors the planner
- * finds folding constants.  No row is read.
+ * Plan and start SELECT tableoid, ctid, <tree> FROM the table LIMIT 0 as
+ * the caller: permission checks on every table and column it reads,
+ * errors the planner finds folding constants.  No row is read.
  */
 static void
 probe_expression(BackfillTarget *target)
 {
+	SPIPlanPtr	plan;
+	int			rc;
+
+	check_expression_privileges(target);
+	plan = prepare_statement(target, sql_expression_probe(target), 0, NULL, 0);
+
 	/*
 	 * Not read-only: a subquery of the expression may lock what it reads
 	 * (FOR SHARE), as it may in the batches' UPDATE; read-only SPI would
-	 * refuse that as "not allowed in a non-volatile function".  The
-	 * statement is our SELECT (require_one_statement) and reads no row.
+	 * refuse that as "not allowed in a non-volatile function".
 	 */
-	int			rc = SPI_execute(sql_expression_probe(target), false, 0);
-
+	rc = execute_statement(plan, NULL, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: checking the expression failed: %s",
 			 SPI_result_code_string(rc));
+	SPI_freeplan(plan);
 }
 
 /*
  * Check expression => text against the table before any row changes, and
- * keep it in target->expression for the statements.  Runs in the caller's
- * session and in each parallel worker (under the caller's settings), so
- * both read the same names the same way.
+ * keep its text and its analysed tree for the statements.  Runs in the
+ * caller's session only: parallel workers get the tree
+ * (use_expression_tree).
  */
 void
 prepare_expression(BackfillTarget *target, const char *text)
@@ -339,37 +355,281 @@ prepare_expression(BackfillTarget *target, const char *text)
 	raw = parse_one_expression(pstate, text);
 	analyse_against_table(target, text, raw, pstate);
 	target->expression = pstrdup(text);
-	target->expression_scs = standard_conforming_strings;
-	target->expression_search_path = pstrdup(namespace_search_path);
 	probe_expression(target);
 
 	error_context_stack = errcb.previous;
 	free_parsestate(pstate);
 }
 
-/*
- * Before every batch and the final count: the names of the expression
- * were resolved under the search_path it was checked with.  The expression
- * itself can change it (set_config('search_path', ..., false) in a
- * function it calls); the kept plans would then be analysed again under
- * the new one, and the same text would call other functions in the later
- * batches.  (standard_conforming_strings, which would change how its text
- * reads, is checked where statements are built: sqlgen.c.)
- */
+/* In a parallel worker: the tree the caller's session analysed and checked. */
 void
-recheck_expression_settings(BackfillTarget *target)
+use_expression_tree(BackfillTarget *target, const char *text, Node *tree)
 {
-	if (target->expression == NULL ||
-		strcmp(namespace_search_path, target->expression_search_path) == 0)
+	target->expression = pstrdup(text);
+	target->expression_tree = tree;
+}
+
+/* ---------------------------------------------------------------------
+ * Statements built around the tree
+ * --------------------------------------------------------------------- */
+
+/*
+ * What the parser hook of a statement needs, for as long as its plan may be
+ * analysed again: the target (its tree), and the types of the statement's
+ * own $1..$n.
+ */
+typedef struct ExpressionStatement
+{
+	BackfillTarget *target;
+	int			nargs;
+	Oid		   *argtypes;
+} ExpressionStatement;
+
+static bool
+function_missing(Oid funcid, void *context)
+{
+	return !SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid));
+}
+
+/*
+ * Whether a function the tree calls (for a function call, an operator, a
+ * cast, ...) or a table one of its subqueries reads was dropped since it
+ * was analysed; *kind says which.
+ */
+static bool
+missing_object_walker(Node *node, const char **kind)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, function_missing, NULL))
+	{
+		*kind = "function";
+		return true;
+	}
+	if (IsA(node, Query))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((Query *) node)->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+			if (rte->rtekind == RTE_RELATION &&
+				!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rte->relid)))
+			{
+				*kind = "table";
+				return true;
+			}
+		}
+		return query_tree_walker((Query *) node, missing_object_walker, (void *) kind, 0);
+	}
+	return expression_tree_walker(node, missing_object_walker, (void *) kind);
+}
+
+/*
+ * The tree names what it calls and reads by OID: if one of them was dropped
+ * since it was analysed, say so, instead of the planner's "cache lookup
+ * failed".
+ */
+static void
+require_objects_exist(BackfillTarget *target, Node *tree)
+{
+	const char *kind = NULL;
+
+	if (!missing_object_walker(tree, &kind))
 		return;
 	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("safe_backfill: %s: search_path changed while the expression ran",
-					target->display),
-			 errdetail("The expression was checked with search_path = %s; under %s its names could mean other functions, operators or types, so no further batch runs. Batches committed so far stay.",
-					   quote_literal_cstr(target->expression_search_path),
-					   quote_literal_cstr(namespace_search_path)),
-			 errhint("Do not change search_path in the expression (a function that needs its own can declare SET search_path); reset it and call safe_backfill again to resume.")));
+			(errcode(strcmp(kind, "function") == 0 ? ERRCODE_UNDEFINED_FUNCTION :
+					 ERRCODE_UNDEFINED_TABLE),
+			 errmsg("safe_backfill: %s: a %s the expression uses was dropped while it ran",
+					target->display, kind),
+			 errdetail("The expression's functions, operators and tables were looked up once, before the first batch; no further batch runs. Batches committed so far stay."),
+			 errhint("Call safe_backfill again to resume: the expression is then looked up anew.")));
+}
+
+/*
+ * Subqueries of the tree read tables that the parser would have locked:
+ * lock them the same way.
+ */
+static bool
+lock_sublink_relations(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink))
+		AcquireRewriteLocks((Query *) ((SubLink *) node)->subselect, true, false);
+	return expression_tree_walker(node, lock_sublink_relations, context);
+}
+
+/*
+ * The columns of the table the tree reads, for the statement's privilege
+ * checks, marked as the parser marks each column it resolves: a Var of the
+ * table at the tree's top level, or one level up for each subquery it is
+ * in.
+ */
+typedef struct MarkColumns
+{
+	ParseState *pstate;
+	int			depth;
+} MarkColumns;
+
+static bool
+mark_columns_walker(Node *node, MarkColumns *mark)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		if (((Var *) node)->varlevelsup == mark->depth)
+		{
+			Var		   *var = copyObject((Var *) node);
+
+			var->varlevelsup = 0;
+			markVarForSelectPriv(mark->pstate, var);
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+	{
+		bool		result;
+
+		mark->depth++;
+		result = query_tree_walker((Query *) node, mark_columns_walker, (void *) mark, 0);
+		mark->depth--;
+		return result;
+	}
+	return expression_tree_walker(node, mark_columns_walker, (void *) mark);
+}
+
+/*
+ * A copy of the tree for the placeholder of the statement being analysed.
+ * Every statement puts the placeholder where the table is the first and
+ * only relation of the query, as it was for the analysis: the tree's Vars
+ * (varno 1) read it.
+ */
+static Node *
+expression_for_statement(ParseState *pstate, BackfillTarget *target)
+{
+	Node	   *tree;
+	MarkColumns mark = {pstate, 0};
+
+	if (pstate->p_rtable == NIL || rt_fetch(1, pstate->p_rtable)->relid != target->relid)
+		elog(ERROR, "safe_backfill: the expression's place is not over table %s",
+			 target->display);
+	tree = copyObject(target->expression_tree);
+	require_objects_exist(target, tree);
+	(void) lock_sublink_relations(tree, NULL);
+	(void) mark_columns_walker(tree, &mark);
+	if (checkExprHasSubLink(tree))
+		pstate->p_hasSubLinks = true;
+	return tree;
+}
+
+static Node *
+expression_paramref_hook(ParseState *pstate, ParamRef *pref)
+{
+	ExpressionStatement *statement = (ExpressionStatement *) pstate->p_ref_hook_state;
+	int			n = pref->number;
+	Param	   *param;
+
+	if (n == SQL_EXPRESSION_PARAM)
+		return expression_for_statement(pstate, statement->target);
+	if (n < 1 || n > statement->nargs)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_PARAMETER),
+				 errmsg("there is no parameter $%d", n),
+				 parser_errposition(pstate, pref->location)));
+	param = makeNode(Param);
+	param->paramkind = PARAM_EXTERN;
+	param->paramid = n;
+	param->paramtype = statement->argtypes[n - 1];
+	param->paramtypmod = -1;
+	param->paramcollid = get_typcollation(param->paramtype);
+	param->location = pref->location;
+	return (Node *) param;
+}
+
+static void
+expression_parser_setup(ParseState *pstate, void *arg)
+{
+	pstate->p_paramref_hook = expression_paramref_hook;
+	pstate->p_ref_hook_state = arg;
+}
+
+/*
+ * Prepare one of the statements of the run.  With an expression, its
+ * placeholder becomes the analysed tree, now and whenever the plan cache
+ * analyses the statement again; its $1..$n are of the given types.  Run it
+ * with execute_statement.
+ */
+SPIPlanPtr
+prepare_statement(BackfillTarget *target, const char *sql, int nargs, Oid *argtypes,
+				  int cursor_options)
+{
+	SPIPlanPtr	plan;
+
+	if (target->expression_tree == NULL)
+		plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
+	else
+	{
+		/* with the tree, which outlives every plan of the call */
+		MemoryContext cxt = GetMemoryChunkContext(target->expression_tree);
+		ExpressionStatement *statement = MemoryContextAlloc(cxt, sizeof(ExpressionStatement));
+		SPIPrepareOptions options;
+
+		statement->target = target;
+		statement->nargs = nargs;
+		statement->argtypes = MemoryContextAlloc(cxt, sizeof(Oid) * Max(nargs, 1));
+		if (nargs > 0)
+			memcpy(statement->argtypes, argtypes, sizeof(Oid) * nargs);
+		memset(&options, 0, sizeof(options));
+		options.parserSetup = expression_parser_setup;
+		options.parserSetupArg = statement;
+		options.parseMode = RAW_PARSE_DEFAULT;
+		options.cursorOptions = cursor_options;
+		plan = SPI_prepare_extended(sql, &options);
+	}
+	if (plan == NULL)
+		elog(ERROR, "safe_backfill: could not prepare \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/* The statement's parameters, of the types it was prepared with. */
+static ParamListInfo
+statement_params(ExpressionStatement *statement, Datum *args, const char *nulls)
+{
+	ParamListInfo params = makeParamList(statement->nargs);
+	int			i;
+
+	for (i = 0; i < statement->nargs; i++)
+	{
+		ParamExternData *prm = &params->params[i];
+
+		prm->value = args[i];
+		prm->isnull = nulls != NULL && nulls[i] == 'n';
+		prm->pflags = PARAM_FLAG_CONST;
+		prm->ptype = statement->argtypes[i];
+	}
+	return params;
+}
+
+/* SPI_execute_plan, for a plan of prepare_statement. */
+int
+execute_statement(SPIPlanPtr plan, Datum *args, const char *nulls, bool read_only,
+				  long count)
+{
+	CachedPlanSource *source = linitial(SPI_plan_get_plan_sources(plan));
+	SPIExecuteOptions options;
+
+	if (source->parserSetup != expression_parser_setup)
+		return SPI_execute_plan(plan, args, nulls, read_only, count);
+	memset(&options, 0, sizeof(options));
+	options.params = statement_params((ExpressionStatement *) source->parserSetupArg,
+									  args, nulls);
+	options.read_only = read_only;
+	options.tcount = count;
+	return SPI_execute_plan_extended(plan, &options);
 }
 
 /*
@@ -381,8 +641,9 @@ recheck_expression_settings(BackfillTarget *target)
 int64
 count_computable_nulls(BackfillTarget *target)
 {
+	SPIPlanPtr	plan = prepare_statement(target, sql_count_computed_nulls(target), 0, NULL, 0);
 	/* not read-only: SPI then takes a new snapshot for the statement */
-	int			rc = SPI_execute(sql_count_computed_nulls(target), false, 0);
+	int			rc = execute_statement(plan, NULL, NULL, false, 0);
 	bool		isnull;
 	int64		computable;
 	int64		all;
@@ -395,6 +656,7 @@ count_computable_nulls(BackfillTarget *target)
 	all = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									  SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	SPI_freeplan(plan);
 	target->expression_nulls = all - computable;
 	return computable;
 }

@@ -115,6 +115,22 @@ prepare_kept_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * The same for an UPDATE that fills the column: with an expression, it
+ * computes the analysed tree (prepare_statement).  Run it with
+ * execute_statement.
+ */
+static SPIPlanPtr
+prepare_kept_update_plan(BackfillTarget *target, const char *sql, int nargs,
+						 Oid *argtypes, int cursor_options)
+{
+	SPIPlanPtr	plan = prepare_statement(target, sql, nargs, argtypes, cursor_options);
+
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "safe_backfill: could not keep plan for \"%s\"", sql);
+	return plan;
+}
+
+/*
  * Kept plans live in CacheMemoryContext until freed: free them whenever the
  * iterator's context goes, by iterator_free() or, after an error, with the
  * procedure's context, or every failed call would leave its plans behind
@@ -267,7 +283,8 @@ key_update_plan(BatchIterator *it, bool has_upper)
 		for (i = 0; i < t->nkeys * (lower + upper); i++)
 			types[n++] = t->keys[i % t->nkeys].typid;
 		it->key_update_plan[lower][upper] =
-			prepare_kept_plan(sql_update_key_range(t, lower, upper), n, types);
+			prepare_kept_update_plan(t, sql_update_key_range(t, lower, upper), n, types,
+									 CURSOR_OPT_CUSTOM_PLAN);
 	}
 	return it->key_update_plan[lower][upper];
 }
@@ -351,7 +368,7 @@ update_key_range(BatchIterator *it, bool has_upper)
 		for (i = 0; i < t->nkeys; i++)
 			args[n++] = it->upper[i];
 
-	rc = SPI_execute_plan(key_update_plan(it, has_upper), args, update_nulls(t, n), false, 0);
+	rc = execute_statement(key_update_plan(it, has_upper), args, update_nulls(t, n), false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: batch update failed: %s",
 			 SPI_result_code_string(rc));
@@ -565,8 +582,8 @@ ctid_update_plan(BatchIterator *it, bool has_upper)
 		Oid			types[3] = {it->target->atttypid, TIDOID, TIDOID};
 
 		it->ctid_update_plan[upper] =
-			prepare_kept_plan(sql_update_ctid_range(it->target, has_upper),
-							  has_upper ? 3 : 2, types);
+			prepare_kept_update_plan(it->target, sql_update_ctid_range(it->target, has_upper),
+									 has_upper ? 3 : 2, types, CURSOR_OPT_CUSTOM_PLAN);
 	}
 	return it->ctid_update_plan[upper];
 }
@@ -632,7 +649,7 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 		if (has_upper)
 			args[2] = block_start_tid(&past, end);
 
-		rc = SPI_execute_plan(ctid_update_plan(it, has_upper), args,
+		rc = execute_statement(ctid_update_plan(it, has_upper), args,
 							  update_nulls(it->target, has_upper ? 3 : 2), false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "safe_backfill: batch update failed: %s",
@@ -874,9 +891,9 @@ round_plan(BatchIterator *it)
 	 * instead, and every round reads the whole table.  A generic plan
 	 * estimates a tid[] parameter at a few elements: TID Scan.
 	 */
-	*plan = prepare_kept_plan_with(it->by_ctid ? sql_update_ctid_round(t) :
-								   sql_update_key_round(t, lower), n, types,
-								   CURSOR_OPT_GENERIC_PLAN);
+	*plan = prepare_kept_update_plan(t, it->by_ctid ? sql_update_ctid_round(t) :
+									 sql_update_key_round(t, lower), n, types,
+									 CURSOR_OPT_GENERIC_PLAN);
 	return *plan;
 }
 
@@ -892,7 +909,7 @@ update_round(BatchIterator *it)
 	args[0] = it->target->value;
 	args[1] = it->round_tids[it->round];
 	nargs = 2 + batch_bound_args(it, &args[2], tids);
-	rc = SPI_execute_plan(round_plan(it), args, update_nulls(it->target, nargs), false, 0);
+	rc = execute_statement(round_plan(it), args, update_nulls(it->target, nargs), false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: batch update failed: %s",
 			 SPI_result_code_string(rc));
@@ -1239,13 +1256,18 @@ iterator_limit_blocks(BatchIterator *it, BlockNumber start, BlockNumber end)
  * varchar(n), ...) fails the whole batch's UPDATE without saying which row
  * gave it.  Once the batch is rolled back, fill the NULL rows from where the
  * batch started one at a time, each in a subtransaction that is always
- * rolled back, until one fails with the same error: that row's key (or ctid)
+ * rolled back, until one fails with the same error (SQLSTATE and message): that row's key (or ctid)
  * is the answer.  At most one batch of rows is tried.
  * --------------------------------------------------------------------- */
 
-/* Fill one row alone and roll it back; true if it fails with sqlerrcode. */
+/*
+ * Fill one row alone and roll it back; true if it fails with the batch's
+ * error: the same SQLSTATE and the same message (another row of the batch
+ * may fail the same way on its own value, "invalid input syntax for type
+ * integer: "SUSAN"", before the one the batch failed on in key order).
+ */
 static bool
-row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
+row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode, const char *message)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1259,7 +1281,7 @@ row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
 		/* a row another transaction holds is skipped, not waited for */
 		if (safe_backfill_batch_lock_timeout_ms > 0)
 			set_local_lock_timeout(safe_backfill_batch_lock_timeout_ms);
-		(void) SPI_execute_plan(plan, args, NULL, false, 0);
+		(void) execute_statement(plan, args, NULL, false, 0);
 	}
 	PG_CATCH();
 	{
@@ -1270,7 +1292,8 @@ row_fails(SPIPlanPtr plan, Datum relid, Datum tid, int sqlerrcode)
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			PG_RE_THROW();
 		FlushErrorState();
-		failed = edata->sqlerrcode == sqlerrcode;
+		failed = edata->sqlerrcode == sqlerrcode &&
+			strcmp(edata->message ? edata->message : "", message ? message : "") == 0;
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -1302,7 +1325,7 @@ describe_row(BatchIterator *it, HeapTuple tuple, TupleDesc desc, bool by_ctid)
  * row of the batch fails alone (the error came from something else).
  */
 char *
-iterator_find_failing_row(BatchIterator *it, int sqlerrcode)
+iterator_find_failing_row(BatchIterator *it, int sqlerrcode, const char *message)
 {
 	BackfillTarget *t = it->target;
 	bool		by_ctid = it->by_ctid || t->nkeys == 0;
@@ -1338,9 +1361,7 @@ iterator_find_failing_row(BatchIterator *it, int sqlerrcode)
 		uint64		nrows = SPI_processed;
 		Oid			one_row_types[2] = {OIDOID, TIDOID};
 
-		one_row = SPI_prepare(sql_compute_one_row(t), 2, one_row_types);
-		if (one_row == NULL)
-			return NULL;
+		one_row = prepare_statement(t, sql_compute_one_row(t), 2, one_row_types, 0);
 		for (i = 0; i < nrows && found == NULL; i++)
 		{
 			bool		isnull;
@@ -1348,7 +1369,7 @@ iterator_find_failing_row(BatchIterator *it, int sqlerrcode)
 			Datum		tid = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
 
 			CHECK_FOR_INTERRUPTS();
-			if (row_fails(one_row, relid, tid, sqlerrcode))
+			if (row_fails(one_row, relid, tid, sqlerrcode, message))
 				found = describe_row(it, rows->vals[i], rows->tupdesc, by_ctid);
 		}
 		SPI_freeplan(one_row);

@@ -215,6 +215,41 @@ lock_target(BackfillJob *job, BackfillTarget *target)
 	wait_for_earlier_workers(target);
 }
 
+/*
+ * Before a batch commits: this session must still hold what keeps a second
+ * run off the column, the column lock (or, in a parallel worker, its share
+ * of the workers' tag).  Both are session-level advisory locks, and
+ * pg_advisory_unlock_all() in the expression, or in a function or trigger
+ * it runs, releases them with the caller's own: then a second run could
+ * start and write other values into the same rows.  Stop, so the batch
+ * that released it is rolled back.
+ */
+void
+job_require_column_lock(BackfillJob *job, BackfillTarget *target)
+{
+	LOCKTAG		workers_tag;
+
+	if (job != NULL)
+	{
+		if (!job->locked || compat_lock_held_by_me(&job->lock, ExclusiveLock))
+			return;
+		/* gone: job_release must not release it again */
+		job->locked = false;
+	}
+	else
+	{
+		set_workers_advisory_tag(&workers_tag, target->relid, target->attnum);
+		if (compat_lock_held_by_me(&workers_tag, ShareLock))
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("safe_backfill: %s: the column's advisory lock was released while the batch ran",
+					target->display),
+			 errdetail("Something the batch ran released this session's advisory locks (pg_advisory_unlock_all() in the expression, a function it calls or a trigger); without the lock another run could fill the same rows. The batch was rolled back; batches committed before stay."),
+			 errhint("Do not release advisory locks in the expression or the table's triggers, then call safe_backfill again to resume.")));
+}
+
 void
 job_release(BackfillJob *job)
 {

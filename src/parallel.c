@@ -74,6 +74,7 @@
 #define KEY_VALUE			4
 #define KEY_QUEUES			5
 #define KEY_EXPRESSION		6	/* expression => text, or "" for a value */
+#define KEY_EXPRESSION_TREE	7	/* its analysed tree (nodeToString), or "" */
 #define KEY_BOUNDS			100 /* + range index: that range's key bounds */
 
 /* one queue per worker, as large as parallel query's error queues */
@@ -343,6 +344,8 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 												target->typlen);
 	const char *expression = target->expression ? target->expression : "";
 	Size		expression_size = strlen(expression) + 1;
+	char	   *tree = target->expression_tree ? nodeToString(target->expression_tree) : "";
+	Size		tree_size = strlen(tree) + 1;
 	Size		queues_size = mul_size(QUEUE_SIZE, nworkers);
 	shm_toc_estimator e;
 	shm_toc    *toc;
@@ -357,11 +360,12 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	shm_toc_estimate_chunk(&e, settings_size);
 	shm_toc_estimate_chunk(&e, value_size);
 	shm_toc_estimate_chunk(&e, expression_size);
+	shm_toc_estimate_chunk(&e, tree_size);
 	shm_toc_estimate_chunk(&e, queues_size);
 	for (i = 0; i < nranges; i++)
 		shm_toc_estimate_chunk(&e, add_size(key_space(target, plan[i].start_key),
 											key_space(target, plan[i].end_key)));
-	shm_toc_estimate_keys(&e, 6 + nranges);
+	shm_toc_estimate_keys(&e, 7 + nranges);
 
 	seg = dsm_create(shm_toc_estimate(&e), 0);
 	/* the mapping must outlive the transaction we are in */
@@ -397,10 +401,17 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	shm_toc_insert(toc, KEY_VALUE, space);
 	datumSerialize(target->value, no_value, target->typbyval, target->typlen, &space);
 
-	/* as text: each worker parses it again under the caller's settings */
+	/*
+	 * The expression's text, for messages, and its tree, which the workers
+	 * run: analysing the text again there could find other functions,
+	 * created meanwhile, under the same names.
+	 */
 	space = shm_toc_allocate(toc, expression_size);
 	memcpy(space, expression, expression_size);
 	shm_toc_insert(toc, KEY_EXPRESSION, space);
+	space = shm_toc_allocate(toc, tree_size);
+	memcpy(space, tree, tree_size);
+	shm_toc_insert(toc, KEY_EXPRESSION_TREE, space);
 
 	for (i = 0; i < nranges; i++)
 	{
@@ -1013,6 +1024,7 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 	BackfillTarget *target;
 	char	   *value = shm_toc_lookup(toc, KEY_VALUE, false);
 	char	   *expression = shm_toc_lookup(toc, KEY_EXPRESSION, false);
+	char	   *tree = shm_toc_lookup(toc, KEY_EXPRESSION_TREE, false);
 	bool		isnull;
 	uint32		r;
 
@@ -1023,12 +1035,9 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 	check_backfill_privileges(target);
 	/* the leader's value, already in the column's type and checked */
 	target->value = datumRestore(&value, &isnull);
-	/*
-	 * or its expression, analysed again here: the settings, role and
-	 * search_path restored are the caller's, so its names mean the same
-	 */
+	/* or the tree of its expression, analysed and checked by the leader */
 	if (expression[0] != '\0')
-		prepare_expression(target, expression);
+		use_expression_tree(target, expression, stringToNode(tree));
 	PopActiveSnapshot();
 
 	while (!sh->stop &&
@@ -1046,6 +1055,38 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 		}
 	}
 	SPI_finish();
+}
+
+/*
+ * A worker has the caller's temporary namespace, so that names resolve as
+ * in the caller's session, but not the caller's temporary tables: their
+ * rows are in the caller's local buffers, and the worker looks for their
+ * files under its own backend ID, which finds none.  The expression's
+ * analysis sees the temporary tables it reads itself (the run then stays in
+ * the caller's session), not those a function it calls reads: such a read
+ * fails with "could not open file" in the worker.  Say what it means.
+ */
+static void
+explain_missing_file(ParallelShared *sh, MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	if (edata->sqlerrcode != ERRCODE_UNDEFINED_FILE || !OidIsValid(sh->temp_namespace))
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	FlushErrorState();
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("safe_backfill: %s.%s: a parallel worker cannot read the caller's temporary tables",
+					quote_identifier(get_rel_name(sh->relid)),
+					quote_identifier(NameStr(sh->colname))),
+			 errdetail("The worker failed with: %s. A function the expression calls probably reads a temporary table, whose rows only the caller's session sees. Batches committed before stay.",
+					   edata->message),
+			 errhint("Call safe_backfill again with workers => 1: the run then goes on in the caller's session.")));
 }
 
 /*
@@ -1134,7 +1175,16 @@ safe_backfill_worker_main(Datum main_arg)
 	MarkPortalActive(portal);
 	ActivePortal = portal;
 	PortalContext = portal->portalContext;
-	worker_fill_ranges(sh, toc);
+	PG_TRY();
+	{
+		worker_fill_ranges(sh, toc);
+	}
+	PG_CATCH();
+	{
+		explain_missing_file(sh, TopTransactionContext);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	MarkPortalDone(portal);
 	ActivePortal = NULL;
 	CommitTransactionCommand();

@@ -10,7 +10,6 @@
 
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
-#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -194,56 +193,11 @@ append_update_head(StringInfo buf, BackfillTarget *target)
 /* ---------------------------------------------------------------------
  * expression => '...'
  *
- * The caller's expression is the only text here that is not ours.
- * expression.c has proved it is exactly one expression; it is embedded in
- * parentheses, followed by a newline so that a -- comment at its end ends
- * there, and every statement built around it is parsed again and must be
- * exactly the one statement we built.
+ * No statement contains the caller's text: each has SQL_EXPRESSION_PLACE
+ * where the expression goes, in a query whose first and only relation is
+ * the table, and expression.c's prepare_statement puts the analysed tree
+ * there.
  * --------------------------------------------------------------------- */
-
-static char *
-expression_sql(BackfillTarget *target)
-{
-	return psprintf("(%s\n)", target->expression);
-}
-
-/*
- * The expression was checked reading its string literals with
- * standard_conforming_strings as it was then; the expression itself can
- * change it (set_config(..., false) outlives the batch), and a statement
- * prepared after that would read '\' || '--' as a string and a comment:
- * another statement than the one checked, yet still one statement.
- */
-static void
-require_same_string_syntax(BackfillTarget *target)
-{
-	if (standard_conforming_strings == target->expression_scs)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("safe_backfill: %s: standard_conforming_strings changed while the expression ran",
-					target->display),
-			 errdetail("The expression was checked with standard_conforming_strings = %s; read with %s its string literals could mean something else, so no further statement is built around it. Batches committed so far stay.",
-					   target->expression_scs ? "on" : "off",
-					   standard_conforming_strings ? "on" : "off"),
-			 errhint("Do not change standard_conforming_strings in the expression; reset it and call safe_backfill again to resume.")));
-}
-
-static char *
-require_one_statement(BackfillTarget *target, char *sql, NodeTag tag)
-{
-	List	   *raw;
-
-	require_same_string_syntax(target);
-	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-
-	if (list_length(raw) != 1 || nodeTag(linitial_node(RawStmt, raw)->stmt) != tag)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("expression must be exactly one SQL expression"),
-				 errdetail("Embedded in safe_backfill's statement it changes that statement. Nothing was changed.")));
-	return sql;
-}
 
 /*
  * A name for the subquery of sql_compute_range (as_table: not the table's
@@ -297,8 +251,7 @@ sql_compute_rows(BackfillTarget *target, const char *rows, const char *check)
 	const char *tid = unused_name(target, "safe_backfill_tid", false);
 	const char *value = unused_name(target, "safe_backfill_value", false);
 
-	return require_one_statement(target,
-		psprintf("UPDATE %s SET %s = %s.%s"
+	return psprintf("UPDATE %s SET %s = %s.%s"
 				 " FROM (SELECT tableoid AS %s, ctid AS %s,"
 				 " %s AS %s FROM %s WHERE %s IS NULL%s OFFSET 0) %s"
 				 " WHERE tableoid OPERATOR(pg_catalog.=) %s.%s"
@@ -306,9 +259,8 @@ sql_compute_rows(BackfillTarget *target, const char *rows, const char *check)
 				 " AND (ctid OPERATOR(pg_catalog.=) %s.%s) IS TRUE"
 				 " AND %s.%s IS NOT NULL AND %s IS NULL%s",
 				 rel, col, sub, value,
-				 tid_rel, tid, expression_sql(target), value, rel, col, rows, sub,
-				 sub, tid_rel, sub, tid, sub, tid, sub, value, col, check),
-		T_UpdateStmt);
+				 tid_rel, tid, SQL_EXPRESSION_PLACE, value, rel, col, rows, sub,
+				 sub, tid_rel, sub, tid, sub, tid, sub, value, col, check);
 }
 
 /* The same condition on both sides: the range is the access path of both. */
@@ -320,15 +272,14 @@ sql_compute_range(BackfillTarget *target, const char *range)
 
 /*
  * Planned and started (LIMIT 0: no row read) before the first batch, as the
- * caller: privileges on whatever the expression reads, constant errors.
+ * caller: privileges on whatever the expression reads and on the row
+ * identity the batches read with it, constant errors.
  */
 char *
 sql_expression_probe(BackfillTarget *target)
 {
-	return require_one_statement(target, psprintf("SELECT %s FROM %s LIMIT 0",
-										  expression_sql(target),
-										  relation_clause(target)),
-								 T_SelectStmt);
+	return psprintf("SELECT tableoid, ctid, %s FROM %s LIMIT 0",
+					SQL_EXPRESSION_PLACE, relation_clause(target));
 }
 
 /*
@@ -340,10 +291,9 @@ sql_count_computed_nulls(BackfillTarget *target)
 {
 	const char *col = quote_identifier(target->colname);
 
-	return require_one_statement(target, psprintf("SELECT pg_catalog.count(*) FILTER (WHERE %s IS NOT NULL),"
-										  " pg_catalog.count(*) FROM %s WHERE %s IS NULL",
-										  expression_sql(target), relation_clause(target), col),
-								 T_SelectStmt);
+	return psprintf("SELECT pg_catalog.count(*) FILTER (WHERE %s IS NOT NULL),"
+					" pg_catalog.count(*) FROM %s WHERE %s IS NULL",
+					SQL_EXPRESSION_PLACE, relation_clause(target), col);
 }
 
 /*
@@ -374,12 +324,10 @@ sql_compute_one_row(BackfillTarget *target)
 {
 	const char *col = quote_identifier(target->colname);
 
-	return require_one_statement(target, psprintf("UPDATE %s SET %s = %s"
-										  " WHERE %s IS NULL AND tableoid OPERATOR(pg_catalog.=) $1"
-										  " AND ctid OPERATOR(pg_catalog.=) $2",
-										  relation_clause(target), col,
-										  expression_sql(target), col),
-								 T_UpdateStmt);
+	return psprintf("UPDATE %s SET %s = %s"
+					" WHERE %s IS NULL AND tableoid OPERATOR(pg_catalog.=) $1"
+					" AND ctid OPERATOR(pg_catalog.=) $2",
+					relation_clause(target), col, SQL_EXPRESSION_PLACE, col);
 }
 
 /*

@@ -212,6 +212,19 @@ check_backfill_privileges(BackfillTarget *target)
 }
 
 /*
+ * An expression run also reads each row's tableoid, to write the value
+ * computed from that very row version (sqlgen.c's sql_compute_rows): a
+ * caller with column privileges must have it too, or the run would pass
+ * every check and fail at its first batch.
+ */
+void
+check_expression_privileges(BackfillTarget *target)
+{
+	require_column_privilege(target, TableOidAttributeNumber, "tableoid",
+							 ACL_SELECT, "SELECT");
+}
+
+/*
  * The schema of the btree comparison operator a key column's index uses, so
  * the statements can name it as OPERATOR(schema.>) and not depend on the
  * caller's search_path.
@@ -465,7 +478,6 @@ recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode)
 	HeapTuple	tup;
 	Form_pg_attribute att;
 
-	recheck_expression_settings(target);
 	LockRelationOid(target->relid, lockmode);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target->relid)))
 		ereport(ERROR,

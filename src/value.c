@@ -56,6 +56,19 @@ Node *
 coerce_to_column(BackfillTarget *target, ParseState *pstate, Node *expr,
 				 Oid exprtype, int location)
 {
+	/*
+	 * void is no value, yet its output function gives '', which an
+	 * assignment to a string type would take through I/O conversion: every
+	 * NULL would become an empty string.
+	 */
+	if (exprtype == VOIDOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a value of type void cannot be assigned to column \"%s\" of type %s",
+						target->colname, column_type_name(target)),
+				 errdetail("A function returning void gives no value to write; nothing was changed."),
+				 errhint("Pass a value, or an expression that computes one for each row."),
+				 parser_errposition(pstate, location)));
 	return coerce_to_target_type(pstate, expr, exprtype,
 								 target->atttypid, target->atttypmod,
 								 COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, location);

@@ -19,8 +19,7 @@ my $default = $node->safe_psql('postgres',
 my @older = split /\n/, $node->safe_psql('postgres', qq{
 	SELECT version FROM pg_available_extension_versions
 	WHERE name = 'safe_backfill' AND version <> '$default' ORDER BY version});
-ok(@older > 0, "an older version to update from ships with $default")
-  or BAIL_OUT('no update path to test');
+ok(@older > 0, "an older version to update from ships with $default");
 
 # Every object of the extension, described so that two databases compare
 # equal exactly when their definitions do.
