@@ -53,7 +53,8 @@ typedef enum IterationChoice
 	ITERATE_CTID
 } IterationChoice;
 
-/* GUCs (safe_backfill.c) */
+/* GUCs (settings.c) */
+extern void define_settings(void);
 extern int	safe_backfill_iteration;
 extern int	safe_backfill_progress_interval_ms;
 extern int	safe_backfill_lock_timeout_ms;
@@ -348,13 +349,24 @@ extern void iterator_set_hot_rounds(BatchIterator *it, int rounds);
 extern bool iterator_round_pending(BatchIterator *it);
 extern void iterator_free(BatchIterator *it);
 
-/* backfill.c */
+/* xact.c */
 extern void commit_transaction(void);
+extern void sleep_interruptibly(int ms);
+
+/* pass.c */
 extern void progress_rows(int64 scanned, double estimated, int64 *shown, double *total);
 extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
 						  BackfillStats *stats, const BackfillOptions *opts);
-extern void sleep_interruptibly(int ms);
+extern int64 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
+					  int sweep, const BackfillOptions *opts, BackfillJob *job);
+extern void sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
+							  const BackfillOptions *opts, BackfillJob *job);
+extern void report_summary(BackfillTarget *target, BackfillStats *stats);
+
+/* backfill.c */
 extern void run_backfill(BackfillTarget *target, const BackfillOptions *opts);
+
+/* jobs.c: the run's record around its body */
 typedef void (*JobBody) (BackfillJob *job, JobPosition *pos, void *arg);
 extern void run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 					   double estimated_rows, JobBody body, void *arg);

@@ -24,11 +24,13 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "tcop/pquery.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -794,4 +796,99 @@ job_forget_position(BackfillJob *job)
 						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "safe_backfill: resetting the position of run " INT64_FORMAT " failed",
 			 job->id);
+}
+
+/*
+ * Whatever stops the run once its job row exists (a batch, the sweep limit,
+ * a table or column changed, the replica wait, a parallel worker, a cancel)
+ * ends it as failed, with the error's message: roll back what the error
+ * interrupted, record the failure in a transaction of its own and commit it.
+ * The caller raises the error again.  Only FATAL errors and crashes, which
+ * end the session, leave the row "running" (shown as interrupted).
+ */
+static void
+record_failure(BackfillJob *job, ErrorData *edata)
+{
+	FlushErrorState();
+	/*
+	 * The error may have left snapshots pushed by a statement of ours that
+	 * was running.  SPI_rollback expects none but the portal's (which SPI
+	 * pushes after a commit): pop the others.
+	 */
+	while (ActiveSnapshotSet() &&
+		   (ActivePortal == NULL || GetActiveSnapshot() != ActivePortal->portalSnapshot))
+		PopActiveSnapshot();
+	SPI_rollback();
+	job_finish(job, edata->message);
+	commit_transaction();
+}
+
+/*
+ * Record the failure, release the column on any outcome, raise the error.
+ * A cancel that arrives while the failure is recorded (a second Ctrl-C, a
+ * statement_timeout behind a cancel) waits until the record is committed:
+ * otherwise it cancels the record itself, the job stays "running" without
+ * its error and the error that stopped the run is lost.  The pending cancel
+ * is then discarded with the error we raise.  Only cancels are held: a
+ * terminate still ends the session.
+ */
+static void
+record_failure_and_rethrow(BackfillJob *job, ErrorData *edata)
+{
+	HOLD_CANCEL_INTERRUPTS();
+	PG_TRY();
+	{
+		record_failure(job, edata);
+	}
+	PG_FINALLY();
+	{
+		RESUME_CANCEL_INTERRUPTS();
+		job_release(job);
+	}
+	PG_END_TRY();
+	ReThrowError(edata);
+}
+
+/*
+ * Rolling back from here is possible only in our own procedure's SPI
+ * connection, outside any subtransaction (every subtransaction we start
+ * cleans up after itself, so this holds for our errors).
+ */
+static bool
+can_record_failure(BackfillJob *job)
+{
+	return job != NULL && !IsSubTransaction() && SPI_inside_nonatomic_context();
+}
+
+/*
+ * Start the column's job (or claim the unfinished one it resumes) and run
+ * body in it; a failure is recorded in the job before the error goes on,
+ * and the job's advisory lock (a session lock) is released on every exit.
+ */
+void
+run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
+		   double estimated_rows, JobBody body, void *arg)
+{
+	BackfillJob *volatile job = NULL;
+	JobPosition pos;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		job = job_start(target, opts->procoid, by_ctid, estimated_rows, &pos);
+		commit_transaction();
+		body(job, &pos, arg);
+	}
+	PG_CATCH();
+	{
+		if (can_record_failure(job))
+		{
+			MemoryContextSwitchTo(cxt);
+			record_failure_and_rethrow(job, CopyErrorData());
+		}
+		job_release(job);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	job_release(job);
 }

@@ -34,8 +34,6 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-bool		safe_backfill_reuse_space = true;
-
 /*
  * Prune [start, end) of the table and, if record, tell the free space map
  * how much room the pages have.
