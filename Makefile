@@ -59,5 +59,10 @@ installcheck-isolation-only:
 installcheck-tap-only:
 	$(prove_installcheck)
 
-# every object includes the shared header: rebuild them all when it changes
-$(OBJS): safe_backfill.h src/compat.h
+# Rebuild an object when a header it includes changes: gcc and clang list
+# them (-MMD) in a .d file next to the object.
+ifeq ($(GCC),yes)
+override CFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
+endif
+EXTRA_CLEAN += $(OBJS:.o=.d)

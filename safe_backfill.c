@@ -5,6 +5,14 @@
  * This file only parses and checks arguments; the work is done in src/.
  */
 #include "safe_backfill.h"
+#include "src/backfill.h"
+#include "src/expression.h"
+#include "src/jobs.h"
+#include "src/not_null.h"
+#include "src/replicas.h"
+#include "src/settings.h"
+#include "src/target.h"
+#include "src/value.h"
 
 #include "access/xact.h"
 #include "nodes/parsenodes.h"
@@ -28,7 +36,7 @@ _PG_init(void)
  * from a function, not from a procedure with SET or SECURITY DEFINER.  Say
  * which case it is and what to change, before anything else happens.
  */
-void
+static void
 require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname,
 					   const char *commits)
 {

@@ -5,6 +5,19 @@
  *		summary; a distributed Citus table goes to citus.c instead.
  */
 #include "safe_backfill.h"
+#include "src/backfill.h"
+#include "src/citus.h"
+#include "src/iterate.h"
+#include "src/jobs.h"
+#include "src/keys.h"
+#include "src/locking.h"
+#include "src/parallel.h"
+#include "src/pass.h"
+#include "src/replicas.h"
+#include "src/settings.h"
+#include "src/space.h"
+#include "src/target.h"
+#include "src/xact.h"
 #include <math.h>
 #include "access/xact.h"
 #include "catalog/pg_class.h"

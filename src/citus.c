@@ -19,6 +19,13 @@
  * batches, which Citus applies to every copy: that needs a primary key.
  */
 #include "safe_backfill.h"
+#include "src/citus.h"
+#include "src/jobs.h"
+#include "src/keys.h"
+#include "src/settings.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/xact.h"
 
 #include "libpq-fe.h"
 

@@ -32,6 +32,10 @@
  * caret), as PL/pgSQL does for its expressions.
  */
 #include "safe_backfill.h"
+#include "src/expression.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/value.h"
 
 #include "access/table.h"
 #include "catalog/namespace.h"

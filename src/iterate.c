@@ -14,6 +14,13 @@
  * iterator's own memory context under the SPI procedure context.
  */
 #include "safe_backfill.h"
+#include "src/expression.h"
+#include "src/iterate.h"
+#include "src/keys.h"
+#include "src/locking.h"
+#include "src/settings.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"

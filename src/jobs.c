@@ -18,6 +18,12 @@
  * as OPERATOR(pg_catalog.x).  Nothing the caller can create is reachable.
  */
 #include "safe_backfill.h"
+#include "src/jobs.h"
+#include "src/keys.h"
+#include "src/settings.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/xact.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"

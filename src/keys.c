@@ -6,6 +6,7 @@
  *		becomes text.
  */
 #include "safe_backfill.h"
+#include "src/keys.h"
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"

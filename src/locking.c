@@ -11,6 +11,11 @@
  * that follows takes milliseconds because it never scans the table.
  */
 #include "safe_backfill.h"
+#include "src/citus.h"
+#include "src/locking.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/xact.h"
 
 #include "access/xact.h"
 #include "lib/stringinfo.h"

@@ -14,6 +14,12 @@
  * earlier call, or a user's that happens to look like ours, is kept.
  */
 #include "safe_backfill.h"
+#include "src/locking.h"
+#include "src/not_null.h"
+#include "src/not_null_native.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/xact.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"

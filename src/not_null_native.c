@@ -14,6 +14,7 @@
  * failure or a cancel leaves a NOT VALID constraint a second call validates.
  */
 #include "safe_backfill.h"
+#include "src/not_null_native.h"
 
 #if HAVE_NOT_NULL_NOT_VALID
 

@@ -34,6 +34,16 @@
  * main pass are the leader's, as in a serial run.
  */
 #include "safe_backfill.h"
+#include "src/expression.h"
+#include "src/iterate.h"
+#include "src/jobs.h"
+#include "src/keys.h"
+#include "src/parallel.h"
+#include "src/pass.h"
+#include "src/settings.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/xact.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"

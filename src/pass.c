@@ -6,6 +6,17 @@
  *		worker, each Citus shard on its node) runs its batches here.
  */
 #include "safe_backfill.h"
+#include "src/expression.h"
+#include "src/iterate.h"
+#include "src/jobs.h"
+#include "src/locking.h"
+#include "src/pass.h"
+#include "src/replicas.h"
+#include "src/settings.h"
+#include "src/space.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
+#include "src/xact.h"
 
 #include <math.h>
 

@@ -9,6 +9,9 @@
  * age of the oldest of our commits it has not replayed yet.
  */
 #include "safe_backfill.h"
+#include "src/replicas.h"
+#include "src/sqlgen.h"
+#include "src/xact.h"
 
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"

@@ -4,6 +4,7 @@
  *		definitions, read by every module, defined once by _PG_init.
  */
 #include "safe_backfill.h"
+#include "src/settings.h"
 
 #include "utils/guc.h"
 #include "utils/timestamp.h"

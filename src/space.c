@@ -17,6 +17,10 @@
  * by ranges of blocks relies on heap tids too: see require_heap_for_ctid.
  */
 #include "safe_backfill.h"
+#include "src/citus.h"
+#include "src/settings.h"
+#include "src/space.h"
+#include "src/target.h"
 
 #include "access/heapam.h"
 #include "access/relation.h"

@@ -7,6 +7,7 @@
  * caller's search_path can change what a statement means.
  */
 #include "safe_backfill.h"
+#include "src/sqlgen.h"
 
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"

@@ -8,6 +8,9 @@
  * still be true.
  */
 #include "safe_backfill.h"
+#include "src/citus.h"
+#include "src/sqlgen.h"
+#include "src/target.h"
 
 #include "access/genam.h"
 #include "access/nbtree.h"

@@ -10,6 +10,7 @@
  * constraints apply.
  */
 #include "safe_backfill.h"
+#include "src/value.h"
 
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"

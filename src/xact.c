@@ -5,6 +5,7 @@
  *		drivers that use them.
  */
 #include "safe_backfill.h"
+#include "src/xact.h"
 
 #include "executor/spi.h"
 #include "miscadmin.h"

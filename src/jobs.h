@@ -1,0 +1,37 @@
+/*
+ * jobs.h
+ *		The jobs tables: record, resume, lock the column, the ranges of parallel runs.
+ */
+#ifndef SAFE_BACKFILL_JOBS_H
+#define SAFE_BACKFILL_JOBS_H
+
+#include "safe_backfill.h"
+
+extern void run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
+					   double estimated_rows, JobBody body, void *arg);
+extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
+							  double estimated_rows, JobPosition *pos);
+extern int64 job_id(BackfillJob *job);
+extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
+							 BlockNumber block, int64 filled, int64 scanned,
+							 int64 batches);
+extern int64 job_count_ranges(BackfillJob *job);
+extern void job_ranges_take_counts(BackfillJob *job);
+extern void job_drop_ranges(BackfillJob *job);
+extern int64 jobs_forget_finished(Oid procoid, Oid relid, Interval *older_than);
+extern void job_lock_as_worker(Oid relid, AttrNumber attnum);
+extern void job_finish(BackfillJob *job, const char *error);
+extern void job_forget_position(BackfillJob *job);
+extern void job_release(BackfillJob *job);
+extern void job_require_column_lock(BackfillJob *job, BackfillTarget *target);
+extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
+							 const char *end_key, BlockNumber start_block,
+							 BlockNumber end_block);
+extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
+extern bool job_has_ranges(BackfillJob *job);
+extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);
+extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block,
+							   int64 filled, int64 scanned, int64 batches);
+extern void range_record_done(RangeRecorder *r);
+
+#endif							/* SAFE_BACKFILL_JOBS_H */

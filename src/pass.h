@@ -1,0 +1,19 @@
+/*
+ * pass.h
+ *		A pass over the table in batches, the sweeps and the summary.
+ */
+#ifndef SAFE_BACKFILL_PASS_H
+#define SAFE_BACKFILL_PASS_H
+
+#include "safe_backfill.h"
+
+extern void progress_rows(int64 scanned, double estimated, int64 *shown, double *total);
+extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
+						  BackfillStats *stats, const BackfillOptions *opts);
+extern int64 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
+					  int sweep, const BackfillOptions *opts, BackfillJob *job);
+extern void sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
+							  const BackfillOptions *opts, BackfillJob *job);
+extern void report_summary(BackfillTarget *target, BackfillStats *stats);
+
+#endif							/* SAFE_BACKFILL_PASS_H */

@@ -1,0 +1,15 @@
+/*
+ * space.h
+ *		Space reuse: pruning and the free space map.
+ */
+#ifndef SAFE_BACKFILL_SPACE_H
+#define SAFE_BACKFILL_SPACE_H
+
+#include "safe_backfill.h"
+
+extern void reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end);
+extern void prune_between_rounds(BackfillTarget *target, BlockNumber start, BlockNumber end);
+extern void require_heap_for_ctid(BackfillTarget *target);
+extern char *hot_update_blocker(BackfillTarget *target);
+
+#endif							/* SAFE_BACKFILL_SPACE_H */

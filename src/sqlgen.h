@@ -1,0 +1,76 @@
+/*
+ * sqlgen.h
+ *		Every SQL statement the extension runs, built with quoted names and $n parameters.
+ */
+#ifndef SAFE_BACKFILL_SQLGEN_H
+#define SAFE_BACKFILL_SQLGEN_H
+
+#include "safe_backfill.h"
+
+/*
+ * A statement with an expression has SQL_EXPRESSION_PLACE where the
+ * expression goes: a parameter number no statement uses, which
+ * prepare_statement (expression.c) replaces with the analysed tree.
+ */
+#define SQL_EXPRESSION_PLACE		"$0"
+
+#define SQL_EXPRESSION_PARAM		0
+
+extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
+extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
+extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
+extern char *sql_key_list(BackfillTarget *target);
+extern char *sql_key_sample(BackfillTarget *target);
+extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
+extern char *sql_key_range_null_tids(BackfillTarget *target, bool has_lower);
+extern char *sql_ctid_range_null_tids(BackfillTarget *target);
+extern char *sql_update_key_round(BackfillTarget *target, bool has_lower);
+extern char *sql_update_ctid_round(BackfillTarget *target);
+extern char *sql_count_nulls(BackfillTarget *target);
+extern char *sql_count_rows(Oid relid);
+extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
+extern char *sql_add_not_null_not_valid(BackfillTarget *target, const char *conname);
+extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
+extern char *sql_count_nulls_left(BackfillTarget *target);
+extern char *sql_expression_probe(BackfillTarget *target);
+extern char *sql_count_computed_nulls(BackfillTarget *target);
+extern char *sql_expression_rows_from(BackfillTarget *target, bool by_ctid, bool has_lower);
+extern char *sql_compute_one_row(BackfillTarget *target);
+extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
+extern char *sql_lock_holders(void);
+extern char *sql_replica_positions(void);
+extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
+extern char *sql_hint_set_default(BackfillTarget *target);
+extern char *sql_hint_backfill_call(BackfillTarget *target);
+extern char *sql_hint_set_not_null_call(BackfillTarget *target, bool drop_check);
+extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
+extern char *sql_hint_grant_role(const char *granted, const char *role);
+extern char *sql_hint_set_role(const char *role);
+extern char *sql_job_find_resumable(const char *table);
+extern char *sql_job_insert(const char *table);
+extern char *sql_job_claim(const char *table);
+extern char *sql_job_record_batch(const char *table);
+extern char *sql_job_finish(const char *table);
+extern char *sql_job_forget_position(const char *table);
+extern char *sql_job_count_ranges(const char *table, const char *ranges);
+extern char *sql_range_take_job_counts(const char *table, const char *ranges);
+extern char *sql_job_delete_expired(const char *table);
+extern char *sql_job_forget_finished(const char *table);
+extern char *sql_range_delete(const char *table);
+extern char *sql_range_insert(const char *table);
+extern char *sql_range_exists(const char *table);
+extern char *sql_range_load_unfinished(const char *table);
+extern char *sql_range_update(const char *table);
+extern char *sql_disable_rule(BackfillTarget *target, const char *rulename);
+extern char *sql_citus_table_kind(void);
+extern char *sql_citus_placements(void);
+extern char *sql_citus_background_jobs(void);
+extern char *sql_citus_extension_version(void);
+extern char *sql_citus_remote_settings(int nsettings);
+extern char *sql_citus_shard_call(const char *nspname, const char *typname);
+extern char *sql_citus_propagate_set_local(void);
+extern char *sql_set_local_lock_timeout(int ms);
+extern char *sql_citus_shard_lock_holders(void);
+
+#endif							/* SAFE_BACKFILL_SQLGEN_H */
