@@ -131,6 +131,24 @@ count_regress() {
     FAILED=$((FAILED + bad))
 }
 
+# The structure of the build: only the entry points are exported, and the
+# modules call each other only downwards (tools/check-layers names the layers).
+check_structure() {
+    local name=$1
+    shift
+    if "$@" >"$WORK/$name.log" 2>&1; then
+        echo "structure: $name ... ok ($(tail -n 1 "$WORK/$name.log"))"
+        PASSED=$((PASSED + 1))
+    else
+        echo "structure: $name ... FAILED"
+        cat "$WORK/$name.log"
+        FAILED=$((FAILED + 1))
+    fi
+}
+echo "== structure"
+check_structure exports "$WORK/src/tools/check-exports" "$WORK/src"
+check_structure layers /usr/bin/python3 "$WORK/src/tools/check-layers" "$WORK/src"
+
 # Temporary files of the tests (TAP's socket directories, Django's) go to the
 # work directory, which the postgres OS user owns and which is removed at the end.
 run_section() {
