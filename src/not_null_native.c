@@ -14,7 +14,11 @@
  * failure or a cancel leaves a NOT VALID constraint a second call validates.
  */
 #include "safe_backfill.h"
+#include "src/locking.h"
+#include "src/not_null.h"
 #include "src/not_null_native.h"
+#include "src/sqlgen.h"
+#include "src/xact.h"
 
 #if HAVE_NOT_NULL_NOT_VALID
 
