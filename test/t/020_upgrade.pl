@@ -32,7 +32,7 @@ my $describe = q{
 		WHEN m.classid = 'pg_proc'::regclass THEN
 			pg_get_functiondef(m.objid) || ' acl ' || coalesce((SELECT proacl::text FROM pg_proc WHERE oid = m.objid), '-')
 		WHEN m.classid = 'pg_class'::regclass THEN
-			(SELECT c.relkind || ' acl ' || coalesce(c.relacl::text, '-') || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+			(SELECT c.relkind::text || ' acl ' || coalesce(c.relacl::text, '-') || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
 			 || ' cols ' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
 			       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
 			       || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
