@@ -25,7 +25,8 @@ CALL safe_set_not_null('"Cancel Me"', 'Status');
 -- the constraint is there, NOT VALID; the column is not NOT NULL yet
 SELECT conname, convalidated,
        (SELECT attnotnull FROM pg_attribute WHERE attrelid = '"Cancel Me"'::regclass AND attname = 'Status') AS not_null
-FROM pg_constraint WHERE conrelid = '"Cancel Me"'::regclass AND contype = 'c';
+FROM pg_constraint WHERE conrelid = '"Cancel Me"'::regclass AND contype IN ('c', 'n')
+  AND conkey = (SELECT ARRAY[attnum] FROM pg_attribute WHERE attrelid = '"Cancel Me"'::regclass AND attname = 'Status');
 
 -- and the hint's way to finish works
 DROP EVENT TRIGGER cancel_validate;
@@ -38,7 +39,15 @@ FROM pg_constraint WHERE conrelid = '"Cancel Me"'::regclass AND contype = 'c';
 -- and the hint does not offer to drop it
 CREATE TABLE cancel_mine (id int PRIMARY KEY, status text);
 INSERT INTO cancel_mine SELECT g, 'x' FROM generate_series(1, 100) g;
-ALTER TABLE cancel_mine ADD CONSTRAINT status_given CHECK (status IS NOT NULL) NOT VALID;
+-- (from 18 on the call validates the column's NOT NULL constraint instead,
+-- which can be NOT VALID there)
+DO $$BEGIN
+  IF current_setting('server_version_num')::int >= 180000 THEN
+    EXECUTE 'ALTER TABLE cancel_mine ADD CONSTRAINT status_given NOT NULL status NOT VALID';
+  ELSE
+    EXECUTE 'ALTER TABLE cancel_mine ADD CONSTRAINT status_given CHECK (status IS NOT NULL) NOT VALID';
+  END IF;
+END$$;
 CREATE OR REPLACE FUNCTION cancel_validate() RETURNS event_trigger LANGUAGE plpgsql AS
 $$BEGIN
   PERFORM pg_cancel_backend(pg_backend_pid());
@@ -47,7 +56,8 @@ CREATE EVENT TRIGGER cancel_validate ON ddl_command_start WHEN TAG IN ('ALTER TA
   EXECUTE FUNCTION cancel_validate();
 CALL safe_set_not_null('cancel_mine', 'status');
 DROP EVENT TRIGGER cancel_validate;
-SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'cancel_mine'::regclass AND contype = 'c';
+SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'cancel_mine'::regclass AND contype IN ('c', 'n')
+  AND conkey = (SELECT ARRAY[attnum] FROM pg_attribute WHERE attrelid = 'cancel_mine'::regclass AND attname = 'status');
 
 DROP FUNCTION cancel_validate();
 DROP TABLE "Cancel Me", cancel_mine;
