@@ -294,7 +294,9 @@ extern char *sql_citus_remote_settings(int nsettings);
 extern char *sql_citus_shard_call(const char *nspname, const char *typname);
 extern char *sql_citus_propagate_set_local(void);
 extern char *sql_set_local_lock_timeout(int ms);
-extern char *sql_citus_shard_lock_holders(void);
+extern char *sql_citus_shard_nodes(void);
+extern char *sql_citus_lock_holder_snapshot(void);
+extern char *sql_citus_lock_holders_left(void);
 
 /* iterate.c */
 typedef struct BatchIterator BatchIterator;
@@ -409,7 +411,8 @@ extern CitusTableKind citus_table_kind(Oid relid);
 extern bool citus_backfill(BackfillTarget *target, const BackfillOptions *opts);
 extern bool citus_estimate_rows(Oid relid, double *rows);
 extern void citus_set_local_lock_timeout(int ms);
-extern bool citus_wait_for_shard_lock_holders(Oid relid, int timeout_ms, char **holders);
+extern bool citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms,
+											  char **holders);
 
 /* replicas.c */
 extern void replica_lag_reset(void);

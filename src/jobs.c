@@ -576,10 +576,18 @@ range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 f
 	range_update(r, keys, block, filled, false);
 }
 
+/*
+ * The range's last record: its kept plan goes with it.  Otherwise every
+ * range leaves one in the session that recorded it (a Citus run's caller:
+ * one per shard; a parallel worker: one per range it took).
+ */
 void
 range_record_done(RangeRecorder *r)
 {
 	range_update(r, NULL, InvalidBlockNumber, 0, true);
+	if (r->plan)
+		SPI_freeplan(r->plan);
+	r->plan = NULL;
 }
 
 /*

@@ -958,20 +958,64 @@ sql_set_local_lock_timeout(int ms)
 }
 
 /*
- * Sessions on the shards' nodes holding a lock on a shard of table $1
- * other than the one asking: "host:port pid n, pid m", one row a shard.  run_command_on_placements puts each shard's name in for %s.
+ * Each node holding an active placement of a shard of table $1: host, port,
+ * and its shards' qualified names as a text[] value (array_out's text, read
+ * back on the node by array_in: a value, never pasted into a statement).
  */
 char *
-sql_citus_shard_lock_holders(void)
+sql_citus_shard_nodes(void)
 {
-	return pstrdup("SELECT r.nodename OPERATOR(pg_catalog.||) ':'::pg_catalog.text"
-				   " OPERATOR(pg_catalog.||) r.nodeport::pg_catalog.text"
-				   " OPERATOR(pg_catalog.||) ' '::pg_catalog.text OPERATOR(pg_catalog.||) r.result"
-				   " FROM pg_catalog.run_command_on_placements($1::pg_catalog.regclass,"
-				   " $cmd$SELECT pg_catalog.string_agg('pid ' OPERATOR(pg_catalog.||) l.pid::pg_catalog.text, ', ')"
+	return pstrdup("SELECT n.nodename, n.nodeport,"
+				   " pg_catalog.array_agg(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)"
+				   "   ORDER BY s.shardid)::pg_catalog.text"
+				   " FROM pg_catalog.pg_dist_shard s"
+				   " JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+				   " JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid"
+				   " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+				   " AND p.shardstate OPERATOR(pg_catalog.=) 1"
+				   " AND n.noderole OPERATOR(pg_catalog.=) 'primary'::pg_catalog.noderole"
+				   " AND n.isactive"
+				   " GROUP BY n.nodename, n.nodeport ORDER BY n.nodename, n.nodeport");
+}
+
+/* "pid n" of a pg_locks row l, or a prepared transaction's */
+#define LOCK_HOLDER_NAME \
+	"pg_catalog.string_agg(DISTINCT CASE WHEN l.pid IS NULL" \
+	" THEN 'a prepared transaction'::pg_catalog.text" \
+	" ELSE pg_catalog.concat('pid ', l.pid) END, ', '::pg_catalog.text)"
+
+/*
+ * On a node: the virtual transactions (a text[] value) of the sessions that
+ * hold a lock on one of the relations named in $1 (a text[]) in this
+ * database, other than this one, and "pid n, pid m".  Like WaitForLockers,
+ * what is waited for is these transactions, not a moment without locks.
+ * The third column resolves every name even when no lock row is left to
+ * compare with: a shard missing there is an error, never a shard skipped.
+ */
+char *
+sql_citus_lock_holder_snapshot(void)
+{
+	return pstrdup("SELECT pg_catalog.array_agg(DISTINCT l.virtualtransaction)::pg_catalog.text, "
+				   LOCK_HOLDER_NAME ","
+				   " $1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.text"
 				   " FROM pg_catalog.pg_locks l"
-				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'"
-				   " AND l.relation OPERATOR(pg_catalog.=) '%s'::pg_catalog.regclass AND l.granted"
-				   " AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()$cmd$) r"
-				   " WHERE r.success AND r.result OPERATOR(pg_catalog.<>) ''::pg_catalog.text");
+				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'::pg_catalog.text AND l.granted"
+				   " AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+				   "   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+				   " AND l.relation OPERATOR(pg_catalog.=) ANY"
+				   "   ($1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.oid[])"
+				   " AND (l.pid IS NULL OR l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())");
+}
+
+/*
+ * Of the virtual transactions $1 (a text[]), those still running (holding
+ * any lock, as a running transaction holds its own id's), as above.
+ */
+char *
+sql_citus_lock_holders_left(void)
+{
+	return pstrdup("SELECT pg_catalog.array_agg(DISTINCT l.virtualtransaction)::pg_catalog.text, "
+				   LOCK_HOLDER_NAME
+				   " FROM pg_catalog.pg_locks l"
+				   " WHERE l.virtualtransaction OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])");
 }
