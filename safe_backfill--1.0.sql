@@ -91,6 +91,7 @@ CREATE TABLE safe_backfill_job_ranges (
     end_block  bigint,      -- block ranges: first block past the range (NULL: to the end)
     rows_done  bigint NOT NULL DEFAULT 0,
     done       boolean NOT NULL DEFAULT false,
+    shard_id   bigint,      -- Citus per-shard mode: the shard this range is (range_no: its ordinal)
     PRIMARY KEY (job_id, range_no)
 );
 SELECT pg_catalog.pg_extension_config_dump('safe_backfill_job_ranges', '');

@@ -181,6 +181,7 @@ typedef struct RangeRecorder RangeRecorder;
 typedef struct JobRange
 {
 	int			range_no;
+	int64		shard_id;		/* Citus per-shard mode: the shard (else 0) */
 	char	   *last_key;		/* text[] literal, or NULL: from the start */
 	char	   *end_key;		/* text[] literal, or NULL: to the end */
 	BlockNumber next_block;
@@ -282,6 +283,7 @@ extern char *sql_job_forget_position(const char *table);
 extern char *sql_job_record_progress(const char *table);
 extern char *sql_range_delete(const char *table);
 extern char *sql_range_insert(const char *table);
+extern char *sql_range_insert_shard(const char *table);
 extern char *sql_range_exists(const char *table);
 extern char *sql_range_load_unfinished(const char *table);
 extern char *sql_range_update(const char *table);
@@ -368,6 +370,7 @@ extern void job_release(BackfillJob *job);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 							 const char *end_key, BlockNumber start_block,
 							 BlockNumber end_block);
+extern void job_insert_shard_range(BackfillJob *job, int range_no, int64 shard_id);
 extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
 extern bool job_has_ranges(BackfillJob *job);
 extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);

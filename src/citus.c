@@ -47,6 +47,7 @@
 typedef struct ShardTask
 {
 	int64		shardid;
+	int			range_no;		/* its range in the coordinator's job (0: none) */
 	char	   *shard_name;		/* quoted, qualified */
 	char	   *host;
 	int			port;
@@ -810,11 +811,14 @@ finish_shard(BackfillTarget *target, BackfillJob *job, Oid nsp, ShardTask *task,
 					(errmsg("safe_backfill: %s: shard " INT64_FORMAT " moved from %s:%d to %s:%d while it was filled; filling it again there",
 							target->display, task->shardid, task->host, task->port,
 							moved->host, moved->port)));
+			moved->range_no = task->range_no;
 			*pending = lappend(*pending, moved);
 			return false;
 		}
 	}
-	range_record_done(range_recorder(nsp, job_id(job), (int) task->shardid));
+	/* a shard that appeared after the run recorded its shards has no range */
+	if (task->range_no > 0)
+		range_record_done(range_recorder(nsp, job_id(job), task->range_no));
 	commit_transaction();
 	task->done = true;
 	return true;
@@ -938,8 +942,11 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 			ShardTask  *task = (ShardTask *) lfirst(lc);
 
 			for (i = 0; i < n; i++)
-				if (ranges[i].range_no == (int) task->shardid)
+				if (ranges[i].shard_id == task->shardid)
+				{
+					task->range_no = ranges[i].range_no;
 					todo = lappend(todo, task);
+				}
 		}
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ": %d of %d shards unfinished",
@@ -952,15 +959,28 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 	{
 		ShardTask  *task = (ShardTask *) lfirst(lc);
 
-		if (task->shardid > PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("safe_backfill: %s: shard id " INT64_FORMAT " is too large to be recorded",
-							target->display, task->shardid)));
-		job_insert_range(job, (int) task->shardid, NULL, NULL, 0, InvalidBlockNumber);
+		task->range_no = foreach_current_index(lc) + 1;
+		job_insert_shard_range(job, task->range_no, task->shardid);
 	}
 	commit_transaction();
 	return list_copy(all);
+}
+
+/* Shards read again from the catalog keep the ranges the run gave them. */
+static void
+carry_range_numbers(List *tasks, List *all)
+{
+	ListCell   *lc;
+	ListCell   *la;
+
+	foreach(lc, tasks)
+	{
+		ShardTask  *task = (ShardTask *) lfirst(lc);
+
+		foreach(la, all)
+			if (((ShardTask *) lfirst(la))->shardid == task->shardid)
+				task->range_no = ((ShardTask *) lfirst(la))->range_no;
+	}
 }
 
 static int64
@@ -1023,6 +1043,7 @@ fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *jo
 				(errmsg("safe_backfill: %s: a count over the distributed table found " INT64_FORMAT " NULLs left; filling every shard again",
 						target->display, nulls)));
 		todo = load_placements(target, 0);
+		carry_range_numbers(todo, all);
 	}
 	job_finish(job, NULL);
 	commit_transaction();

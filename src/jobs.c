@@ -469,6 +469,24 @@ job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 		elog(ERROR, "safe_backfill: recording the ranges failed");
 }
 
+/*
+ * A Citus run's range: one shard, by its id (a bigint, which range_no
+ * could not hold); range_no is its ordinal in the run.
+ */
+void
+job_insert_shard_range(BackfillJob *job, int range_no, int64 shard_id)
+{
+	Oid			types[3] = {INT8OID, INT4OID, INT8OID};
+	Datum		args[3];
+
+	args[0] = Int64GetDatum(job->id);
+	args[1] = Int32GetDatum(range_no);
+	args[2] = Int64GetDatum(shard_id);
+	if (execute_as_owner(job->owner, sql_range_insert_shard(ranges_table(job->nsp)), NULL,
+						 3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "safe_backfill: recording the shards failed");
+}
+
 /* Whether this job ran in parallel ranges at all (finished or not). */
 bool
 job_has_ranges(BackfillJob *job)
@@ -513,6 +531,7 @@ job_load_ranges(BackfillJob *job, JobRange **ranges)
 		(*ranges)[i].next_block = isnull ? 0 : (BlockNumber) DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		(*ranges)[i].end_block = isnull ? InvalidBlockNumber : (BlockNumber) DatumGetInt64(d);
+		(*ranges)[i].shard_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
 	}
 	rc = (int) SPI_processed;
 	SPI_freetuptable(SPI_tuptable);

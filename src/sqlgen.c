@@ -761,6 +761,13 @@ sql_range_insert(const char *table)
 					" next_block, end_block) VALUES ($1, $2, $3, $4, $5, $6)", table);
 }
 
+/* A Citus run's range: $1 job, $2 the shard's ordinal, $3 the shard id. */
+char *
+sql_range_insert_shard(const char *table)
+{
+	return psprintf("INSERT INTO %s (job_id, range_no, shard_id) VALUES ($1, $2, $3)", table);
+}
+
 char *
 sql_range_exists(const char *table)
 {
@@ -770,7 +777,8 @@ sql_range_exists(const char *table)
 char *
 sql_range_load_unfinished(const char *table)
 {
-	return psprintf("SELECT range_no, last_key, end_key, next_block, end_block"
+	return psprintf("SELECT range_no, last_key, end_key, next_block, end_block,"
+					" COALESCE(shard_id, range_no)"
 					" FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1 AND NOT done"
 					" ORDER BY range_no", table);
 }

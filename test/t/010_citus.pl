@@ -461,4 +461,24 @@ $coord->safe_psql('postgres', q{
 is($ret, 0, 'the distributed table is filled') or diag $err;
 is($out, 'none', 'and the call leaves no kept plan in the session');
 
+# --- shard ids beyond the int range are recorded as they are ----------------------
+# (Last: every table created after this gets such shard ids.)
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 4;
+	ALTER SEQUENCE pg_dist_shardid_seq RESTART 4294967296;
+	CREATE TABLE bigid (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('bigid', 'id');
+	INSERT INTO bigid SELECT generate_series(1, 400);
+});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('bigid', 'v', 1, 100)});
+is($ret, 0, 'a distributed table whose shard ids exceed the int range is filled') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM bigid}), '0', 'no NULL left');
+is($coord->safe_psql('postgres', q{
+	SELECT string_agg(r.shard_id::text || ':' || r.done, ',' ORDER BY r.shard_id)
+	  = (SELECT string_agg(shardid::text || ':true', ',' ORDER BY shardid) FROM pg_dist_shard
+	     WHERE logicalrelid = 'bigid'::regclass)
+	FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
+	WHERE j.table_name = 'public.bigid'}), 't',
+	"the job's ranges record each shard by its own id, all done");
+
 done_testing();
