@@ -517,6 +517,7 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 	PGresult   *res = remote_query(conn, task, sql_citus_extension_version(), 0, NULL);
 	char	   *remote_version = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
 	char	   *nspname = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 1)) : NULL;
+	char	   *foreign = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 2)) : NULL;
 
 	PQclear(res);
 	if (remote_version == NULL || strcmp(remote_version, version) != 0)
@@ -530,6 +531,14 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 				 errdetail("A distributed table is filled shard by shard on the nodes that hold the shards, by the extension installed there. Nothing was changed."),
 				 errhint("Install safe_backfill %s on every node and run CREATE EXTENSION safe_backfill (or ALTER EXTENSION safe_backfill UPDATE) in this database on each.",
 						 version)));
+	if (strcmp(foreign, "0") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("safe_backfill: node %s:%d has %s routines called safe_backfill in schema %s that are not the extension's",
+						task->host, task->port, foreign, quote_identifier(nspname)),
+				 errdetail("The shard's CALL on that node could run one of them, as you, instead of the extension's procedure. Nothing was changed on that node."),
+				 errhint("Drop them, or revoke CREATE on schema %s from the roles that may not create routines there.",
+						 quote_identifier(nspname))));
 	return nspname;
 }
 
@@ -703,7 +712,6 @@ start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
 		{
 			PGresult   *res;
 
-			run->nspname = require_remote_extension(run->conn, task, version);
 			for (i = 0; i < call->nsettings; i++)
 			{
 				params[2 * i] = call->setting_names[i];
@@ -722,6 +730,17 @@ start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
 	}
 	run->task = task;
 	PQsetNoticeReceiver(run->conn, relay_notice, task);
+	/* right before each CALL: what the CALL resolves to may have changed */
+	PG_TRY();
+	{
+		run->nspname = require_remote_extension(run->conn, task, version);
+	}
+	PG_CATCH();
+	{
+		PQfinish(run->conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	callparams[0] = task->shard_name;
 	callparams[1] = target->colname;

@@ -911,11 +911,25 @@ sql_citus_background_jobs(void)
 				   " ('{scheduled,running,cancelling,failing}'::pg_catalog.text[])");
 }
 
-/* safe_backfill's version and schema in the database connected to. */
+/*
+ * safe_backfill's version and schema in the database connected to, and how
+ * many routines called safe_backfill in that schema are not the
+ * extension's: one taking the value's type exactly would be a better match
+ * for the shard's CALL than the extension's anycompatible one.
+ */
 char *
 sql_citus_extension_version(void)
 {
-	return pstrdup("SELECT e.extversion::pg_catalog.text, n.nspname::pg_catalog.text"
+	return pstrdup("SELECT e.extversion::pg_catalog.text, n.nspname::pg_catalog.text,"
+				   " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc p"
+				   "   WHERE p.proname OPERATOR(pg_catalog.=) 'safe_backfill'::pg_catalog.name"
+				   "   AND p.pronamespace OPERATOR(pg_catalog.=) n.oid"
+				   "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d"
+				   "     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+				   "     AND d.objid OPERATOR(pg_catalog.=) p.oid"
+				   "     AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+				   "     AND d.refobjid OPERATOR(pg_catalog.=) e.oid"
+				   "     AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\"))"
 				   " FROM pg_catalog.pg_extension e"
 				   " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
 				   " WHERE e.extname OPERATOR(pg_catalog.=) 'safe_backfill'::pg_catalog.name");

@@ -461,6 +461,38 @@ $coord->safe_psql('postgres', q{
 is($ret, 0, 'the distributed table is filled') or diag $err;
 is($out, 'none', 'and the call leaves no kept plan in the session');
 
+# --- the shard's CALL runs the extension's procedure, nothing else ----------------
+# A role that may create routines in the extension's schema on a worker
+# adds a safe_backfill taking text: for a text column, a better match for
+# the shard's CALL (run as the caller) than the extension's anycompatible.
+$coord->safe_psql('postgres', q{
+	CREATE ROLE mallory LOGIN;
+	SET citus.shard_count = 2;
+	CREATE TABLE hj (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('hj', 'id');
+	INSERT INTO hj SELECT generate_series(1, 200);
+});
+$workers[0]->safe_psql('postgres', q{SET citus.enable_ddl_propagation = off; GRANT CREATE ON SCHEMA public TO mallory});
+$workers[0]->safe_psql('postgres', q{
+	SET ROLE mallory;
+	SET citus.enable_ddl_propagation = off;
+	CREATE PROCEDURE public.safe_backfill(tbl regclass, col name, value text,
+		batch_size integer DEFAULT 0, pause_ms integer DEFAULT 0, set_not_null boolean DEFAULT false,
+		target_batch_ms integer DEFAULT 0, workers integer DEFAULT 1, resume boolean DEFAULT true)
+	LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; END $$;
+});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('hj', 'v', 'x', 100)});
+isnt($ret, 0, "a worker whose safe_backfill schema holds another role's safe_backfill stops the run");
+like($err, qr/ERROR:  safe_backfill: node 127\.0\.0\.1:@{[$workers[0]->port]} has 1 routines called safe_backfill in schema public that are not the extension's/,
+	'with an error naming the node') or diag $err;
+is($workers[0]->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}), 'f',
+	'the routine was not run');
+is($coord->safe_psql('postgres', q{SELECT count(v) FROM hj}), '0', 'and the table is unchanged');
+$workers[0]->safe_psql('postgres', q{
+	SET citus.enable_ddl_propagation = off;
+	DROP PROCEDURE public.safe_backfill(regclass, name, text, integer, integer, boolean, integer, integer, boolean);
+	REVOKE CREATE ON SCHEMA public FROM mallory});
+
 # --- shard ids beyond the int range are recorded as they are ----------------------
 # (Last: every table created after this gets such shard ids.)
 $coord->safe_psql('postgres', q{
