@@ -444,6 +444,11 @@ citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms, char *
 	*holders = NULL;
 	if (!citus_is_loaded() || citus_table_kind(target->relid) == CITUS_TABLE_NONE)
 		return true;
+	/*
+	 * Whatever this transaction touched (a shard placed on this node) is
+	 * released first: our own session is never among those waited for.
+	 */
+	commit_transaction();
 	/* survives the commits below; gone, with what the polls allocated, at the end */
 	waitcxt = AllocSetContextCreate(cxt, "safe_backfill shard lock holders",
 									ALLOCSET_SMALL_SIZES);
