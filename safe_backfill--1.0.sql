@@ -100,6 +100,7 @@ CREATE TABLE safe_backfill_job_ranges (
     rows_scanned bigint NOT NULL DEFAULT 0,
     batches    bigint NOT NULL DEFAULT 0,
     done       boolean NOT NULL DEFAULT false,
+    shard_id   bigint,      -- Citus per-shard mode: the shard this range is (range_no: its ordinal)
     PRIMARY KEY (job_id, range_no)
 );
 REVOKE ALL ON safe_backfill_job_ranges FROM PUBLIC;

@@ -159,6 +159,7 @@ typedef struct RangeRecorder RangeRecorder;
 typedef struct JobRange
 {
 	int			range_no;
+	int64		shard_id;		/* Citus per-shard mode: the shard (else 0) */
 	char	   *last_key;		/* text[] literal, or NULL: from the start */
 	char	   *end_key;		/* text[] literal, or NULL: to the end */
 	BlockNumber next_block;

@@ -54,6 +54,7 @@
 typedef struct ShardTask
 {
 	int64		shardid;
+	int			range_no;		/* its range in the coordinator's job (0: none) */
 	char	   *shard_name;		/* quoted, qualified */
 	char	   *host;
 	int			port;
@@ -155,55 +156,6 @@ citus_set_local_lock_timeout(int ms)
 	SPI_finish();
 }
 
-/*
- * Before an ACCESS EXCLUSIVE step on a distributed table: wait, for at most
- * timeout_ms, until no session on any node holds a lock on one of its
- * shards.  The coordinator's own lock holders are waited for as on a single
- * node; the DDL Citus then sends to the shards would otherwise queue behind
- * a worker's session while the coordinator holds ACCESS EXCLUSIVE on the
- * table.  False (with the holders in *holders) if some are still there.
- */
-bool
-citus_wait_for_shard_lock_holders(Oid relid, int timeout_ms, char **holders)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	int			sleep_ms = 10;
-
-	*holders = NULL;
-	if (!citus_is_loaded())
-		return true;
-	if (citus_table_kind(relid) == CITUS_TABLE_NONE)
-		return true;
-	for (;;)
-	{
-		Oid			types[1] = {OIDOID};
-		Datum		args[1] = {ObjectIdGetDatum(relid)};
-		StringInfoData buf;
-		uint64		i;
-
-		if (SPI_execute_with_args(sql_citus_shard_lock_holders(), 1, types, args,
-								  NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "safe_backfill: reading the shards' lock holders failed");
-		if (SPI_processed == 0)
-		{
-			SPI_freetuptable(SPI_tuptable);
-			return true;
-		}
-		initStringInfo(&buf);
-		for (i = 0; i < SPI_processed; i++)
-			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
-							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-		SPI_freetuptable(SPI_tuptable);
-		*holders = buf.data;
-		if (GetCurrentTimestamp() >= deadline)
-			return false;
-		/* no lock and no snapshot held while we sleep */
-		commit_transaction();
-		sleep_interruptibly(sleep_ms);
-		sleep_ms = Min(sleep_ms * 2, 500);
-	}
-}
-
 /* ---------------------------------------------------------------------
  * Connections to the nodes
  * --------------------------------------------------------------------- */
@@ -219,10 +171,15 @@ relay_notice(void *arg, const PGresult *res)
 
 	if (msg == NULL)
 		return;
-	ereport(elevel,
-			(errmsg_internal("%s (shard " INT64_FORMAT " on %s:%d)", msg,
-							 task->shardid, task->host, task->port),
-			 detail ? errdetail_internal("%s", detail) : 0));
+	if (task->shardid == 0)
+		ereport(elevel,
+				(errmsg_internal("%s (node %s:%d)", msg, task->host, task->port),
+				 detail ? errdetail_internal("%s", detail) : 0));
+	else
+		ereport(elevel,
+				(errmsg_internal("%s (shard " INT64_FORMAT " on %s:%d)", msg,
+								 task->shardid, task->host, task->port),
+				 detail ? errdetail_internal("%s", detail) : 0));
 }
 
 /*
@@ -284,6 +241,9 @@ connect_to_node(ShardTask *task)
 			PQfinish(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 task->shardid == 0 ?
+				 errmsg("safe_backfill: could not connect to node %s:%d",
+						task->host, task->port) :
 				 errmsg("safe_backfill: could not connect to node %s:%d for shard " INT64_FORMAT,
 						task->host, task->port, task->shardid),
 				 errdetail_internal("%s", msg),
@@ -315,6 +275,8 @@ raise_remote_error(ShardTask *task, PGresult *res, PGconn *conn)
 			 errmsg_internal("%s", m),
 			 d ? errdetail_internal("%s", d) : 0,
 			 h ? errhint("%s", h) : 0,
+			 task->shardid == 0 ?
+			 errcontext("safe_backfill: node %s:%d", task->host, task->port) :
 			 errcontext("safe_backfill: shard " INT64_FORMAT " on node %s:%d",
 						task->shardid, task->host, task->port)));
 }
@@ -365,6 +327,186 @@ remote_query(PGconn *conn, ShardTask *task, const char *sql, int nparams,
 	return res;
 }
 
+/* ---------------------------------------------------------------------
+ * Lock holders on the nodes
+ * --------------------------------------------------------------------- */
+
+/* One node holding shards of the table, and who holds locks on them there. */
+typedef struct NodeHolders
+{
+	ShardTask	node;			/* host and port (shardid 0: no one shard) */
+	char	   *shards;			/* the shards' names there, a text[] value */
+	PGconn	   *conn;
+	char	   *vxids;			/* a text[] value: the holders still there, or NULL */
+	char	   *names;			/* "pid n, pid m" */
+} NodeHolders;
+
+/* The nodes holding the table's shards, each with its shards' names. */
+static List *
+load_shard_nodes(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	List	   *nodes = NIL;
+	uint64		i;
+
+	if (SPI_execute_with_args(sql_citus_shard_nodes(), 1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading the shard placements failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		NodeHolders *node = palloc0(sizeof(NodeHolders));
+
+		node->node.host = SPI_getvalue(tup, desc, 1);
+		node->node.port = pg_strtoint32(SPI_getvalue(tup, desc, 2));
+		node->shards = SPI_getvalue(tup, desc, 3);
+		nodes = lappend(nodes, node);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return nodes;
+}
+
+/*
+ * Run a holders query on the node with the one text[] parameter; keep what
+ * it returns.  A node that cannot answer is an error naming it: a node
+ * skipped would be a node whose sessions the step does not wait for.
+ */
+static void
+query_node_holders(BackfillTarget *target, NodeHolders *node, const char *sql,
+				   const char *param)
+{
+	const char *params[1] = {param};
+	PGresult   *res = NULL;
+
+	if (PQsendQueryParams(node->conn, sql, 1, NULL, params, NULL, NULL, 0))
+		res = wait_for_result(node->conn, &node->node);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		char	   *m = pstrdup(msg ? msg : PQerrorMessage(node->conn));
+		int			code = ERRCODE_CONNECTION_FAILURE;
+
+		if (sqlstate && strlen(sqlstate) == 5)
+			code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
+		if (res)
+			PQclear(res);
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("safe_backfill: %s: could not read the lock holders of its shards on node %s:%d",
+						target->display, node->node.host, node->node.port),
+				 errdetail_internal("%s", m),
+				 errhint("The step waits for the sessions holding locks on the shards on every node before it takes its lock; it does not go ahead without knowing them. Nothing was changed by this step.")));
+	}
+	node->vxids = PQgetisnull(res, 0, 0) ? NULL : pstrdup(PQgetvalue(res, 0, 0));
+	node->names = PQgetisnull(res, 0, 1) ? NULL : pstrdup(PQgetvalue(res, 0, 1));
+	PQclear(res);
+}
+
+/* "host:port pid n, pid m; host:port pid k", or NULL if no holder is left. */
+static char *
+describe_node_holders(List *nodes)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, nodes)
+	{
+		NodeHolders *node = (NodeHolders *) lfirst(lc);
+
+		if (node->vxids == NULL)
+			continue;
+		appendStringInfo(&buf, "%s%s:%d %s", buf.len > 0 ? "; " : "",
+						 node->node.host, node->node.port, node->names);
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+/*
+ * Before an ACCESS EXCLUSIVE step on a Citus table: wait, for at most
+ * timeout_ms, for the sessions that hold a lock on one of its shards on any
+ * node now: what WaitForLockers does on this node (it cannot reach the
+ * others).  Each node's holders are its virtual transactions at the start,
+ * waited for until they end; sessions that come later are not waited for,
+ * so a table that is never idle still gets its turn.  The DDL Citus then
+ * sends to the shards would otherwise queue behind a worker's session while
+ * the coordinator holds ACCESS EXCLUSIVE on the table.  The shard names and
+ * transaction ids travel as parameters over connections of ours, as the
+ * current user; nothing of them is pasted into a statement.  False (with
+ * the holders in *holders) if some are still there.
+ */
+bool
+citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms, char **holders)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext waitcxt;
+	List	   *nodes;
+	char	   *volatile left = NULL;
+	int			sleep_ms = 10;
+	ListCell   *lc;
+
+	*holders = NULL;
+	if (!citus_is_loaded() || citus_table_kind(target->relid) == CITUS_TABLE_NONE)
+		return true;
+	/*
+	 * Whatever this transaction touched (a shard placed on this node) is
+	 * released first: our own session is never among those waited for.
+	 */
+	commit_transaction();
+	/* survives the commits below; gone, with what the polls allocated, at the end */
+	waitcxt = AllocSetContextCreate(cxt, "safe_backfill shard lock holders",
+									ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(waitcxt);
+	nodes = load_shard_nodes(target->relid);
+	PG_TRY();
+	{
+		foreach(lc, nodes)
+		{
+			NodeHolders *node = (NodeHolders *) lfirst(lc);
+
+			node->conn = connect_to_node(&node->node);
+			query_node_holders(target, node, sql_citus_lock_holder_snapshot(), node->shards);
+		}
+		for (;;)
+		{
+			left = describe_node_holders(nodes);
+			if (left == NULL || GetCurrentTimestamp() >= deadline)
+				break;
+			/* no lock and no snapshot held while we sleep */
+			commit_transaction();
+			sleep_interruptibly(sleep_ms);
+			sleep_ms = Min(sleep_ms * 2, 500);
+			foreach(lc, nodes)
+			{
+				NodeHolders *node = (NodeHolders *) lfirst(lc);
+
+				if (node->vxids)
+					query_node_holders(target, node, sql_citus_lock_holders_left(), node->vxids);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		foreach(lc, nodes)
+		{
+			NodeHolders *node = (NodeHolders *) lfirst(lc);
+
+			if (node->conn)
+				PQfinish(node->conn);
+			node->conn = NULL;
+		}
+		MemoryContextSwitchTo(cxt);
+	}
+	PG_END_TRY();
+	if (left)
+		*holders = pstrdup(left);
+	MemoryContextDelete(waitcxt);
+	return *holders == NULL;
+}
+
 /* safe_backfill's version and schema here (SPI). */
 static void
 local_extension_version(char **version, char **nspname)
@@ -387,6 +529,7 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 	PGresult   *res = remote_query(conn, task, sql_citus_extension_version(), 0, NULL);
 	char	   *remote_version = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
 	char	   *nspname = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 1)) : NULL;
+	char	   *foreign = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 2)) : NULL;
 
 	PQclear(res);
 	if (remote_version == NULL || strcmp(remote_version, version) != 0)
@@ -400,6 +543,14 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 				 errdetail("A distributed table is filled shard by shard on the nodes that hold the shards, by the extension installed there. Nothing was changed."),
 				 errhint("Install safe_backfill %s on every node and run CREATE EXTENSION safe_backfill (or ALTER EXTENSION safe_backfill UPDATE) in this database on each.",
 						 version)));
+	if (strcmp(foreign, "0") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("safe_backfill: node %s:%d has %s routines called safe_backfill in schema %s that are not the extension's",
+						task->host, task->port, foreign, quote_identifier(nspname)),
+				 errdetail("The shard's CALL on that node could run one of them, as you, instead of the extension's procedure. Nothing was changed on that node."),
+				 errhint("Drop them, or revoke CREATE on schema %s from the roles that may not create routines there.",
+						 quote_identifier(nspname))));
 	return nspname;
 }
 
@@ -573,7 +724,6 @@ start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
 		{
 			PGresult   *res;
 
-			run->nspname = require_remote_extension(run->conn, task, version);
 			for (i = 0; i < call->nsettings; i++)
 			{
 				params[2 * i] = call->setting_names[i];
@@ -592,6 +742,17 @@ start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
 	}
 	run->task = task;
 	PQsetNoticeReceiver(run->conn, relay_notice, task);
+	/* right before each CALL: what the CALL resolves to may have changed */
+	PG_TRY();
+	{
+		run->nspname = require_remote_extension(run->conn, task, version);
+	}
+	PG_CATCH();
+	{
+		PQfinish(run->conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	callparams[0] = task->shard_name;
 	callparams[1] = target->colname;
@@ -681,11 +842,14 @@ finish_shard(BackfillTarget *target, BackfillJob *job, Oid nsp, ShardTask *task,
 					(errmsg("safe_backfill: %s: shard " INT64_FORMAT " moved from %s:%d to %s:%d while it was filled; filling it again there",
 							target->display, task->shardid, task->host, task->port,
 							moved->host, moved->port)));
+			moved->range_no = task->range_no;
 			*pending = lappend(*pending, moved);
 			return false;
 		}
 	}
-	range_record_done(range_recorder(nsp, job_id(job), (int) task->shardid));
+	/* a shard that appeared after the run recorded its shards has no range */
+	if (task->range_no > 0)
+		range_record_done(range_recorder(nsp, job_id(job), task->range_no));
 	commit_transaction();
 	task->done = true;
 	return true;
@@ -809,8 +973,11 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 			ShardTask  *task = (ShardTask *) lfirst(lc);
 
 			for (i = 0; i < n; i++)
-				if (ranges[i].range_no == (int) task->shardid)
+				if (ranges[i].shard_id == task->shardid)
+				{
+					task->range_no = ranges[i].range_no;
 					todo = lappend(todo, task);
+				}
 		}
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ": %d of %d shards unfinished",
@@ -823,15 +990,28 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 	{
 		ShardTask  *task = (ShardTask *) lfirst(lc);
 
-		if (task->shardid > PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("safe_backfill: %s: shard id " INT64_FORMAT " is too large to be recorded",
-							target->display, task->shardid)));
-		job_insert_range(job, (int) task->shardid, NULL, NULL, 0, InvalidBlockNumber);
+		task->range_no = foreach_current_index(lc) + 1;
+		job_insert_shard_range(job, task->range_no, task->shardid);
 	}
 	commit_transaction();
 	return list_copy(all);
+}
+
+/* Shards read again from the catalog keep the ranges the run gave them. */
+static void
+carry_range_numbers(List *tasks, List *all)
+{
+	ListCell   *lc;
+	ListCell   *la;
+
+	foreach(lc, tasks)
+	{
+		ShardTask  *task = (ShardTask *) lfirst(lc);
+
+		foreach(la, all)
+			if (((ShardTask *) lfirst(la))->shardid == task->shardid)
+				task->range_no = ((ShardTask *) lfirst(la))->range_no;
+	}
 }
 
 static int64
@@ -894,6 +1074,7 @@ fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *jo
 				(errmsg("safe_backfill: %s: a count over the distributed table found " INT64_FORMAT " NULLs left; filling every shard again",
 						target->display, nulls)));
 		todo = load_placements(target, 0);
+		carry_range_numbers(todo, all);
 	}
 	job_finish(job, NULL);
 	commit_transaction();

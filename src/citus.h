@@ -19,6 +19,7 @@ extern CitusTableKind citus_table_kind(Oid relid);
 extern bool citus_backfill(BackfillTarget *target, const BackfillOptions *opts);
 extern bool citus_estimate_rows(Oid relid, double *rows);
 extern void citus_set_local_lock_timeout(int ms);
-extern bool citus_wait_for_shard_lock_holders(Oid relid, int timeout_ms, char **holders);
+extern bool citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms,
+											  char **holders);
 
 #endif							/* SAFE_BACKFILL_CITUS_H */
