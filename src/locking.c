@@ -11,7 +11,7 @@
  * that follows takes milliseconds because it never scans the table.
  */
 #include "safe_backfill.h"
-#include "src/citus.h"
+#include "src/citus_nodes.h"
 #include "src/locking.h"
 #include "src/sqlgen.h"
 #include "src/target.h"
