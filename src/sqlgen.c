@@ -867,6 +867,12 @@ sql_hint_grant_role(const char *granted, const char *role)
 
 /* SET ROLE role; */
 char *
+sql_hint_update_extension(void)
+{
+	return pstrdup("ALTER EXTENSION safe_backfill UPDATE;");
+}
+
+char *
 sql_hint_set_role(const char *role)
 {
 	return psprintf("SET ROLE %s;", quote_identifier(role));

@@ -46,6 +46,7 @@ extern char *sql_hint_backfill_call(BackfillTarget *target);
 extern char *sql_hint_set_not_null_call(BackfillTarget *target, bool drop_check);
 extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
 extern char *sql_hint_grant_role(const char *granted, const char *role);
+extern char *sql_hint_update_extension(void);
 extern char *sql_hint_set_role(const char *role);
 extern char *sql_job_find_resumable(const char *table);
 extern char *sql_job_insert(const char *table);
