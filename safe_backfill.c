@@ -6,6 +6,7 @@
  */
 #include "safe_backfill.h"
 #include "src/backfill.h"
+#include "src/citus_nodes.h"
 #include "src/expression.h"
 #include "src/jobs.h"
 #include "src/not_null.h"
@@ -296,7 +297,10 @@ safe_backfill(PG_FUNCTION_ARGS)
 	if (opts.set_not_null)
 		require_table_owner(target, "safe_backfill(..., set_not_null => true)");
 	if (expression)
+	{
+		citus_refuse_expression(target);
 		prepare_expression(target, expression);
+	}
 	else
 		coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);
 	PopActiveSnapshot();

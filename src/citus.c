@@ -706,16 +706,6 @@ backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
  * column qualified with the table's name no longer resolves) and other
  * tables are other shards; not supported yet.
  */
-static void
-refuse_expression(BackfillTarget *target)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("safe_backfill: %s: expression => is not supported for a Citus distributed or reference table",
-					target->display),
-			 errdetail("Its rows are filled on the nodes that hold its shards, where the expression's table and the tables it reads have other names. Nothing was changed."),
-			 errhint("Fill it with a value, or run the UPDATE with the expression through Citus in batches of your own.")));
-}
 
 /*
  * A reference table is filled by the coordinator's batches, which Citus
@@ -756,8 +746,6 @@ citus_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
 	CitusTableKind kind = citus_table_kind(target->relid);
 
-	if (kind != CITUS_TABLE_NONE && kind != CITUS_TABLE_OTHER && target->expression)
-		refuse_expression(target);
 	switch (kind)
 	{
 		case CITUS_TABLE_DISTRIBUTED:

@@ -460,3 +460,22 @@ citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms, char *
 	MemoryContextDelete(waitcxt);
 	return *holders == NULL;
 }
+
+/*
+ * expression => on a distributed or reference table: refused before the
+ * expression is even analysed (its probe would run through Citus).
+ */
+void
+citus_refuse_expression(BackfillTarget *target)
+{
+	CitusTableKind kind = citus_table_kind(target->relid);
+
+	if (kind == CITUS_TABLE_NONE || kind == CITUS_TABLE_OTHER)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("safe_backfill: %s: expression => is not supported for a Citus distributed or reference table",
+					target->display),
+			 errdetail("Its rows are filled on the nodes that hold its shards, where the expression's table and the tables it reads have other names. Nothing was changed."),
+			 errhint("Fill it with a value, or run the UPDATE with the expression through Citus in batches of your own.")));
+}

@@ -31,6 +31,7 @@ typedef struct ShardTask
 extern bool citus_is_loaded(void);
 extern CitusTableKind citus_table_kind(Oid relid);
 extern void citus_set_local_lock_timeout(int ms);
+extern void citus_refuse_expression(BackfillTarget *target);
 extern bool citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms,
 											  char **holders);
 
