@@ -74,13 +74,9 @@ CREATE TABLE safe_backfill_jobs (
     CHECK ((value_text IS NULL) <> (expression IS NULL))
 );
 CREATE INDEX safe_backfill_jobs_target ON safe_backfill_jobs (relid, attnum, id);
--- Not marked with pg_extension_config_dump, nor is its sequence or
--- safe_backfill_job_ranges: the rows are this cluster's run state, keyed by
--- table OIDs that a restore renumbers (a restored row would point at nothing,
--- or at another table, whose resume would skip rows), and they hold values,
--- expressions and errors private to their roles.  So pg_dump reads none of
--- them (a database owner who is not a superuser can dump a database that
--- has the extension) and a restored database starts with no runs.
+SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs', '');
+-- the sequence too, or a restored database would hand out the ids again
+SELECT pg_catalog.pg_extension_config_dump('safe_backfill_jobs_id_seq', '');
 REVOKE ALL ON safe_backfill_jobs FROM PUBLIC;
 
 -- The key or block ranges of a parallel run (workers => n), one row each,
@@ -93,37 +89,18 @@ CREATE TABLE safe_backfill_job_ranges (
     end_key    text[],      -- last key of the range (NULL: to the end)
     next_block bigint,      -- block ranges: where to go on
     end_block  bigint,      -- block ranges: first block past the range (NULL: to the end)
-    -- what the range's batches committed; while the job is in its parallel
-    -- main pass, its own counts are their sums (range 0 starts with what the
-    -- job counted before it was split into ranges)
     rows_done  bigint NOT NULL DEFAULT 0,
-    rows_scanned bigint NOT NULL DEFAULT 0,
-    batches    bigint NOT NULL DEFAULT 0,
     done       boolean NOT NULL DEFAULT false,
     PRIMARY KEY (job_id, range_no)
 );
+SELECT pg_catalog.pg_extension_config_dump('safe_backfill_job_ranges', '');
 REVOKE ALL ON safe_backfill_job_ranges FROM PUBLIC;
-
--- Delete the records of the calling role's own finished runs (done or
--- failed; their ranges go with them): of table tbl only, or of every table
--- (NULL), that finished at least older_than ago.  Unfinished runs stay, to
--- be resumed.  Returns how many runs were deleted.  safe_backfill.job_retention
--- deletes every role's old records when a run starts.
-CREATE FUNCTION safe_backfill_forget(
-    tbl        regclass DEFAULT NULL,
-    older_than interval DEFAULT '0 s')
-RETURNS bigint
-LANGUAGE C
-AS 'MODULE_PATHNAME', 'safe_backfill_forget';
-
-COMMENT ON FUNCTION safe_backfill_forget(regclass, interval) IS
-'Delete the records of your own finished safe_backfill runs';
 
 -- Progress of the runs a role may know about, from any session: its own (or
 -- those of a role it is a member of) and those on tables it may read.  A
 -- security barrier, so no function of the caller's sees the other rows.  The
--- value written and the expression are not shown, nor a run's error to roles
--- other than members of its caller's.  Errors and cancels are recorded as 'failed'
+-- value written and the expression are not shown, nor an expression run's
+-- error to roles other than its caller's.  Errors and cancels are recorded as 'failed'
 -- with the error; a run still 'running' whose session no longer holds its
 -- advisory lock was interrupted (its backend died or the server crashed).
 -- Calling safe_backfill again with the same arguments resumes it.  The lock
@@ -152,16 +129,15 @@ SELECT j.id,
        j.finished_at,
        j.pid,
        j.username,
-       -- an error can carry what its run read (a value in the message of
-       -- an expression's failed cast, the row a trigger refused) from
-       -- tables, or rows behind row-level security, that a reader of the
-       -- table filled may not read: only its caller's role sees it
-       CASE WHEN EXISTS (
+       -- an expression's error can carry what it read (a value in the
+       -- message of a failed cast), from tables a reader of the table
+       -- filled may not read: only its caller's role sees it
+       CASE WHEN j.expression IS NULL OR EXISTS (
                  SELECT 1 FROM pg_catalog.pg_roles r
                  WHERE r.rolname = j.username AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
             THEN j.error
             WHEN j.error IS NOT NULL
-            THEN 'hidden: the error of a run is shown to members of role '
+            THEN 'hidden: the error of an expression run is shown to members of role '
                  || pg_catalog.quote_ident(j.username) END AS error
 FROM safe_backfill_jobs j
 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r

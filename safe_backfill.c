@@ -6,22 +6,70 @@
  */
 #include "safe_backfill.h"
 #include "src/backfill.h"
+#include "src/citus_nodes.h"
 #include "src/expression.h"
 #include "src/jobs.h"
 #include "src/not_null.h"
 #include "src/replicas.h"
 #include "src/settings.h"
+#include "src/sqlgen.h"
 #include "src/target.h"
 #include "src/value.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 
 PG_MODULE_MAGIC;
+
+/*
+ * The extension's SQL objects must be the version this library was built
+ * for: after a new library is installed, its tables and view stay those of
+ * the old version until ALTER EXTENSION ... UPDATE.  Say so before anything
+ * is done, instead of failing later on a missing column.
+ */
+static void
+require_sql_version(const char *procname)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("safe_backfill"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (version != NULL && strcmp(version, SAFE_BACKFILL_SQL_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: the extension's SQL objects are version %s, this library needs version %s",
+						procname, version, SAFE_BACKFILL_SQL_VERSION),
+				 errdetail("A new safe_backfill library was installed, but the extension in this database was not updated; nothing was changed."),
+				 errhint("Run %s", sql_hint_update_extension())));
+}
 
 PGDLLEXPORT void _PG_init(void);
 
@@ -159,6 +207,7 @@ PG_FUNCTION_INFO_V1(safe_backfill_forget);
 Datum
 safe_backfill_forget(PG_FUNCTION_ARGS)
 {
+	require_sql_version("safe_backfill_forget");
 	require_argument(fcinfo, 1, "older_than");
 	PG_RETURN_INT64(jobs_forget_finished(fcinfo->flinfo->fn_oid,
 										 PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0),
@@ -192,6 +241,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 	char	   *expression;
 
 	require_nonatomic_call(fcinfo, "safe_backfill", "after every batch");
+	require_sql_version("safe_backfill");
 	require_argument(fcinfo, 0, "tbl");
 	require_argument(fcinfo, 1, "col");
 	expression = value_or_expression(fcinfo);
@@ -247,7 +297,10 @@ safe_backfill(PG_FUNCTION_ARGS)
 	if (opts.set_not_null)
 		require_table_owner(target, "safe_backfill(..., set_not_null => true)");
 	if (expression)
+	{
+		citus_refuse_expression(target);
 		prepare_expression(target, expression);
+	}
 	else
 		coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);
 	PopActiveSnapshot();
@@ -290,6 +343,7 @@ safe_set_not_null(PG_FUNCTION_ARGS)
 	int			drop_check;
 
 	require_nonatomic_call(fcinfo, "safe_set_not_null", "after every step");
+	require_sql_version("safe_set_not_null");
 	require_argument(fcinfo, 0, "tbl");
 	require_argument(fcinfo, 1, "col");
 

@@ -22,6 +22,12 @@
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"
 
+/*
+ * The version of the SQL objects (safe_backfill--<version>.sql) this library
+ * works with: its tables, view and procedures.
+ */
+#define SAFE_BACKFILL_SQL_VERSION		"1.1"
+
 /* Largest batch_size accepted: beyond it a batch is no longer "small". */
 #define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
 
@@ -159,6 +165,7 @@ typedef struct RangeRecorder RangeRecorder;
 typedef struct JobRange
 {
 	int			range_no;
+	int64		shard_id;		/* Citus per-shard mode: the shard (else 0) */
 	char	   *last_key;		/* text[] literal, or NULL: from the start */
 	char	   *end_key;		/* text[] literal, or NULL: to the end */
 	BlockNumber next_block;

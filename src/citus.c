@@ -19,6 +19,7 @@
  * batches, which Citus applies to every copy: that needs a primary key.
  */
 #include "safe_backfill.h"
+#include "src/citus_nodes.h"
 #include "src/citus.h"
 #include "src/jobs.h"
 #include "src/keys.h"
@@ -50,16 +51,6 @@
 #define CITUS_SHARD_BATCH_FRACTION	10
 #define CITUS_MIN_SHARD_BATCH	100
 
-/* One shard and the node that holds its active placement. */
-typedef struct ShardTask
-{
-	int64		shardid;
-	char	   *shard_name;		/* quoted, qualified */
-	char	   *host;
-	int			port;
-	bool		done;
-} ShardTask;
-
 /* A shard being filled: its connection. */
 typedef struct RunningShard
 {
@@ -81,290 +72,6 @@ typedef struct ShardCallArgs
 	const char **setting_values;
 } ShardCallArgs;
 
-/* ---------------------------------------------------------------------
- * Detection
- * --------------------------------------------------------------------- */
-
-/* citus.so is loaded in this backend (its settings exist). */
-bool
-citus_is_loaded(void)
-{
-	return GetConfigOption("citus.propagate_set_commands", true, false) != NULL;
-}
-
-/*
- * How Citus distributes the table, read from pg_dist_partition by OID.
- * partmethod 'h': hash-distributed; 'n' with repmodel 't': a reference
- * table; 'n' with repmodel 's' and a colocation group: a distributed table
- * with a single shard (a Citus local table has colocation id 0).
- */
-CitusTableKind
-citus_table_kind(Oid relid)
-{
-	Oid			types[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(relid)};
-	CitusTableKind kind = CITUS_TABLE_NONE;
-	int			rc;
-
-	if (!OidIsValid(get_extension_oid("citus", true)))
-		return CITUS_TABLE_NONE;
-	rc = SPI_execute_with_args(sql_citus_table_kind(), 1, types, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "safe_backfill: reading pg_dist_partition failed: %s",
-			 SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		char	   *method = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		char	   *repmodel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		char	   *colocation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-
-		if (strcmp(method, "h") == 0)
-			kind = CITUS_TABLE_DISTRIBUTED;
-		else if (strcmp(method, "n") == 0 && strcmp(repmodel, "t") == 0)
-			kind = CITUS_TABLE_REFERENCE;
-		else if (strcmp(method, "n") == 0 && strcmp(repmodel, "s") == 0 &&
-				 strcmp(colocation, "0") != 0)
-			kind = CITUS_TABLE_DISTRIBUTED;
-		else
-			kind = CITUS_TABLE_OTHER;
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return kind;
-}
-
-/* ---------------------------------------------------------------------
- * Lock bounds that reach the workers
- * --------------------------------------------------------------------- */
-
-/*
- * Set lock_timeout for the rest of the current (sub)transaction by a SET
- * statement that Citus also sends to every worker connection the
- * transaction uses (citus.propagate_set_commands = 'local'): a batch or a
- * DDL step that waits for a lock on a shard then fails after timeout_ms
- * with 55P03 there too, instead of waiting for as long as the worker's
- * session holds its lock.
- */
-void
-citus_set_local_lock_timeout(int ms)
-{
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "safe_backfill: SPI_connect failed");
-	if (SPI_execute(sql_citus_propagate_set_local(), false, 0) != SPI_OK_UTILITY ||
-		SPI_execute(sql_set_local_lock_timeout(ms), false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "safe_backfill: setting lock_timeout failed");
-	SPI_finish();
-}
-
-/*
- * Before an ACCESS EXCLUSIVE step on a distributed table: wait, for at most
- * timeout_ms, until no session on any node holds a lock on one of its
- * shards.  The coordinator's own lock holders are waited for as on a single
- * node; the DDL Citus then sends to the shards would otherwise queue behind
- * a worker's session while the coordinator holds ACCESS EXCLUSIVE on the
- * table.  False (with the holders in *holders) if some are still there.
- */
-bool
-citus_wait_for_shard_lock_holders(Oid relid, int timeout_ms, char **holders)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	int			sleep_ms = 10;
-
-	*holders = NULL;
-	if (!citus_is_loaded())
-		return true;
-	if (citus_table_kind(relid) == CITUS_TABLE_NONE)
-		return true;
-	for (;;)
-	{
-		Oid			types[1] = {OIDOID};
-		Datum		args[1] = {ObjectIdGetDatum(relid)};
-		StringInfoData buf;
-		uint64		i;
-
-		if (SPI_execute_with_args(sql_citus_shard_lock_holders(), 1, types, args,
-								  NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "safe_backfill: reading the shards' lock holders failed");
-		if (SPI_processed == 0)
-		{
-			SPI_freetuptable(SPI_tuptable);
-			return true;
-		}
-		initStringInfo(&buf);
-		for (i = 0; i < SPI_processed; i++)
-			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
-							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-		SPI_freetuptable(SPI_tuptable);
-		*holders = buf.data;
-		if (GetCurrentTimestamp() >= deadline)
-			return false;
-		/* no lock and no snapshot held while we sleep */
-		commit_transaction();
-		sleep_interruptibly(sleep_ms);
-		sleep_ms = Min(sleep_ms * 2, 500);
-	}
-}
-
-/* ---------------------------------------------------------------------
- * Connections to the nodes
- * --------------------------------------------------------------------- */
-
-static void
-relay_notice(void *arg, const PGresult *res)
-{
-	ShardTask  *task = (ShardTask *) arg;
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-	int			elevel = severity && strcmp(severity, "WARNING") == 0 ? WARNING : NOTICE;
-
-	if (msg == NULL)
-		return;
-	ereport(elevel,
-			(errmsg_internal("%s (shard " INT64_FORMAT " on %s:%d)", msg,
-							 task->shardid, task->host, task->port),
-			 detail ? errdetail_internal("%s", detail) : 0));
-}
-
-/*
- * A connection to the node, as the current user, to the current database,
- * with citus.node_conninfo's options: how Citus itself connects.
- */
-static PGconn *
-connect_to_node(ShardTask *task)
-{
-	const char *conninfo = GetConfigOption("citus.node_conninfo", true, false);
-	PQconninfoOption *extra = NULL;
-	PQconninfoOption *o;
-	const char *keywords[64];
-	const char *values[64];
-	int			n = 0;
-	char		port[16];
-	PGconn	   *conn;
-
-	if (conninfo && conninfo[0] != '\0')
-	{
-		char	   *err = NULL;
-
-		extra = PQconninfoParse(conninfo, &err);
-		if (extra == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("safe_backfill: citus.node_conninfo cannot be parsed: %s",
-							err ? err : "out of memory")));
-		for (o = extra; o->keyword && n < 50; o++)
-		{
-			if (o->val == NULL)
-				continue;
-			keywords[n] = o->keyword;
-			values[n++] = o->val;
-		}
-	}
-	snprintf(port, sizeof(port), "%d", task->port);
-	keywords[n] = "host";
-	values[n++] = task->host;
-	keywords[n] = "port";
-	values[n++] = port;
-	keywords[n] = "dbname";
-	values[n++] = get_database_name(MyDatabaseId);
-	keywords[n] = "user";
-	values[n++] = GetUserNameFromId(GetUserId(), false);
-	keywords[n] = "application_name";
-	values[n++] = "safe_backfill shard";
-	keywords[n] = NULL;
-	values[n] = NULL;
-
-	conn = PQconnectdbParams(keywords, values, false);
-	if (extra)
-		PQconninfoFree(extra);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
-
-		if (conn)
-			PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("safe_backfill: could not connect to node %s:%d for shard " INT64_FORMAT,
-						task->host, task->port, task->shardid),
-				 errdetail_internal("%s", msg),
-				 errhint("safe_backfill connects to each worker as the current user, like Citus: the workers must accept that connection (citus.node_conninfo, .pgpass, certificates or trust).")));
-	}
-	PQsetNoticeReceiver(conn, relay_notice, task);
-	return conn;
-}
-
-/* The remote error, raised here with its SQLSTATE. */
-static void
-raise_remote_error(ShardTask *task, PGresult *res, PGconn *conn)
-{
-	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
-	int			code = ERRCODE_CONNECTION_FAILURE;
-	char	   *m = pstrdup(msg ? msg : PQerrorMessage(conn));
-	char	   *d = detail ? pstrdup(detail) : NULL;
-	char	   *h = hint ? pstrdup(hint) : NULL;
-
-	if (sqlstate && strlen(sqlstate) == 5)
-		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
-	if (res)
-		PQclear(res);
-	ereport(ERROR,
-			(errcode(code),
-			 errmsg_internal("%s", m),
-			 d ? errdetail_internal("%s", d) : 0,
-			 h ? errhint("%s", h) : 0,
-			 errcontext("safe_backfill: shard " INT64_FORMAT " on node %s:%d",
-						task->shardid, task->host, task->port)));
-}
-
-/* Wait for the one result of a query sent on conn, forwarding a cancel. */
-static PGresult *
-wait_for_result(PGconn *conn, ShardTask *task)
-{
-	PGresult   *result = NULL;
-
-	for (;;)
-	{
-		PGresult   *res;
-
-		while (PQisBusy(conn))
-		{
-			(void) WaitLatchOrSocket(MyLatch,
-									 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-									 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			if (!PQconsumeInput(conn))
-				raise_remote_error(task, NULL, conn);
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			break;
-		if (result)
-			PQclear(result);
-		result = res;
-	}
-	return result;
-}
-
-/* A short query, run to the end; its result (the caller clears it). */
-static PGresult *
-remote_query(PGconn *conn, ShardTask *task, const char *sql, int nparams,
-			 const char *const *params)
-{
-	PGresult   *res;
-
-	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
-		raise_remote_error(task, NULL, conn);
-	res = wait_for_result(conn, task);
-	if (res == NULL || (PQresultStatus(res) != PGRES_TUPLES_OK &&
-						PQresultStatus(res) != PGRES_COMMAND_OK))
-		raise_remote_error(task, res, conn);
-	return res;
-}
-
 /* safe_backfill's version and schema here (SPI). */
 static void
 local_extension_version(char **version, char **nspname)
@@ -384,9 +91,10 @@ local_extension_version(char **version, char **nspname)
 static char *
 require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 {
-	PGresult   *res = remote_query(conn, task, sql_citus_extension_version(), 0, NULL);
+	PGresult   *res = citus_node_query(conn, task, sql_citus_extension_version(), 0, NULL);
 	char	   *remote_version = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
 	char	   *nspname = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 1)) : NULL;
+	char	   *foreign = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 2)) : NULL;
 
 	PQclear(res);
 	if (remote_version == NULL || strcmp(remote_version, version) != 0)
@@ -400,6 +108,14 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 				 errdetail("A distributed table is filled shard by shard on the nodes that hold the shards, by the extension installed there. Nothing was changed."),
 				 errhint("Install safe_backfill %s on every node and run CREATE EXTENSION safe_backfill (or ALTER EXTENSION safe_backfill UPDATE) in this database on each.",
 						 version)));
+	if (strcmp(foreign, "0") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("safe_backfill: node %s:%d has %s routines called safe_backfill in schema %s that are not the extension's",
+						task->host, task->port, foreign, quote_identifier(nspname)),
+				 errdetail("The shard's CALL on that node could run one of them, as you, instead of the extension's procedure. Nothing was changed on that node."),
+				 errhint("Drop them, or revoke CREATE on schema %s from the roles that may not create routines there.",
+						 quote_identifier(nspname))));
 	return nspname;
 }
 
@@ -426,7 +142,7 @@ require_extension_on_every_node(List *tasks, const char *version)
 		if (list_member(checked, makeString(node)))
 			continue;
 		checked = lappend(checked, makeString(node));
-		conn = connect_to_node(task);
+		conn = citus_node_connect(task);
 		PG_TRY();
 		{
 			(void) require_remote_extension(conn, task, version);
@@ -568,18 +284,17 @@ start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
 
 		run = palloc0(sizeof(RunningShard));
 		run->task = task;
-		run->conn = connect_to_node(task);
+		run->conn = citus_node_connect(task);
 		PG_TRY();
 		{
 			PGresult   *res;
 
-			run->nspname = require_remote_extension(run->conn, task, version);
 			for (i = 0; i < call->nsettings; i++)
 			{
 				params[2 * i] = call->setting_names[i];
 				params[2 * i + 1] = call->setting_values[i];
 			}
-			res = remote_query(run->conn, task, sql_citus_remote_settings(call->nsettings),
+			res = citus_node_query(run->conn, task, sql_citus_remote_settings(call->nsettings),
 							   2 * call->nsettings, params);
 			PQclear(res);
 		}
@@ -591,7 +306,18 @@ start_shard(ShardTask *task, const char *version, ShardCallArgs *call,
 		PG_END_TRY();
 	}
 	run->task = task;
-	PQsetNoticeReceiver(run->conn, relay_notice, task);
+	citus_node_relay_notices(run->conn, task);
+	/* right before each CALL: what the CALL resolves to may have changed */
+	PG_TRY();
+	{
+		run->nspname = require_remote_extension(run->conn, task, version);
+	}
+	PG_CATCH();
+	{
+		PQfinish(run->conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	callparams[0] = task->shard_name;
 	callparams[1] = target->colname;
@@ -681,11 +407,14 @@ finish_shard(BackfillTarget *target, BackfillJob *job, Oid nsp, ShardTask *task,
 					(errmsg("safe_backfill: %s: shard " INT64_FORMAT " moved from %s:%d to %s:%d while it was filled; filling it again there",
 							target->display, task->shardid, task->host, task->port,
 							moved->host, moved->port)));
+			moved->range_no = task->range_no;
 			*pending = lappend(*pending, moved);
 			return false;
 		}
 	}
-	range_record_done(range_recorder(nsp, job_id(job), (int) task->shardid));
+	/* a shard that appeared after the run recorded its shards has no range */
+	if (task->range_no > 0)
+		range_record_done(range_recorder(nsp, job_id(job), task->range_no));
 	commit_transaction();
 	task->done = true;
 	return true;
@@ -758,7 +487,7 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 				if (run == NULL)
 					continue;
 				if (!PQconsumeInput(run->conn))
-					raise_remote_error(run->task, NULL, run->conn);
+					citus_node_raise_error(run->task, NULL, run->conn);
 				if (PQisBusy(run->conn))
 					continue;
 				while ((res = PQgetResult(run->conn)) != NULL)
@@ -768,7 +497,7 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 					last = res;
 				}
 				if (last == NULL || PQresultStatus(last) != PGRES_COMMAND_OK)
-					raise_remote_error(run->task, last, run->conn);
+					citus_node_raise_error(run->task, last, run->conn);
 				PQclear(last);
 				idle = lappend(idle, run);
 				running[i] = NULL;
@@ -809,8 +538,11 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 			ShardTask  *task = (ShardTask *) lfirst(lc);
 
 			for (i = 0; i < n; i++)
-				if (ranges[i].range_no == (int) task->shardid)
+				if (ranges[i].shard_id == task->shardid)
+				{
+					task->range_no = ranges[i].range_no;
 					todo = lappend(todo, task);
+				}
 		}
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ": %d of %d shards unfinished",
@@ -823,15 +555,28 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 	{
 		ShardTask  *task = (ShardTask *) lfirst(lc);
 
-		if (task->shardid > PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("safe_backfill: %s: shard id " INT64_FORMAT " is too large to be recorded",
-							target->display, task->shardid)));
-		job_insert_range(job, (int) task->shardid, NULL, NULL, 0, InvalidBlockNumber);
+		task->range_no = foreach_current_index(lc) + 1;
+		job_insert_shard_range(job, task->range_no, task->shardid);
 	}
 	commit_transaction();
 	return list_copy(all);
+}
+
+/* Shards read again from the catalog keep the ranges the run gave them. */
+static void
+carry_range_numbers(List *tasks, List *all)
+{
+	ListCell   *lc;
+	ListCell   *la;
+
+	foreach(lc, tasks)
+	{
+		ShardTask  *task = (ShardTask *) lfirst(lc);
+
+		foreach(la, all)
+			if (((ShardTask *) lfirst(la))->shardid == task->shardid)
+				task->range_no = ((ShardTask *) lfirst(la))->range_no;
+	}
 }
 
 static int64
@@ -894,6 +639,7 @@ fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *jo
 				(errmsg("safe_backfill: %s: a count over the distributed table found " INT64_FORMAT " NULLs left; filling every shard again",
 						target->display, nulls)));
 		todo = load_placements(target, 0);
+		carry_range_numbers(todo, all);
 	}
 	job_finish(job, NULL);
 	commit_transaction();
@@ -960,16 +706,6 @@ backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
  * column qualified with the table's name no longer resolves) and other
  * tables are other shards; not supported yet.
  */
-static void
-refuse_expression(BackfillTarget *target)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("safe_backfill: %s: expression => is not supported for a Citus distributed or reference table",
-					target->display),
-			 errdetail("Its rows are filled on the nodes that hold its shards, where the expression's table and the tables it reads have other names. Nothing was changed."),
-			 errhint("Fill it with a value, or run the UPDATE with the expression through Citus in batches of your own.")));
-}
 
 /*
  * A reference table is filled by the coordinator's batches, which Citus
@@ -1010,8 +746,6 @@ citus_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
 	CitusTableKind kind = citus_table_kind(target->relid);
 
-	if (kind != CITUS_TABLE_NONE && kind != CITUS_TABLE_OTHER && target->expression)
-		refuse_expression(target);
 	switch (kind)
 	{
 		case CITUS_TABLE_DISTRIBUTED:
@@ -1023,14 +757,4 @@ citus_backfill(BackfillTarget *target, const BackfillOptions *opts)
 		default:
 			return false;
 	}
-}
-
-/* Citus tables' rows are in their shards: count them through Citus. */
-bool
-citus_estimate_rows(Oid relid, double *rows)
-{
-	if (citus_table_kind(relid) == CITUS_TABLE_NONE)
-		return false;
-	*rows = (double) run_count_query(sql_count_rows(relid), true, "rows");
-	return true;
 }

@@ -603,9 +603,13 @@ prepare_statement(BackfillTarget *target, const char *sql, int nargs, Oid *argty
 static ParamListInfo
 statement_params(ExpressionStatement *statement, Datum *args, const char *nulls)
 {
-	ParamListInfo params = makeParamList(statement->nargs);
+	ParamListInfo params;
 	int			i;
 
+	/* none, as SPI passes none: Citus's executor reads a list it is given */
+	if (statement->nargs == 0)
+		return NULL;
+	params = makeParamList(statement->nargs);
 	for (i = 0; i < statement->nargs; i++)
 	{
 		ParamExternData *prm = &params->params[i];

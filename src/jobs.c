@@ -667,6 +667,24 @@ job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 		elog(ERROR, "safe_backfill: recording the ranges failed");
 }
 
+/*
+ * A Citus run's range: one shard, by its id (a bigint, which range_no
+ * could not hold); range_no is its ordinal in the run.
+ */
+void
+job_insert_shard_range(BackfillJob *job, int range_no, int64 shard_id)
+{
+	Oid			types[3] = {INT8OID, INT4OID, INT8OID};
+	Datum		args[3];
+
+	args[0] = Int64GetDatum(job->id);
+	args[1] = Int32GetDatum(range_no);
+	args[2] = Int64GetDatum(shard_id);
+	if (execute_as_owner(job->owner, sql_range_insert_shard(ranges_table(job->nsp)), NULL,
+						 3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "safe_backfill: recording the shards failed");
+}
+
 /* Whether this job ran in parallel ranges at all (finished or not). */
 bool
 job_has_ranges(BackfillJob *job)
@@ -711,6 +729,7 @@ job_load_ranges(BackfillJob *job, JobRange **ranges)
 		(*ranges)[i].next_block = isnull ? 0 : (BlockNumber) DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		(*ranges)[i].end_block = isnull ? InvalidBlockNumber : (BlockNumber) DatumGetInt64(d);
+		(*ranges)[i].shard_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
 	}
 	rc = (int) SPI_processed;
 	SPI_freetuptable(SPI_tuptable);
@@ -778,10 +797,18 @@ range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 f
 	range_update(r, keys, block, filled, false, scanned, batches);
 }
 
+/*
+ * The range's last record: its kept plan goes with it.  Otherwise every
+ * range leaves one in the session that recorded it (a Citus run's caller:
+ * one per shard; a parallel worker: one per range it took).
+ */
 void
 range_record_done(RangeRecorder *r)
 {
 	range_update(r, NULL, InvalidBlockNumber, 0, true, 0, 0);
+	if (r->plan)
+		SPI_freeplan(r->plan);
+	r->plan = NULL;
 }
 
 /*

@@ -27,6 +27,7 @@ extern void job_require_column_lock(BackfillJob *job, BackfillTarget *target);
 extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 							 const char *end_key, BlockNumber start_block,
 							 BlockNumber end_block);
+extern void job_insert_shard_range(BackfillJob *job, int range_no, int64 shard_id);
 extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
 extern bool job_has_ranges(BackfillJob *job);
 extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);

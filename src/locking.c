@@ -11,7 +11,7 @@
  * that follows takes milliseconds because it never scans the table.
  */
 #include "safe_backfill.h"
-#include "src/citus.h"
+#include "src/citus_nodes.h"
 #include "src/locking.h"
 #include "src/sqlgen.h"
 #include "src/target.h"
@@ -184,6 +184,24 @@ wait_for_holders_action(void *arg)
 	WaitForLockers(tag, AccessExclusiveLock, false);
 }
 
+/*
+ * Wait, for at most wait_ms each, for the sessions that hold a lock
+ * conflicting with ACCESS EXCLUSIVE on the table now, and only for them:
+ * sessions that come later are not waited for, so a table that is never
+ * idle still gets its turn (they queue behind the step for at most its
+ * lock_timeout).  Here by WaitForLockers; on Citus, the sessions holding
+ * locks on the table's shards on every node too, the same way.  False if
+ * some are still there (those on the shards' nodes described in
+ * *shard_holders; this node's are read by describe_lock_holders).
+ */
+static bool
+wait_for_lock_holders(BackfillTarget *target, int wait_ms, char **shard_holders)
+{
+	*shard_holders = NULL;
+	return run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
+		citus_wait_for_shard_lock_holders(target, wait_ms, shard_holders);
+}
+
 typedef struct DdlAttempt
 {
 	BackfillTarget *target;
@@ -300,9 +318,7 @@ run_guarded_exclusive_step(BackfillTarget *target, const char *procname,
 		char	   *shard_holders = NULL;
 
 		CHECK_FOR_INTERRUPTS();
-		/* Citus: the sessions holding locks on the shards, on every node, too */
-		if (run_with_lock_timeout(wait_ms, wait_for_holders_action, &target->relid, NULL) &&
-			citus_wait_for_shard_lock_holders(target->relid, wait_ms, &shard_holders) &&
+		if (wait_for_lock_holders(target, wait_ms, &shard_holders) &&
 			run_with_lock_timeout(policy->lock_timeout_ms, exclusive_ddl_action, &ddl, NULL))
 		{
 			commit_transaction();

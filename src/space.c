@@ -17,7 +17,7 @@
  * by ranges of blocks relies on heap tids too: see require_heap_for_ctid.
  */
 #include "safe_backfill.h"
-#include "src/citus.h"
+#include "src/citus_nodes.h"
 #include "src/settings.h"
 #include "src/space.h"
 #include "src/target.h"

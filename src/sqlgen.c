@@ -760,6 +760,13 @@ sql_range_insert(const char *table)
 					" next_block, end_block) VALUES ($1, $2, $3, $4, $5, $6)", table);
 }
 
+/* A Citus run's range: $1 job, $2 the shard's ordinal, $3 the shard id. */
+char *
+sql_range_insert_shard(const char *table)
+{
+	return psprintf("INSERT INTO %s (job_id, range_no, shard_id) VALUES ($1, $2, $3)", table);
+}
+
 char *
 sql_range_exists(const char *table)
 {
@@ -769,7 +776,8 @@ sql_range_exists(const char *table)
 char *
 sql_range_load_unfinished(const char *table)
 {
-	return psprintf("SELECT range_no, last_key, end_key, next_block, end_block"
+	return psprintf("SELECT range_no, last_key, end_key, next_block, end_block,"
+					" COALESCE(shard_id, range_no)"
 					" FROM %s WHERE job_id OPERATOR(pg_catalog.=) $1 AND NOT done"
 					" ORDER BY range_no", table);
 }
@@ -859,6 +867,12 @@ sql_hint_grant_role(const char *granted, const char *role)
 
 /* SET ROLE role; */
 char *
+sql_hint_update_extension(void)
+{
+	return pstrdup("ALTER EXTENSION safe_backfill UPDATE;");
+}
+
+char *
 sql_hint_set_role(const char *role)
 {
 	return psprintf("SET ROLE %s;", quote_identifier(role));
@@ -917,11 +931,25 @@ sql_citus_background_jobs(void)
 				   " ('{scheduled,running,cancelling,failing}'::pg_catalog.text[])");
 }
 
-/* safe_backfill's version and schema in the database connected to. */
+/*
+ * safe_backfill's version and schema in the database connected to, and how
+ * many routines called safe_backfill in that schema are not the
+ * extension's: one taking the value's type exactly would be a better match
+ * for the shard's CALL than the extension's anycompatible one.
+ */
 char *
 sql_citus_extension_version(void)
 {
-	return pstrdup("SELECT e.extversion::pg_catalog.text, n.nspname::pg_catalog.text"
+	return pstrdup("SELECT e.extversion::pg_catalog.text, n.nspname::pg_catalog.text,"
+				   " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc p"
+				   "   WHERE p.proname OPERATOR(pg_catalog.=) 'safe_backfill'::pg_catalog.name"
+				   "   AND p.pronamespace OPERATOR(pg_catalog.=) n.oid"
+				   "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d"
+				   "     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+				   "     AND d.objid OPERATOR(pg_catalog.=) p.oid"
+				   "     AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+				   "     AND d.refobjid OPERATOR(pg_catalog.=) e.oid"
+				   "     AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\"))"
 				   " FROM pg_catalog.pg_extension e"
 				   " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
 				   " WHERE e.extname OPERATOR(pg_catalog.=) 'safe_backfill'::pg_catalog.name");
@@ -972,20 +1000,64 @@ sql_set_local_lock_timeout(int ms)
 }
 
 /*
- * Sessions on the shards' nodes holding a lock on a shard of table $1
- * other than the one asking: "host:port pid n, pid m", one row a shard.  run_command_on_placements puts each shard's name in for %s.
+ * Each node holding an active placement of a shard of table $1: host, port,
+ * and its shards' qualified names as a text[] value (array_out's text, read
+ * back on the node by array_in: a value, never pasted into a statement).
  */
 char *
-sql_citus_shard_lock_holders(void)
+sql_citus_shard_nodes(void)
 {
-	return pstrdup("SELECT r.nodename OPERATOR(pg_catalog.||) ':'::pg_catalog.text"
-				   " OPERATOR(pg_catalog.||) r.nodeport::pg_catalog.text"
-				   " OPERATOR(pg_catalog.||) ' '::pg_catalog.text OPERATOR(pg_catalog.||) r.result"
-				   " FROM pg_catalog.run_command_on_placements($1::pg_catalog.regclass,"
-				   " $cmd$SELECT pg_catalog.string_agg('pid ' OPERATOR(pg_catalog.||) l.pid::pg_catalog.text, ', ')"
+	return pstrdup("SELECT n.nodename, n.nodeport,"
+				   " pg_catalog.array_agg(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)"
+				   "   ORDER BY s.shardid)::pg_catalog.text"
+				   " FROM pg_catalog.pg_dist_shard s"
+				   " JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+				   " JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid"
+				   " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+				   " AND p.shardstate OPERATOR(pg_catalog.=) 1"
+				   " AND n.noderole OPERATOR(pg_catalog.=) 'primary'::pg_catalog.noderole"
+				   " AND n.isactive"
+				   " GROUP BY n.nodename, n.nodeport ORDER BY n.nodename, n.nodeport");
+}
+
+/* "pid n" of a pg_locks row l, or a prepared transaction's */
+#define LOCK_HOLDER_NAME \
+	"pg_catalog.string_agg(DISTINCT CASE WHEN l.pid IS NULL" \
+	" THEN 'a prepared transaction'::pg_catalog.text" \
+	" ELSE pg_catalog.concat('pid ', l.pid) END, ', '::pg_catalog.text)"
+
+/*
+ * On a node: the virtual transactions (a text[] value) of the sessions that
+ * hold a lock on one of the relations named in $1 (a text[]) in this
+ * database, other than this one, and "pid n, pid m".  Like WaitForLockers,
+ * what is waited for is these transactions, not a moment without locks.
+ * The third column resolves every name even when no lock row is left to
+ * compare with: a shard missing there is an error, never a shard skipped.
+ */
+char *
+sql_citus_lock_holder_snapshot(void)
+{
+	return pstrdup("SELECT pg_catalog.array_agg(DISTINCT l.virtualtransaction)::pg_catalog.text, "
+				   LOCK_HOLDER_NAME ","
+				   " $1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.text"
 				   " FROM pg_catalog.pg_locks l"
-				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'"
-				   " AND l.relation OPERATOR(pg_catalog.=) '%s'::pg_catalog.regclass AND l.granted"
-				   " AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()$cmd$) r"
-				   " WHERE r.success AND r.result OPERATOR(pg_catalog.<>) ''::pg_catalog.text");
+				   " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'::pg_catalog.text AND l.granted"
+				   " AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+				   "   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+				   " AND l.relation OPERATOR(pg_catalog.=) ANY"
+				   "   ($1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.oid[])"
+				   " AND (l.pid IS NULL OR l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())");
+}
+
+/*
+ * Of the virtual transactions $1 (a text[]), those still running (holding
+ * any lock, as a running transaction holds its own id's), as above.
+ */
+char *
+sql_citus_lock_holders_left(void)
+{
+	return pstrdup("SELECT pg_catalog.array_agg(DISTINCT l.virtualtransaction)::pg_catalog.text, "
+				   LOCK_HOLDER_NAME
+				   " FROM pg_catalog.pg_locks l"
+				   " WHERE l.virtualtransaction OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])");
 }

@@ -46,6 +46,7 @@ extern char *sql_hint_backfill_call(BackfillTarget *target);
 extern char *sql_hint_set_not_null_call(BackfillTarget *target, bool drop_check);
 extern char *sql_hint_grant_table(BackfillTarget *target, const char *role);
 extern char *sql_hint_grant_role(const char *granted, const char *role);
+extern char *sql_hint_update_extension(void);
 extern char *sql_hint_set_role(const char *role);
 extern char *sql_job_find_resumable(const char *table);
 extern char *sql_job_insert(const char *table);
@@ -59,6 +60,7 @@ extern char *sql_job_delete_expired(const char *table);
 extern char *sql_job_forget_finished(const char *table);
 extern char *sql_range_delete(const char *table);
 extern char *sql_range_insert(const char *table);
+extern char *sql_range_insert_shard(const char *table);
 extern char *sql_range_exists(const char *table);
 extern char *sql_range_load_unfinished(const char *table);
 extern char *sql_range_update(const char *table);
@@ -71,6 +73,8 @@ extern char *sql_citus_remote_settings(int nsettings);
 extern char *sql_citus_shard_call(const char *nspname, const char *typname);
 extern char *sql_citus_propagate_set_local(void);
 extern char *sql_set_local_lock_timeout(int ms);
-extern char *sql_citus_shard_lock_holders(void);
+extern char *sql_citus_shard_nodes(void);
+extern char *sql_citus_lock_holder_snapshot(void);
+extern char *sql_citus_lock_holders_left(void);
 
 #endif							/* SAFE_BACKFILL_SQLGEN_H */

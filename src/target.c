@@ -8,7 +8,7 @@
  * still be true.
  */
 #include "safe_backfill.h"
-#include "src/citus.h"
+#include "src/citus_nodes.h"
 #include "src/sqlgen.h"
 #include "src/target.h"
 
@@ -583,9 +583,12 @@ estimate_table_rows(Oid relid)
 	ListCell   *lc;
 	double		total = 0;
 
-	/* a Citus table's rows are in its shards, not in the coordinator's table */
-	if (citus_estimate_rows(relid, &total))
-		return total;
+	/*
+	 * a Citus table's rows are in its shards, not in the coordinator's
+	 * table: count them through Citus
+	 */
+	if (citus_table_kind(relid) != CITUS_TABLE_NONE)
+		return (double) run_count_query(sql_count_rows(relid), true, "rows");
 	leaves = storage_relations(relid);
 	foreach(lc, leaves)
 	{

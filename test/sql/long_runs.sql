@@ -10,7 +10,7 @@ CREATE TABLE plans_t (id int PRIMARY KEY, v int);
 INSERT INTO plans_t SELECT g FROM generate_series(1, 100) g;
 CREATE VIEW plans_left AS
   SELECT count(*) AS kept_plans FROM pg_backend_memory_contexts
-  WHERE name = 'CachedPlanSource' AND (ident LIKE '%plans_t%' OR ident LIKE '%safe_backfill_jobs%');
+  WHERE name = 'CachedPlanSource' AND (ident LIKE '%plans_t%' OR ident LIKE '%safe_backfill_job%');
 CALL safe_backfill('plans_t', 'v', 1, batch_size => 10, target_batch_ms => 0);
 SELECT * FROM plans_left;
 -- a batch fails: the call ends with the error, its plans are gone too

@@ -195,6 +195,20 @@ for my $t ('d', 'r')
 	is($coord->safe_psql('postgres', "SELECT count(e) FROM $t"), '0', 'and the table is unchanged');
 }
 
+# A Citus local table (on the coordinator, in Citus's metadata) runs through
+# Citus's executor: an expression run there works like on any table (its
+# statements without parameters once crashed Citus's executor).
+$coord->safe_psql('postgres', q{
+	CREATE TABLE cl (id int PRIMARY KEY, e text);
+	INSERT INTO cl SELECT generate_series(1, 2000);
+	SELECT citus_add_local_table_to_metadata('cl');
+});
+($ret, $out, $err) = $coord->psql('postgres',
+	q{CALL safe_backfill('cl', 'e', expression => 'id::text', batch_size => 500)});
+is($ret, 0, 'expression => on a Citus local table runs') or diag($err);
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM cl WHERE e IS DISTINCT FROM id::text}), '0',
+	'and fills every row with its own value');
+
 # --- a row locked on a worker ---------------------------------------------------
 # Per-shard mode: the shard's run on its node meets the row, times out after
 # batch_lock_timeout, retries, and finishes once the row is released.
@@ -307,14 +321,15 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM
 # --- another safe_backfill version on a worker: a clear error before anything ---
 # (Citus forbids DROP EXTENSION on a worker; the catalog says another version.)
 $coord->safe_psql('postgres', q{UPDATE d SET v = 'x'; ALTER TABLE d ALTER v DROP NOT NULL; UPDATE d SET v = NULL WHERE id <= 100});
+my $sb_version = $workers[1]->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'safe_backfill'});
 $workers[1]->safe_psql('postgres', q{UPDATE pg_extension SET extversion = '0.9' WHERE extname = 'safe_backfill'});
 ($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
 isnt($ret, 0, 'a worker with another safe_backfill version stops the run');
-like($err, qr/ERROR:  safe_backfill: node 127\.0\.0\.1:\d+ has safe_backfill version 0\.9, the coordinator version 1\.0/,
+like($err, qr/ERROR:  safe_backfill: node 127\.0\.0\.1:\d+ has safe_backfill version 0\.9, the coordinator version \Q$sb_version\E/,
 	'with an error naming the node and both versions');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '100',
 	'before any shard was filled');
-$workers[1]->safe_psql('postgres', q{UPDATE pg_extension SET extversion = '1.0' WHERE extname = 'safe_backfill'});
+$workers[1]->safe_psql('postgres', qq{UPDATE pg_extension SET extversion = '$sb_version' WHERE extname = 'safe_backfill'});
 
 # --- a rebalance scheduled: refused before anything ------------------------------
 # A background job row without tasks stands for a rebalance that was scheduled.
@@ -330,5 +345,187 @@ $coord->safe_psql('postgres', q{DELETE FROM pg_dist_background_job});
 ($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('d', 'v', 'y', 500)});
 is($ret, 0, 'once it is over, the run goes ahead') or diag $err;
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM d WHERE v IS NULL}), '0', 'no NULL left');
+
+# --- a shard's name is never SQL ---------------------------------------------------
+# A role that owns a schema names its distributed table so that the shard's
+# quoted name, pasted into a command, would end the literal and run its own
+# statement as whoever calls the promotion.  The promotion must treat the
+# name as a value on every node: the attacker is not superuser anywhere after.
+my $evil = q{'::pg_catalog.char::int;ALTER ROLE alice SUPERUSER--};
+(my $evil_sql = $evil) =~ s/'/''/g;
+$coord->safe_psql('postgres', q{
+	CREATE ROLE alice LOGIN;
+	CREATE SCHEMA alice_s AUTHORIZATION alice;
+	GRANT USAGE ON SCHEMA public TO alice;
+});
+$coord->safe_psql('postgres', qq{
+	SET ROLE alice;
+	SET citus.shard_count = 2;
+	CREATE TABLE alice_s."$evil" (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('alice_s."$evil_sql"', 'id');
+	INSERT INTO alice_s."$evil" SELECT g, g FROM generate_series(1, 100) g;
+});
+($ret, $out, $err) = $coord->psql('postgres',
+	qq{CALL safe_set_not_null('alice_s."$evil_sql"', 'v', lock_timeout => '1s')});
+is($ret, 0, 'the promotion of the table with a hostile name completes') or diag $err;
+for my $n ($coord, @workers)
+{
+	is($n->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'}), 'f',
+		'the table\'s owner did not become superuser (port ' . $n->port . ')');
+}
+
+# A name with a quote, no attack: the holders of its shards' locks on the
+# workers are still seen (not skipped because the probe failed there).
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 2;
+	CREATE TABLE "o'brien" (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('"o''brien"', 'id');
+	INSERT INTO "o'brien" SELECT g, g FROM generate_series(1, 100) g;
+});
+my ($oshard) = shards_of(q{"o''brien"});
+my ($onode, $oname) = shard_placement($oshard);
+$gate = lock_rows($onode, $oname, 'true LIMIT 1');
+($ret, $out, $err) = $coord->psql('postgres',
+	q{CALL safe_set_not_null('"o''brien"', 'v', lock_timeout => '200ms', max_attempts => 2)});
+isnt($ret, 0, "while a worker's session holds a lock on a shard of o'brien, the promotion does not go ahead");
+like($err, qr/could not get ACCESS EXCLUSIVE lock .* after 2 attempts.*\n.*DETAIL:  Sessions holding locks on relation "o'brien": sessions on the shards' nodes: 127\.0\.0\.1:\d+ pid $gate->{pid}\b/,
+	"it names the worker's session that holds the shard's lock") or diag $err;
+release_gate($gate);
+($ret, $out, $err) = $coord->psql('postgres',
+	q{CALL safe_set_not_null('"o''brien"', 'v', lock_timeout => '1s')});
+is($ret, 0, 'once that session is gone the promotion completes') or diag $err;
+
+# A node that cannot answer the probe is an error that names it, never a
+# node skipped.  (The shard's table is gone on its worker.)
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 2;
+	CREATE TABLE probe_t (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('probe_t', 'id');
+	INSERT INTO probe_t SELECT g, g FROM generate_series(1, 100) g;
+});
+my ($pshard) = shards_of('probe_t');
+my ($pnode, $pname) = shard_placement($pshard);
+$pnode->safe_psql('postgres', "SET citus.enable_manual_changes_to_shards = on; ALTER TABLE $pname RENAME TO probe_gone");
+($ret, $out, $err) = $coord->psql('postgres',
+	q{CALL safe_set_not_null('probe_t', 'v', lock_timeout => '200ms')});
+isnt($ret, 0, 'a node where the lock holders cannot be read stops the promotion');
+like($err, qr/ERROR:  safe_backfill: probe_t\.v: could not read the lock holders of its shards on node 127\.0\.0\.1:@{[$pnode->port]}/,
+	'with an error naming the node') or diag $err;
+like($err, qr/DETAIL:  .*does not exist/, 'and what failed there') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT attnotnull FROM pg_attribute WHERE attrelid = 'probe_t'::regclass AND attname = 'v'}),
+	'f', 'the column is unchanged');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'probe_t'::regclass AND contype = 'c'}),
+	'0', 'and no CHECK constraint was left');
+$pnode->safe_psql('postgres', "SET citus.enable_manual_changes_to_shards = on; ALTER TABLE probe_gone RENAME TO $pname");
+
+# --- the promotion waits for the holders it saw, not for a quiet moment -----------
+# Clients run point queries on the table all along, each a new lock holder
+# on a shard (each holds it for a while: there is hardly ever a moment when
+# no shard has a holder).  A session on a worker holds a lock on a shard in
+# an open transaction: the promotion waits for that one, and completes once
+# it commits, however busy the table stays.
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 4;
+	CREATE TABLE busy (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('busy', 'id');
+	INSERT INTO busy SELECT g, g FROM generate_series(1, 1000) g;
+});
+my $script = PostgreSQL::Test::Utils::tempdir() . '/point.sql';
+PostgreSQL::Test::Utils::append_to_file($script,
+	"\\set id random(1, 1000)\nSELECT v, pg_sleep(0.01) FROM busy WHERE id = :id;\n");
+my ($pb_out, $pb_err) = ('', '');
+my $pgbench = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '4', '-t', '100000000', '-f', $script,
+	  '-h', $coord->host, '-p', $coord->port, 'postgres' ],
+	'>', \$pb_out, '2>', \$pb_err);
+$coord->poll_query_until('postgres',
+	q{SELECT count(*) >= 4 FROM pg_stat_activity WHERE query LIKE 'SELECT v, pg_sleep(0.01) FROM busy%'})
+  or die "the point query clients did not start: $pb_err";
+my ($bshard) = shards_of('busy');
+my ($bnode, $bname) = shard_placement($bshard);
+$gate = lock_rows($bnode, $bname, 'true LIMIT 1');
+$bf = start_call(q{CALL safe_set_not_null('busy', 'v', lock_timeout => '500ms', max_attempts => 5)});
+wait_for_stderr($bf, qr/waits for sessions on the shards' nodes: [^\n]*\bpid $gate->{pid}\b/,
+	'the promotion to wait for the session holding the shard lock');
+pass('the promotion waits for the session that held a shard lock before the step');
+is($coord->safe_psql('postgres', q{SELECT attnotnull FROM pg_attribute WHERE attrelid = 'busy'::regclass AND attname = 'v'}),
+	'f', 'and has not promoted the column while that session holds its lock');
+release_gate($gate);
+$bf->{h}->finish;
+is($bf->{h}->result(0), 0, 'it completes after that session commits, with the point queries still running')
+  or diag $bf->{err};
+ok($pgbench->pumpable, 'the point query clients were running all along') or diag $pb_err;
+$pgbench->kill_kill;
+is($coord->safe_psql('postgres', q{SELECT attnotnull FROM pg_attribute WHERE attrelid = 'busy'::regclass AND attname = 'v'}),
+	't', 'the column is NOT NULL');
+
+# --- no kept plan is left per shard in the caller's session ----------------------
+# (PostgreSQL's own foreign key check of the ranges' job, one per session,
+# is not ours.)
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 4;
+	CREATE TABLE kp (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('kp', 'id');
+	INSERT INTO kp SELECT generate_series(1, 400);
+});
+($ret, $out, $err) = $coord->psql('postgres', q{
+	CALL safe_backfill('kp', 'v', 1, 100);
+	SELECT COALESCE(string_agg(ident, ' | '), 'none') FROM pg_backend_memory_contexts
+	WHERE name = 'CachedPlanSource' AND (ident LIKE '%safe_backfill_job%' OR ident LIKE '%kp%')
+	AND ident NOT LIKE 'SELECT 1 FROM ONLY % FOR KEY SHARE OF x'});
+is($ret, 0, 'the distributed table is filled') or diag $err;
+is($out, 'none', 'and the call leaves no kept plan in the session');
+
+# --- the shard's CALL runs the extension's procedure, nothing else ----------------
+# A role that may create routines in the extension's schema on a worker
+# adds a safe_backfill taking text: for a text column, a better match for
+# the shard's CALL (run as the caller) than the extension's anycompatible.
+$coord->safe_psql('postgres', q{
+	CREATE ROLE mallory LOGIN;
+	SET citus.shard_count = 2;
+	CREATE TABLE hj (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('hj', 'id');
+	INSERT INTO hj SELECT generate_series(1, 200);
+});
+$workers[0]->safe_psql('postgres', q{SET citus.enable_ddl_propagation = off; GRANT CREATE ON SCHEMA public TO mallory});
+$workers[0]->safe_psql('postgres', q{
+	SET ROLE mallory;
+	SET citus.enable_ddl_propagation = off;
+	CREATE PROCEDURE public.safe_backfill(tbl regclass, col name, value text,
+		batch_size integer DEFAULT 0, pause_ms integer DEFAULT 0, set_not_null boolean DEFAULT false,
+		target_batch_ms integer DEFAULT 0, workers integer DEFAULT 1, resume boolean DEFAULT true)
+	LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; END $$;
+});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('hj', 'v', 'x', 100)});
+isnt($ret, 0, "a worker whose safe_backfill schema holds another role's safe_backfill stops the run");
+like($err, qr/ERROR:  safe_backfill: node 127\.0\.0\.1:@{[$workers[0]->port]} has 1 routines called safe_backfill in schema public that are not the extension's/,
+	'with an error naming the node') or diag $err;
+is($workers[0]->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}), 'f',
+	'the routine was not run');
+is($coord->safe_psql('postgres', q{SELECT count(v) FROM hj}), '0', 'and the table is unchanged');
+$workers[0]->safe_psql('postgres', q{
+	SET citus.enable_ddl_propagation = off;
+	DROP PROCEDURE public.safe_backfill(regclass, name, text, integer, integer, boolean, integer, integer, boolean);
+	REVOKE CREATE ON SCHEMA public FROM mallory});
+
+# --- shard ids beyond the int range are recorded as they are ----------------------
+# (Last: every table created after this gets such shard ids.)
+$coord->safe_psql('postgres', q{
+	SET citus.shard_count = 4;
+	ALTER SEQUENCE pg_dist_shardid_seq RESTART 4294967296;
+	CREATE TABLE bigid (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('bigid', 'id');
+	INSERT INTO bigid SELECT generate_series(1, 400);
+});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('bigid', 'v', 1, 100)});
+is($ret, 0, 'a distributed table whose shard ids exceed the int range is filled') or diag $err;
+is($coord->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE v IS NULL) FROM bigid}), '0', 'no NULL left');
+is($coord->safe_psql('postgres', q{
+	SELECT string_agg(r.shard_id::text || ':' || r.done, ',' ORDER BY r.shard_id)
+	  = (SELECT string_agg(shardid::text || ':true', ',' ORDER BY shardid) FROM pg_dist_shard
+	     WHERE logicalrelid = 'bigid'::regclass)
+	FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
+	WHERE j.table_name = 'public.bigid'}), 't',
+	"the job's ranges record each shard by its own id, all done");
 
 done_testing();

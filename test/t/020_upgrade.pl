@@ -3,7 +3,7 @@
 # version has (columns, constraints, indexes, view and procedure
 # definitions, privileges, comments), the records of earlier runs survive,
 # and a run after the update works and resumes what was interrupted before
-# it.
+# it.  Before the update, the new library refuses to run.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -61,19 +61,28 @@ for my $from (@older)
 		CREATE EXTENSION safe_backfill VERSION '$from';
 		CREATE TABLE t (id int PRIMARY KEY, a text, b text);
 		INSERT INTO t SELECT generate_series(1, 3000);
-		SET client_min_messages = warning;
-		CALL safe_backfill('t', 'a', 'done before', 500);
 	});
-	# a run interrupted under the old version: it failed on a row, half done
-	$node->psql($db, q{
-		CREATE FUNCTION stop_at_2000() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.id = 2000 THEN RAISE EXCEPTION 'stop'; END IF; RETURN NEW; END $$;
-		CREATE TRIGGER stop BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stop_at_2000();
-		SET client_min_messages = warning;
-		CALL safe_backfill('t', 'b', 'resumed', 500);
+	# The new library refuses to run on the old version's objects, before
+	# touching anything.
+	my ($ret, $out, $err) = $node->psql($db, q{CALL safe_backfill('t', 'a', 'x', 500)});
+	like($err,
+		qr/ERROR:  safe_backfill: the extension's SQL objects are version \Q$from\E, this library needs version \Q$default\E.*HINT:  Run ALTER EXTENSION safe_backfill UPDATE;/s,
+		"$from: the new library asks for ALTER EXTENSION UPDATE first");
+	is($node->safe_psql($db, q{SELECT count(a) FROM t}), '0', "$from: and changes nothing");
+
+	# What the old library left: a run done, and a run that failed half-way
+	# (the first 1500 keys filled), as it recorded them.
+	$node->safe_psql($db, q{
+		UPDATE t SET a = 'done before';
+		UPDATE t SET b = 'resumed' WHERE id <= 1500;
+		INSERT INTO safe_backfill_jobs (relid, attnum, table_name, column_name, value_text,
+			iteration, phase, last_key, rows_estimated, rows_scanned, rows_done, batches,
+			finished_at, state, error, pid)
+		VALUES ('t'::regclass, 2, 'public.t', 'a', 'done before', 'key', 'done', '{3000}',
+				3000, 3000, 3000, 6, now(), 'done', NULL, pg_backend_pid()),
+			   ('t'::regclass, 3, 'public.t', 'b', 'resumed', 'key', 'main', '{1500}',
+				3000, 1500, 1500, 3, now(), 'failed', 'stop', pg_backend_pid());
 	});
-	my $kept = $node->safe_psql($db, q{SELECT count(b) FROM t});
-	cmp_ok($kept, '>', 0, "$from: a run stopped half-way before the update");
 
 	$node->safe_psql($db, 'ALTER EXTENSION safe_backfill UPDATE');
 	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'safe_backfill'}),
@@ -87,16 +96,14 @@ for my $from (@older)
 			q{SELECT string_agg(column_name || ' ' || state, ', ' ORDER BY id) FROM safe_backfill_progress}),
 		'a done, b failed', "$from: the runs recorded before the update are kept");
 
-	$node->safe_psql($db, q{
-		DROP TRIGGER stop ON t;
-		SET client_min_messages = warning;
-		CALL safe_backfill('t', 'b', 'resumed', 500);
-	});
+	($ret, $out, $err) = $node->psql($db, q{CALL safe_backfill('t', 'b', 'resumed', 500)});
+	like($err, qr/NOTICE:  safe_backfill: t\.b: resuming run \d+ in its main pass, after key \(1500\); 1500 rows were filled before/,
+		"$from: the run interrupted before the update resumes where it stopped");
 	is($node->safe_psql($db, q{SELECT count(*) FROM t WHERE b IS NULL OR a IS NULL}), '0',
 		"$from: a run after the update fills what is left");
 	is($node->safe_psql($db,
-			q{SELECT count(*) FROM safe_backfill_jobs WHERE column_name = 'b'}),
-		'1', "$from: and resumes the run interrupted before the update");
+			q{SELECT count(*) || ' ' || min(state) || ' ' || min(rows_done) FROM safe_backfill_jobs WHERE column_name = 'b'}),
+		'1 done 3000', "$from: as the same run, counting the rows filled before");
 }
 
 $node->stop;
