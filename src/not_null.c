@@ -19,6 +19,7 @@
 #include "src/not_null_native.h"
 #include "src/sqlgen.h"
 #include "src/target.h"
+#include "src/validate.h"
 #include "src/xact.h"
 
 #include "access/genam.h"
@@ -149,87 +150,6 @@ column_is_already_not_null(BackfillTarget *target)
 	notnull = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
 	ReleaseSysCache(tup);
 	return notnull;
-}
-
-/* NULLs left in the column, counted under a lock on the validated OID. */
-int64
-count_nulls(BackfillTarget *target)
-{
-	/* the name is read under the lock: it must still be our table's */
-	LockRelationOid(target->relid, AccessShareLock);
-	follow_target_rename(target);
-	return run_count_query(sql_count_nulls(target), true, "NULLs");
-}
-
-typedef struct ValidateCall
-{
-	BackfillTarget *target;
-	const char *conname;
-	int			violation;
-	bool		added;			/* added by this call, not the user's */
-} ValidateCall;
-
-static void
-validate_action(void *arg)
-{
-	ValidateCall *call = (ValidateCall *) arg;
-	int			rc;
-
-	/* VALIDATE's own lock, taken on the OID first: then the name is ours */
-	LockRelationOid(call->target->relid, ShareUpdateExclusiveLock);
-	follow_target_rename(call->target);
-	rc = SPI_execute(sql_validate_constraint(call->target, call->conname), false, 0);
-
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "safe_backfill: VALIDATE failed: %s", SPI_result_code_string(rc));
-}
-
-/*
- * VALIDATE stopped by anything but a violation - a cancel, statement_timeout,
- * lock_timeout - leaves the NOT VALID constraint on the table, where it
- * checks every new write but proves nothing yet.  Say so in the error, with
- * the ways out: finish, or remove the constraint this call added (a user's
- * own is left to the user).  Runs in the outer transaction after the
- * rollback; it only formats strings, so it cannot fail in turn.
- */
-static void
-explain_constraint_left(ErrorData *edata, void *arg)
-{
-	ValidateCall *call = (ValidateCall *) arg;
-	/* up to 17 a CHECK; 18's own NOT NULL constraint needs no dropping */
-	bool		check = call->violation == ERRCODE_CHECK_VIOLATION;
-	char	   *left;
-	char	   *ways;
-
-	left = psprintf("The NOT VALID %s constraint \"%s\"%s stays on table \"%s\": every row inserted or updated is checked against it, but column \"%s\" is not NOT NULL yet.",
-					check ? "CHECK" : "NOT NULL", call->conname,
-					call->added ? " added by this call" : "",
-					call->target->relname, call->target->colname);
-	if (call->added)
-		ways = psprintf("Call safe_set_not_null again to validate it and finish: %s Or remove it: %s;",
-						sql_hint_set_not_null_call(call->target, check),
-						sql_drop_constraint(call->target, call->conname));
-	else
-		ways = psprintf("Call safe_set_not_null again to validate it and finish: %s",
-						sql_hint_set_not_null_call(call->target, false));
-	edata->detail = edata->detail ? psprintf("%s\n%s", edata->detail, left) : left;
-	edata->hint = edata->hint ? psprintf("%s\n%s", edata->hint, ways) : ways;
-}
-
-/*
- * VALIDATE a constraint; true if it holds.  violation (check_violation for a
- * CHECK, not_null_violation for 18's NOT NULL constraint) means rows break
- * it: caught in a subtransaction so the caller can undo its own step and
- * report how many NULLs are left.  added: this call added the constraint.
- */
-bool
-validate_constraint(BackfillTarget *target, const char *conname, int violation,
-					bool added)
-{
-	ValidateCall call = {target, conname, violation, added};
-
-	return run_in_subtransaction(validate_action, &call, 0, &violation, 1,
-								 explain_constraint_left);
 }
 
 static void

@@ -7,9 +7,6 @@
 
 #include "safe_backfill.h"
 
-extern int64 count_nulls(BackfillTarget *target);
-extern bool validate_constraint(BackfillTarget *target, const char *conname, int violation,
-								bool added);
 extern void run_set_not_null(BackfillTarget *target, const LockPolicy *policy,
 							 int drop_check);
 

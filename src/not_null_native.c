@@ -15,9 +15,9 @@
  */
 #include "safe_backfill.h"
 #include "src/locking.h"
-#include "src/not_null.h"
 #include "src/not_null_native.h"
 #include "src/sqlgen.h"
+#include "src/validate.h"
 #include "src/xact.h"
 
 #if HAVE_NOT_NULL_NOT_VALID
