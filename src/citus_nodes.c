@@ -207,21 +207,34 @@ citus_node_connect(ShardTask *task)
 	return conn;
 }
 
+/*
+ * A failed remote query's SQLSTATE (a lost connection when it has none)
+ * and primary message, copied: res is cleared.
+ */
+static int
+remote_error(PGresult *res, PGconn *conn, char **message)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	int			code = ERRCODE_CONNECTION_FAILURE;
+
+	*message = pstrdup(msg ? msg : PQerrorMessage(conn));
+	if (sqlstate && strlen(sqlstate) == 5)
+		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
+	return code;
+}
+
 /* The remote error, raised here with its SQLSTATE. */
 void
 citus_node_raise_error(ShardTask *task, PGresult *res, PGconn *conn)
 {
-	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
-	int			code = ERRCODE_CONNECTION_FAILURE;
-	char	   *m = pstrdup(msg ? msg : PQerrorMessage(conn));
+	char	   *m;
+	int			code = remote_error(res, conn, &m);
 	char	   *d = detail ? pstrdup(detail) : NULL;
 	char	   *h = hint ? pstrdup(hint) : NULL;
 
-	if (sqlstate && strlen(sqlstate) == 5)
-		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
 	if (res)
 		PQclear(res);
 	ereport(ERROR,
@@ -337,13 +350,9 @@ query_node_holders(BackfillTarget *target, NodeHolders *node, const char *sql,
 		res = citus_node_wait_for_result(node->conn, &node->node);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 	{
-		const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-		char	   *m = pstrdup(msg ? msg : PQerrorMessage(node->conn));
-		int			code = ERRCODE_CONNECTION_FAILURE;
+		char	   *m;
+		int			code = remote_error(res, node->conn, &m);
 
-		if (sqlstate && strlen(sqlstate) == 5)
-			code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
 		if (res)
 			PQclear(res);
 		ereport(ERROR,

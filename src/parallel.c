@@ -705,23 +705,11 @@ sum_progress(ParallelShared *sh, BackfillStats *stats)
 static void
 report_parallel_progress(BackfillTarget *target, BackfillStats *stats, int nworkers)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	double		elapsed = (double) (now - stats->started) / USECS_PER_SEC;
-	double		fraction = stats->estimated_rows > 0 ?
-		Min(1.0, stats->rows_scanned / stats->estimated_rows) : 0;
-	int64		scanned;
-	double		total;
-
-	if (safe_backfill_progress_interval_ms <= 0 ||
-		!TimestampDifferenceExceeds(stats->last_report, now,
-									safe_backfill_progress_interval_ms))
-		return;
-	stats->last_report = now;
-	progress_rows(stats->rows_scanned, stats->estimated_rows, &scanned, &total);
-	ereport(NOTICE,
-			(errmsg("safe_backfill: %s: %d workers, batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), eta %.0f s",
-					target->display, nworkers, stats->batches, scanned, total,
-					fraction * 100, fraction > 0 ? elapsed / fraction - elapsed : 0)));
+	if (progress_line_due(stats))
+		report_main_progress(target, stats,
+							 stats->estimated_rows > 0 ?
+							 Min(1.0, stats->rows_scanned / stats->estimated_rows) : 0,
+							 stats->estimated_rows, nworkers);
 }
 
 /* What the job row has been told so far during this pass. */

@@ -147,7 +147,7 @@ report_activity(PassState *pass)
  * rows than the estimate, as its percentage and the progress view stop at
  * 100%.
  */
-void
+static void
 progress_rows(int64 scanned, double estimated, int64 *shown, double *total)
 {
 	if (estimated >= 1)
@@ -162,39 +162,66 @@ progress_rows(int64 scanned, double estimated, int64 *shown, double *total)
 	}
 }
 
-/* At most one line per progress_interval; 0 turns the lines off. */
-static void
-report_progress(PassState *pass)
+/*
+ * Whether a progress line is due: at most one per progress_interval, 0
+ * turning them off.
+ */
+bool
+progress_line_due(BackfillStats *stats)
 {
-	BackfillStats *stats = pass->stats;
 	TimestampTz now = GetCurrentTimestamp();
-	double		elapsed;
-	double		fraction;
-	double		eta;
-	int64		scanned;
-	double		total;
 
 	if (safe_backfill_progress_interval_ms <= 0 ||
 		!TimestampDifferenceExceeds(stats->last_report, now,
 									safe_backfill_progress_interval_ms))
-		return;
+		return false;
 	stats->last_report = now;
+	return true;
+}
 
-	elapsed = seconds_since(stats->started);
+/*
+ * The progress line of a main pass, serial or run by nworkers parallel
+ * workers (0: serial): fraction is how much of the table it has covered,
+ * estimated the rows the table is thought to have.
+ */
+void
+report_main_progress(BackfillTarget *target, BackfillStats *stats, double fraction,
+					 double estimated, int nworkers)
+{
+	double		elapsed = seconds_since(stats->started);
+	double		eta = fraction > 0 ? elapsed / fraction - elapsed : 0;
+	int64		scanned;
+	double		total;
+
+	progress_rows(stats->rows_scanned, estimated, &scanned, &total);
+	if (nworkers > 0)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: %d workers, batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), eta %.0f s",
+						target->display, nworkers, stats->batches, scanned, total,
+						fraction * 100, eta)));
+	else
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), %.3f s/batch, eta %.0f s",
+						target->display, stats->batches, scanned, total,
+						fraction * 100, elapsed / Max(1, stats->batches), eta)));
+}
+
+static void
+report_progress(PassState *pass)
+{
+	double		fraction;
+
+	if (!progress_line_due(pass->stats))
+		return;
 	fraction = iterator_fraction_done(pass->it);
-	eta = fraction > 0 ? elapsed / fraction - elapsed : 0;
-	progress_rows(stats->rows_scanned, iterator_estimated_rows(pass->it), &scanned, &total);
-
 	if (pass->sweep > 0)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: sweep %d for rows missed, %.0f%% of the table checked, " INT64_FORMAT " rows filled",
 						pass->target->display, pass->sweep, fraction * 100,
 						pass->pass_filled)));
 	else
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), %.3f s/batch, eta %.0f s",
-						pass->target->display, stats->batches, scanned, total,
-						fraction * 100, elapsed / Max(1, stats->batches), eta)));
+		report_main_progress(pass->target, pass->stats, fraction,
+							 iterator_estimated_rows(pass->it), 0);
 }
 
 /*

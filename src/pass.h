@@ -7,7 +7,9 @@
 
 #include "safe_backfill.h"
 
-extern void progress_rows(int64 scanned, double estimated, int64 *shown, double *total);
+extern bool progress_line_due(BackfillStats *stats);
+extern void report_main_progress(BackfillTarget *target, BackfillStats *stats, double fraction,
+								 double estimated, int nworkers);
 extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
 						  BackfillStats *stats, const BackfillOptions *opts);
 extern int64 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
