@@ -41,7 +41,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#define PROCNAME "safe_set_not_null"
+#define PROCNAME SET_NOT_NULL_PROCNAME
 
 /* The label in the names of the CHECK constraints this procedure adds. */
 #define HELPER_LABEL "not_null_safe_backfill"
@@ -152,18 +152,6 @@ column_is_already_not_null(BackfillTarget *target)
 	return notnull;
 }
 
-static void
-report_nulls_left(BackfillTarget *target, int64 nulls, bool removed_helper)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_NOT_NULL_VIOLATION),
-			 errmsg("column \"%s\" of relation \"%s\" contains " INT64_FORMAT " null values",
-					target->colname, target->relname, nulls),
-			 removed_helper ?
-			 errdetail("The CHECK constraint could not be validated; the constraint this call added was removed and nothing else changed.") :
-			 errdetail("The existing CHECK constraint could not be validated and was left as it was; nothing changed."),
-			 errhint("Fill them first: %s", sql_hint_backfill_call(target))));
-}
 
 /*
  * VALIDATE failed and no row is NULL: the CHECK proves NOT NULL but asks for
@@ -205,52 +193,6 @@ lock_promotion(BackfillTarget *target, LOCKTAG *tag)
 	(void) LockAcquire(tag, ExclusiveLock, true, false);
 	/* a fresh transaction sees what the other call committed meanwhile */
 	commit_transaction();
-}
-
-/* Under the DROP's lock: is our constraint still there under that name? */
-typedef struct OwnCheck
-{
-	Oid			relid;
-	Oid			oid;
-	const char *name;
-} OwnCheck;
-
-static bool
-constraint_still_ours(void *arg)
-{
-	OwnCheck   *own = (OwnCheck *) arg;
-	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(own->oid));
-	bool		same;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	same = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid == own->relid &&
-		strcmp(NameStr(((Form_pg_constraint) GETSTRUCT(tup))->conname), own->name) == 0;
-	ReleaseSysCache(tup);
-	return same;
-}
-
-/* Drop the CHECK found or added, only if it is still the same constraint. */
-static bool
-drop_check_constraint(BackfillTarget *target, ProvingCheck *check,
-					  const LockPolicy *policy, double *held_ms)
-{
-	OwnCheck	own = {target->relid, check->oid, check->name};
-
-	if (run_guarded_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-								   sql_drop_constraint, check->name,
-								   policy, held_ms, constraint_still_ours, &own))
-		return true;
-	ereport(NOTICE,
-			(errmsg("%s: %s: constraint \"%s\" was dropped or renamed meanwhile; left alone",
-					PROCNAME, target->display, check->name)));
-	return false;
-}
-
-static double
-ms_since(TimestampTz start)
-{
-	return (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
 /* Find or add the CHECK, validate it, SET NOT NULL, drop the CHECK if asked. */
@@ -306,16 +248,16 @@ promote_column(BackfillTarget *target, const LockPolicy *policy, int drop_check)
 
 			commit_transaction();
 			if (check.added)
-				drop_check_constraint(target, &check, policy, &held_ms);
+				drop_constraint_if_ours(target, check.oid, check.name, policy, &held_ms);
 			if (nulls == 0)
 				report_other_violation(target, check.name, check.added);
-			report_nulls_left(target, nulls, check.added);
+			report_nulls_left(target, "CHECK", check.name, nulls, check.added);
 		}
 		commit_transaction();
 		ereport(NOTICE,
 				(errmsg("%s: %s: validated \"%s\" without blocking reads or writes",
 						PROCNAME, target->display, check.name),
-				 errdetail("VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE.", ms_since(t0))));
+				 errdetail("VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE.", elapsed_ms(t0))));
 	}
 
 	run_exclusive_step(target, PROCNAME, "SET NOT NULL",
@@ -324,7 +266,7 @@ promote_column(BackfillTarget *target, const LockPolicy *policy, int drop_check)
 
 	if (drop_check == 1 || (drop_check == -1 && check.added))
 	{
-		dropped = drop_check_constraint(target, &check, policy, &held_ms);
+		dropped = drop_constraint_if_ours(target, check.oid, check.name, policy, &held_ms);
 		exclusive_steps++;
 	}
 
@@ -333,7 +275,7 @@ promote_column(BackfillTarget *target, const LockPolicy *policy, int drop_check)
 					PROCNAME, target->display, check.name,
 					dropped ? ", which was then dropped" : ", which is kept"),
 			 errdetail("ACCESS EXCLUSIVE held %d times, %.2f ms in total; %.2f s overall.",
-					   exclusive_steps, held_ms, ms_since(started) / 1000.0)));
+					   exclusive_steps, held_ms, elapsed_ms(started) / 1000.0)));
 }
 
 /*

@@ -29,12 +29,13 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#define PROCNAME "safe_set_not_null"
+#define PROCNAME SET_NOT_NULL_PROCNAME
 
 /* The column's NOT NULL constraint, valid or not. */
 typedef struct NotNullConstraint
 {
 	char	   *name;			/* NULL when there is none */
+	Oid			oid;
 	bool		validated;
 } NotNullConstraint;
 
@@ -51,7 +52,7 @@ require_same_column(BackfillTarget *target)
 static NotNullConstraint
 find_not_null_constraint(BackfillTarget *target)
 {
-	NotNullConstraint found = {NULL, false};
+	NotNullConstraint found = {NULL, InvalidOid, false};
 	HeapTuple	tup = findNotNullConstraintAttnum(target->relid, target->attnum);
 
 	if (HeapTupleIsValid(tup))
@@ -59,32 +60,14 @@ find_not_null_constraint(BackfillTarget *target)
 		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
 
 		found.name = pstrdup(NameStr(con->conname));
+		found.oid = con->oid;
 		found.validated = con->convalidated;
 		heap_freetuple(tup);
 	}
 	return found;
 }
 
-static void
-report_nulls_left(BackfillTarget *target, const char *conname, int64 nulls,
-				  bool removed)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_NOT_NULL_VIOLATION),
-			 errmsg("column \"%s\" of relation \"%s\" contains " INT64_FORMAT " null values",
-					target->colname, target->relname, nulls),
-			 removed ?
-			 errdetail("The NOT NULL constraint could not be validated; the constraint this call added was removed and nothing else changed.") :
-			 errdetail("The existing NOT NULL constraint \"%s\" could not be validated and was left NOT VALID; nothing changed.",
-					   conname),
-			 errhint("Fill them first: %s", sql_hint_backfill_call(target))));
-}
 
-static double
-ms_since(TimestampTz start)
-{
-	return (double) (GetCurrentTimestamp() - start) / 1000.0;
-}
 
 /* Add the column's NOT NULL constraint NOT VALID; returns its name. */
 static char *
@@ -135,6 +118,8 @@ set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
 	{
 		nn.name = add_not_null_not_valid(target, policy, &held_ms);
 		exclusive_steps++;
+		/* remember which constraint is ours: only that one is ever dropped */
+		nn.oid = get_relation_constraint_oid(target->relid, nn.name, false);
 	}
 	else
 		ereport(NOTICE,
@@ -148,9 +133,8 @@ set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
 
 		commit_transaction();
 		if (added)
-			run_exclusive_step(target, PROCNAME, "DROP CONSTRAINT",
-							   sql_drop_constraint, nn.name, policy, &held_ms);
-		report_nulls_left(target, nn.name, nulls, added);
+			drop_constraint_if_ours(target, nn.oid, nn.name, policy, &held_ms);
+		report_nulls_left(target, "NOT NULL", nn.name, nulls, added);
 	}
 	commit_transaction();
 
@@ -160,8 +144,8 @@ set_not_null_natively(BackfillTarget *target, const LockPolicy *policy)
 			 errdetail_plural("VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE; ACCESS EXCLUSIVE held %d time, %.2f ms in total; %.2f s overall.",
 							  "VALIDATE took %.1f ms under SHARE UPDATE EXCLUSIVE; ACCESS EXCLUSIVE held %d times, %.2f ms in total; %.2f s overall.",
 							  exclusive_steps,
-							  ms_since(validate_start), exclusive_steps, held_ms,
-							  ms_since(started) / 1000.0)));
+							  elapsed_ms(validate_start), exclusive_steps, held_ms,
+							  elapsed_ms(started) / 1000.0)));
 	return true;
 }
 

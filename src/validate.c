@@ -17,7 +17,10 @@
 
 #include "executor/spi.h"
 #include "storage/lmgr.h"
+#include "access/htup_details.h"
+#include "catalog/pg_constraint.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
 /* NULLs left in the column, counted under a lock on the validated OID. */
 int64
@@ -98,4 +101,70 @@ validate_constraint(BackfillTarget *target, const char *conname, int violation,
 
 	return run_in_subtransaction(validate_action, &call, 0, &violation, 1,
 								 explain_constraint_left);
+}
+
+/*
+ * VALIDATE failed on NULLs: raise, saying what became of the constraint
+ * (kind "CHECK" or "NOT NULL"): removed when this call had added it, left as
+ * it was otherwise.
+ */
+void
+report_nulls_left(BackfillTarget *target, const char *kind, const char *conname,
+				  int64 nulls, bool removed)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("column \"%s\" of relation \"%s\" contains " INT64_FORMAT " null values",
+					target->colname, target->relname, nulls),
+			 removed ?
+			 errdetail("The %s constraint could not be validated; the constraint this call added was removed and nothing else changed.",
+					   kind) :
+			 errdetail("The existing %s constraint \"%s\" could not be validated and was left as it was; nothing changed.",
+					   kind, conname),
+			 errhint("Fill them first: %s", sql_hint_backfill_call(target))));
+}
+
+/* Under the DROP's lock: is our constraint still there under that name? */
+typedef struct OwnConstraint
+{
+	Oid			relid;
+	Oid			oid;
+	const char *name;
+} OwnConstraint;
+
+static bool
+constraint_still_ours(void *arg)
+{
+	OwnConstraint *own = (OwnConstraint *) arg;
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(own->oid));
+	bool		same;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	same = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid == own->relid &&
+		strcmp(NameStr(((Form_pg_constraint) GETSTRUCT(tup))->conname), own->name) == 0;
+	ReleaseSysCache(tup);
+	return same;
+}
+
+/*
+ * Drop the constraint oid, named name, that a promotion found or added, only
+ * if it is still that very constraint under that name when the DROP holds
+ * its lock: a constraint renamed meanwhile, or dropped and replaced by
+ * another of the same name, is left alone (and said so).
+ */
+bool
+drop_constraint_if_ours(BackfillTarget *target, Oid oid, const char *name,
+						const LockPolicy *policy, double *held_ms)
+{
+	OwnConstraint own = {target->relid, oid, name};
+
+	if (run_guarded_exclusive_step(target, SET_NOT_NULL_PROCNAME, "DROP CONSTRAINT",
+								   sql_drop_constraint, name,
+								   policy, held_ms, constraint_still_ours, &own))
+		return true;
+	ereport(NOTICE,
+			(errmsg("%s: %s: constraint \"%s\" was dropped or renamed meanwhile; left alone",
+					SET_NOT_NULL_PROCNAME, target->display, name)));
+	return false;
 }

@@ -11,6 +11,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/timestamp.h"
 
 /* Commit, and be in a new transaction on every version (see compat.h). */
 void
@@ -18,6 +19,13 @@ commit_transaction(void)
 {
 	SPI_commit();
 	compat_spi_start_transaction();
+}
+
+/* Milliseconds since start. */
+double
+elapsed_ms(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
 /* Sleep without ignoring a cancel. */

@@ -9,5 +9,6 @@
 
 extern void commit_transaction(void);
 extern void sleep_interruptibly(int ms);
+extern double elapsed_ms(TimestampTz start);
 
 #endif							/* SAFE_BACKFILL_XACT_H */
