@@ -296,22 +296,13 @@ key_update_plan(BatchIterator *it, bool has_upper)
 	return it->key_update_plan[lower][upper];
 }
 
+/* The key of tuple into dst, in the iterator's memory. */
 static void
 copy_key(BatchIterator *it, Datum *dst, HeapTuple tuple, TupleDesc desc)
 {
-	BackfillTarget *t = it->target;
 	MemoryContext old = MemoryContextSwitchTo(it->cxt);
-	int			i;
 
-	for (i = 0; i < t->nkeys; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(tuple, desc, i + 1, &isnull);
-
-		if (!t->keys[i].typbyval && DatumGetPointer(dst[i]) != NULL)
-			pfree(DatumGetPointer(dst[i]));
-		dst[i] = datumCopy(d, t->keys[i].typbyval, t->keys[i].typlen);
-	}
+	(void) key_from_tuple(it->target, tuple, desc, dst);
 	MemoryContextSwitchTo(old);
 }
 

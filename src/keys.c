@@ -9,8 +9,10 @@
 #include "src/keys.h"
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -144,4 +146,28 @@ canonical_key_from_literal(BackfillTarget *t, const char *literal)
 	key = palloc(sizeof(Datum) * n);
 	canonical_key_parse(t, texts, key);
 	return key;
+}
+
+/*
+ * The key in the first nkeys columns of a tuple, copied, in the current
+ * memory context: into dst (whose by-reference values are freed first), or
+ * into a new array when dst is NULL.
+ */
+Datum *
+key_from_tuple(BackfillTarget *t, HeapTuple tuple, TupleDesc desc, Datum *dst)
+{
+	int			i;
+
+	if (dst == NULL)
+		dst = palloc0(sizeof(Datum) * t->nkeys);
+	for (i = 0; i < t->nkeys; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(tuple, desc, i + 1, &isnull);
+
+		if (!t->keys[i].typbyval && DatumGetPointer(dst[i]) != NULL)
+			pfree(DatumGetPointer(dst[i]));
+		dst[i] = datumCopy(d, t->keys[i].typbyval, t->keys[i].typlen);
+	}
+	return dst;
 }

@@ -14,4 +14,7 @@ extern ArrayType *canonical_key_array(BackfillTarget *t, Datum *key);
 extern void canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key);
 extern Datum *canonical_key_from_literal(BackfillTarget *t, const char *literal);
 
+extern Datum *key_from_tuple(BackfillTarget *t, HeapTuple tuple, TupleDesc desc,
+							 Datum *dst);
+
 #endif							/* SAFE_BACKFILL_KEYS_H */

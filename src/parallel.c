@@ -181,21 +181,6 @@ static bool exit_callback_registered = false;
  * Cutting the table into ranges
  * --------------------------------------------------------------------- */
 
-static Datum *
-copy_key(BackfillTarget *target, HeapTuple tuple, TupleDesc desc)
-{
-	Datum	   *key = palloc(sizeof(Datum) * target->nkeys);
-	int			i;
-
-	for (i = 0; i < target->nkeys; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(tuple, desc, i + 1, &isnull);
-
-		key[i] = datumCopy(d, target->keys[i].typbyval, target->keys[i].typlen);
-	}
-	return key;
-}
 
 /*
  * Read the sorted keys of a sample of the table's blocks: about
@@ -247,8 +232,8 @@ cut_key_ranges(RangePlan *plan, int wanted, BackfillTarget *target)
 		plan[i].end_key = NULL;
 		plan[i].start_key = i > 0 ? plan[i - 1].end_key : NULL;
 		if (i < n - 1)
-			plan[i].end_key = copy_key(target, SPI_tuptable->vals[(uint64) (i + 1) * m / n],
-									   SPI_tuptable->tupdesc);
+			plan[i].end_key = key_from_tuple(target, SPI_tuptable->vals[(uint64) (i + 1) * m / n],
+											 SPI_tuptable->tupdesc, NULL);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return n;

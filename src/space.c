@@ -20,6 +20,7 @@
 #include "src/citus_nodes.h"
 #include "src/settings.h"
 #include "src/space.h"
+#include "src/sqlgen.h"
 #include "src/target.h"
 
 #include "access/heapam.h"
@@ -114,12 +115,6 @@ access_method_name(Oid relid)
 	return name ? name : pstrdup("?");
 }
 
-static char *
-relation_display_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
 
 /*
  * Walking a table by ranges of blocks (no primary key, or
@@ -140,7 +135,7 @@ require_heap_for_ctid(BackfillTarget *target)
 			 errmsg("safe_backfill: %s cannot be walked by ranges of blocks",
 					target->display),
 			 errdetail("Table %s uses access method \"%s\"; batches by block ranges need the heap access method. Nothing was changed.",
-					   relation_display_name(leaf), access_method_name(leaf)),
+					   sql_qualified_relation(leaf), access_method_name(leaf)),
 			 errhint("Give the table a primary key (then it is walked by key), or fill it with plain UPDATE statements.")));
 }
 
@@ -158,7 +153,7 @@ reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNum
 		if (!target->said_no_space_reuse)
 			ereport(NOTICE,
 					(errmsg("safe_backfill: %s: no space reuse for table %s, whose access method is not heap",
-							target->display, relation_display_name(relid)),
+							target->display, sql_qualified_relation(relid)),
 					 errdetail("Pruning pages and recording their free space are heap internals; the table may grow by the rows rewritten until it is vacuumed.")));
 		target->said_no_space_reuse = true;
 		relation_close(rel, AccessShareLock);
@@ -234,7 +229,7 @@ hot_update_blocker(BackfillTarget *target)
 	 */
 	if (citus_table_kind(target->relid) != CITUS_TABLE_NONE)
 		return psprintf("table %s is a Citus table, whose rows are in copies with tids of their own",
-						relation_display_name(target->relid));
+						sql_qualified_relation(target->relid));
 	foreach(lc, storage_relations(target->relid))
 	{
 		Oid			relid = lfirst_oid(lc);
@@ -248,13 +243,13 @@ hot_update_blocker(BackfillTarget *target)
 		attnum = get_attnum(relid, target->colname);
 		if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
 			why = psprintf("table %s uses access method \"%s\", not heap",
-						   relation_display_name(relid), access_method_name(relid));
+						   sql_qualified_relation(relid), access_method_name(relid));
 		else if (attnum != InvalidAttrNumber)
 		{
 			indexed = RelationGetIndexAttrBitmap(rel, COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING);
 			if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, indexed))
 				why = psprintf("column \"%s\" is part of an index of table %s (a key, an expression or a partial index's predicate)",
-							   target->colname, relation_display_name(relid));
+							   target->colname, sql_qualified_relation(relid));
 
 			/*
 			 * An expression or predicate on the whole row (f(t)) depends on
@@ -262,7 +257,7 @@ hot_update_blocker(BackfillTarget *target)
 			 */
 			else if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, indexed))
 				why = psprintf("an index of table %s has an expression or predicate on the whole row",
-							   relation_display_name(relid));
+							   sql_qualified_relation(relid));
 			bms_free(indexed);
 		}
 		relation_close(rel, AccessShareLock);

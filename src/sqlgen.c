@@ -496,9 +496,15 @@ sql_count_nulls_left(BackfillTarget *target)
 char *
 sql_count_rows(Oid relid)
 {
-	return psprintf("SELECT pg_catalog.count(*) FROM ONLY %s",
-					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											   get_rel_name(relid)));
+	return psprintf("SELECT pg_catalog.count(*) FROM ONLY %s", sql_qualified_relation(relid));
+}
+
+/* The relation's quoted schema-qualified name, as it is now. */
+char *
+sql_qualified_relation(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
 }
 
 /*

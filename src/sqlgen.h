@@ -28,6 +28,7 @@ extern char *sql_update_key_round(BackfillTarget *target, bool has_lower);
 extern char *sql_update_ctid_round(BackfillTarget *target);
 extern char *sql_count_nulls(BackfillTarget *target);
 extern char *sql_count_rows(Oid relid);
+extern char *sql_qualified_relation(Oid relid);
 extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname);
 extern char *sql_add_not_null_not_valid(BackfillTarget *target, const char *conname);
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
