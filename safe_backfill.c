@@ -265,10 +265,7 @@ safe_backfill(PG_FUNCTION_ARGS)
 	opts.procoid = fcinfo->flinfo->fn_oid;
 	opts.workers = PG_GETARG_INT32(8);
 	opts.resume = PG_GETARG_BOOL(9);
-	opts.stop = NULL;
-	opts.progress = NULL;
 	opts.reuse_lag = 0;
-	opts.range = NULL;
 	require_range("workers", opts.workers, 1, 64,
 				  "workers is how many background workers split the main pass; 1 runs it in this session.");
 	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,

@@ -131,10 +131,6 @@ typedef struct BackfillOptions
 	int			workers;		/* main pass split across this many workers */
 	bool		resume;			/* false: start an unfinished run over */
 	int			reuse_lag;		/* batches to wait before pruning a batch's pages */
-	/* in a parallel worker: the leader's stop flag and where to show progress */
-	volatile bool *stop;
-	struct SharedProgress *progress;
-	struct RangeRecorder *range;	/* in a parallel worker: its range's record */
 } BackfillOptions;
 
 /* A parallel worker's progress, in shared memory, read by the leader. */
@@ -160,6 +156,19 @@ typedef struct JobPosition
 
 typedef struct BackfillJob BackfillJob;
 typedef struct RangeRecorder RangeRecorder;
+
+/*
+ * A parallel worker's ties to its leader, for the pass it runs over its
+ * range: the leader's stop flag and the worker's progress slot, both in
+ * shared memory, and the range's record in the jobs tables.  Kept apart
+ * from BackfillOptions, which stays plain data (copied into shared memory).
+ */
+typedef struct WorkerLink
+{
+	volatile bool *stop;
+	SharedProgress *progress;
+	RangeRecorder *range;
+} WorkerLink;
 
 /* An unfinished range of an interrupted parallel run. */
 typedef struct JobRange

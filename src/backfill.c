@@ -232,7 +232,7 @@ backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
 			commit_transaction();
 		}
 		else
-			run_pass(target, it, stats, 0, opts, job);
+			run_pass(target, it, stats, 0, opts, job, NULL);
 	}
 	iterator_free(it);
 

@@ -976,6 +976,7 @@ fill_range(ParallelShared *sh, shm_toc *toc, int r, BackfillTarget *target)
 	RangeSlot  *slot = &sh->slots[r];
 	BackfillStats stats = {0};
 	BackfillOptions opts = sh->opts;
+	WorkerLink	link;
 	BatchIterator *it;
 	RangeRecorder *range;
 	bool		completed;
@@ -986,13 +987,13 @@ fill_range(ParallelShared *sh, shm_toc *toc, int r, BackfillTarget *target)
 	PopActiveSnapshot();
 
 	stats.started = stats.last_report = GetCurrentTimestamp();
-	opts.stop = &sh->stop;
-	opts.progress = &slot->progress;
-	opts.range = range;
+	link.stop = &sh->stop;
+	link.progress = &slot->progress;
+	link.range = range;
 	opts.workers = 1;
 	/* the other workers' running batches keep our latest dead rows visible */
 	opts.reuse_lag = 2;
-	completed = run_main_pass(target, it, &stats, &opts);
+	completed = run_main_pass(target, it, &stats, &opts, &link);
 	if (completed)
 		range_record_done(range);
 	commit_transaction();

@@ -65,6 +65,7 @@ typedef struct PassState
 	BackfillStats *stats;
 	const BackfillOptions *opts;
 	BackfillJob *job;
+	const WorkerLink *link;		/* in a parallel worker; else NULL */
 	int			sweep;			/* 0 for the main pass */
 	int64		pass_filled;
 	MemoryContext pass_cxt;		/* lives as long as the pass */
@@ -283,7 +284,7 @@ leave_keyset_if_key_gone(PassState *pass)
 
 	if (iterator_by_ctid(pass->it) || primary_key_still_serves(pass->target))
 		return;
-	if (pass->opts->range)
+	if (pass->link)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("safe_backfill: %s: the primary key was dropped or changed while the workers were running",
@@ -503,8 +504,8 @@ record_batch(PassState *pass, BatchAttempt *attempt)
 		pass->unrecorded_scanned += attempt->scanned;
 	if (!batch_worth_recording(pass, attempt->filled))
 		return;
-	if (pass->opts->range)
-		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+	if (pass->link)
+		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
 						   iterator_position_block(pass->it), attempt->filled,
 						   pass->unrecorded_scanned, pass->unrecorded_batches);
 	else
@@ -523,8 +524,8 @@ record_skipped_batches(PassState *pass)
 {
 	if (pass->unrecorded_batches == 0)
 		return;
-	if (pass->opts->range)
-		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+	if (pass->link)
+		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
 						   iterator_position_block(pass->it), 0,
 						   pass->unrecorded_scanned, pass->unrecorded_batches);
 	else
@@ -598,8 +599,8 @@ count_rows_filled(PassState *pass, int64 filled)
 {
 	pass->stats->rows_filled += filled;
 	pass->pass_filled += filled;
-	if (pass->opts->progress)
-		pass->opts->progress->rows_filled = pass->stats->rows_filled;
+	if (pass->link)
+		pass->link->progress->rows_filled = pass->stats->rows_filled;
 }
 
 /*
@@ -613,8 +614,8 @@ record_round(PassState *pass, int64 filled)
 {
 	if (filled == 0)
 		return;
-	if (pass->opts->range)
-		range_record_batch(pass->opts->range, iterator_position_keys(pass->it),
+	if (pass->link)
+		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
 						   iterator_position_block(pass->it), filled, 0, 0);
 	else
 		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
@@ -748,10 +749,10 @@ run_one_batch(PassState *pass, int64 *filled)
 		record_batch_time(pass, batch_ms);
 		adapt_batch_size(pass, batch_ms);
 	}
-	if (pass->opts->progress)
+	if (pass->link)
 	{
-		pass->opts->progress->rows_scanned = pass->stats->rows_scanned;
-		pass->opts->progress->batches = pass->stats->batches;
+		pass->link->progress->rows_scanned = pass->stats->rows_scanned;
+		pass->link->progress->batches = pass->stats->batches;
 	}
 	return true;
 }
@@ -785,9 +786,9 @@ choose_hot_rounds(PassState *pass)
 
 int64
 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
-		 int sweep, const BackfillOptions *opts, BackfillJob *job)
+		 int sweep, const BackfillOptions *opts, BackfillJob *job, const WorkerLink *link)
 {
-	PassState	pass = {target, {{0, 0}}, 0, it, stats, opts, job, sweep, 0,
+	PassState	pass = {target, {{0, 0}}, 0, it, stats, opts, job, link, sweep, 0,
 	CurrentMemoryContext, NULL};
 	ErrorContextCallback errcb;
 	MemoryContext batch_cxt;
@@ -822,7 +823,7 @@ run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 		MemoryContextSwitchTo(batch_cxt);
 		if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 			elog(ERROR, "safe_backfill: SPI_connect_ext failed");
-		more = !(opts->stop && *opts->stop) && run_one_batch(&pass, &filled);
+		more = !(link && *link->stop) && run_one_batch(&pass, &filled);
 		if (more)
 		{
 			report_activity(&pass);
@@ -942,7 +943,7 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 
 		stats->sweeps++;
 		it = iterator_create_sweep(target, opts->batch_size, stats->estimated_rows);
-		filled = run_pass(target, it, stats, stats->sweeps, opts, job);
+		filled = run_pass(target, it, stats, stats->sweeps, opts, job, NULL);
 		iterator_free(it);
 		if (filled > 0)
 		{
@@ -1035,8 +1036,8 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
  */
 bool
 run_main_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
-			  const BackfillOptions *opts)
+			  const BackfillOptions *opts, const WorkerLink *link)
 {
-	run_pass(target, it, stats, 0, opts, NULL);
+	run_pass(target, it, stats, 0, opts, NULL, link);
 	return iterator_finished(it);
 }

@@ -11,9 +11,11 @@ extern bool progress_line_due(BackfillStats *stats);
 extern void report_main_progress(BackfillTarget *target, BackfillStats *stats, double fraction,
 								 double estimated, int nworkers);
 extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
-						  BackfillStats *stats, const BackfillOptions *opts);
+						  BackfillStats *stats, const BackfillOptions *opts,
+						  const WorkerLink *link);
 extern int64 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
-					  int sweep, const BackfillOptions *opts, BackfillJob *job);
+					  int sweep, const BackfillOptions *opts, BackfillJob *job,
+					  const WorkerLink *link);
 extern void sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 							  const BackfillOptions *opts, BackfillJob *job);
 extern void report_summary(BackfillTarget *target, BackfillStats *stats);
