@@ -236,6 +236,28 @@ require_assignable(ParseState *pstate, BackfillTarget *target, Node *expr)
 			 parser_errposition(pstate, exprLocation(expr))));
 }
 
+/* The first relation query's own range table reads for which test holds. */
+static Oid
+relation_in_range_table(Query *query, bool (*test) (Oid relid))
+{
+	ListCell   *lc;
+
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION && test(rte->relid))
+			return rte->relid;
+	}
+	return InvalidOid;
+}
+
+static bool
+relation_is_temporary(Oid relid)
+{
+	return get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
+}
+
 /* The first temporary relation a range table of the tree reads, if any. */
 static bool
 temp_relation_walker(Node *node, Oid *relid)
@@ -252,19 +274,9 @@ temp_relation_walker(Node *node, Oid *relid)
 	}
 	if (IsA(node, Query))
 	{
-		ListCell   *lc;
-
-		foreach(lc, ((Query *) node)->rtable)
-		{
-			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-
-			if (rte->rtekind == RTE_RELATION &&
-				get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
-			{
-				*relid = rte->relid;
-				return true;
-			}
-		}
+		*relid = relation_in_range_table((Query *) node, relation_is_temporary);
+		if (OidIsValid(*relid))
+			return true;
 		return query_tree_walker((Query *) node, temp_relation_walker, relid, 0);
 	}
 	return expression_tree_walker(node, temp_relation_walker, (void *) relid);
@@ -390,6 +402,12 @@ typedef struct ExpressionStatement
 } ExpressionStatement;
 
 static bool
+relation_missing(Oid relid)
+{
+	return !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
+}
+
+static bool
 function_missing(Oid funcid, void *context)
 {
 	return !SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid));
@@ -412,18 +430,10 @@ missing_object_walker(Node *node, const char **kind)
 	}
 	if (IsA(node, Query))
 	{
-		ListCell   *lc;
-
-		foreach(lc, ((Query *) node)->rtable)
+		if (OidIsValid(relation_in_range_table((Query *) node, relation_missing)))
 		{
-			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-
-			if (rte->rtekind == RTE_RELATION &&
-				!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rte->relid)))
-			{
-				*kind = "table";
-				return true;
-			}
+			*kind = "table";
+			return true;
 		}
 		return query_tree_walker((Query *) node, missing_object_walker, (void *) kind, 0);
 	}

@@ -427,15 +427,6 @@ resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
 }
 
 /*
- * Start a run: lock the column, then resume the latest unfinished run with
- * the same value, or record a new one.  pos says where to resume.  The lock
- * is a session lock, which no abort releases, and the caller has no job to
- * release it with until we return: whatever stops the start after the lock
- * (a lock_timeout or statement_timeout on the jobs table, a cancel while
- * waiting for an earlier run's workers) releases it here, or the session
- * would keep the column from every other session until it disconnects.
- */
-/*
  * The jobs table in the schema of the extension's function procoid, its
  * owner, and the calling role.
  */
@@ -456,6 +447,15 @@ new_job(Oid procoid)
 	return job;
 }
 
+/*
+ * Start a run: lock the column, then resume the latest unfinished run with
+ * the same value, or record a new one.  pos says where to resume.  The lock
+ * is a session lock, which no abort releases, and the caller has no job to
+ * release it with until we return: whatever stops the start after the lock
+ * (a lock_timeout or statement_timeout on the jobs table, a cancel while
+ * waiting for an earlier run's workers) releases it here, or the session
+ * would keep the column from every other session until it disconnects.
+ */
 BackfillJob *
 job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 		  double estimated_rows, JobPosition *pos)
@@ -548,6 +548,22 @@ job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
 static char *ranges_table(Oid nsp);
 
 /*
+ * Run sql, whose one parameter $1 is the job's id, as the jobs tables'
+ * owner; an error saying what failed unless it returns expected.  A query's
+ * rows are left in SPI_tuptable.
+ */
+static void
+execute_on_job(BackfillJob *job, const char *sql, bool read_only, int expected,
+			   const char *what)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(job->id)};
+
+	if (execute_as_owner(job->owner, sql, NULL, 1, types, args, NULL, read_only, 0) != expected)
+		elog(ERROR, "safe_backfill: %s of run " INT64_FORMAT " failed", what, job->id);
+}
+
+/*
  * While the job is in its parallel main pass, its rows_done, rows_scanned
  * and batches are the sums of what its ranges' batches committed (each in
  * the worker's batch transaction): set them so.  Every path that reads or
@@ -561,14 +577,11 @@ static char *ranges_table(Oid nsp);
 int64
 job_count_ranges(BackfillJob *job)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(job->id)};
 	int64		rows_done = -1;
 	bool		isnull;
 
-	if (execute_as_owner(job->owner, sql_job_count_ranges(job->jobs_table, ranges_table(job->nsp)),
-						 NULL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "safe_backfill: counting the ranges of run " INT64_FORMAT " failed", job->id);
+	execute_on_job(job, sql_job_count_ranges(job->jobs_table, ranges_table(job->nsp)),
+				   false, SPI_OK_UPDATE_RETURNING, "counting the ranges");
 	if (SPI_processed == 1)
 		rows_done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
@@ -583,12 +596,8 @@ job_count_ranges(BackfillJob *job)
 void
 job_ranges_take_counts(BackfillJob *job)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(job->id)};
-
-	if (execute_as_owner(job->owner, sql_range_take_job_counts(job->jobs_table, ranges_table(job->nsp)),
-						 NULL, 1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "safe_backfill: recording the ranges of run " INT64_FORMAT " failed", job->id);
+	execute_on_job(job, sql_range_take_job_counts(job->jobs_table, ranges_table(job->nsp)),
+				   false, SPI_OK_UPDATE, "recording the ranges");
 }
 
 /*
@@ -599,13 +608,9 @@ job_ranges_take_counts(BackfillJob *job)
 void
 job_drop_ranges(BackfillJob *job)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(job->id)};
-
 	(void) job_count_ranges(job);
-	if (execute_as_owner(job->owner, sql_range_delete(ranges_table(job->nsp)), NULL,
-						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "safe_backfill: deleting the ranges of run " INT64_FORMAT " failed", job->id);
+	execute_on_job(job, sql_range_delete(ranges_table(job->nsp)), false, SPI_OK_DELETE,
+				   "deleting the ranges");
 }
 
 /*
@@ -689,13 +694,10 @@ job_insert_shard_range(BackfillJob *job, int range_no, int64 shard_id)
 bool
 job_has_ranges(BackfillJob *job)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(job->id)};
 	bool		found;
 
-	if (execute_as_owner(job->owner, sql_range_exists(ranges_table(job->nsp)), NULL,
-						 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "safe_backfill: reading the ranges failed");
+	execute_on_job(job, sql_range_exists(ranges_table(job->nsp)), true, SPI_OK_SELECT,
+				   "reading the ranges");
 	found = SPI_processed > 0;
 	SPI_freetuptable(SPI_tuptable);
 	return found;
@@ -705,15 +707,11 @@ job_has_ranges(BackfillJob *job)
 int
 job_load_ranges(BackfillJob *job, JobRange **ranges)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(job->id)};
 	uint64		i;
 	int			rc;
 
-	rc = execute_as_owner(job->owner, sql_range_load_unfinished(ranges_table(job->nsp)), NULL,
-						  1, types, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "safe_backfill: reading the ranges failed");
+	execute_on_job(job, sql_range_load_unfinished(ranges_table(job->nsp)), true, SPI_OK_SELECT,
+				   "reading the ranges");
 	*ranges = palloc0(sizeof(JobRange) * Max(1, SPI_processed));
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -820,15 +818,10 @@ range_record_done(RangeRecorder *r)
 void
 job_forget_position(BackfillJob *job)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(job->id)};
-
-	if (execute_as_owner(job->owner, sql_job_forget_position(job->jobs_table), NULL,
-						 1, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
-		execute_as_owner(job->owner, sql_range_delete(ranges_table(job->nsp)), NULL,
-						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "safe_backfill: resetting the position of run " INT64_FORMAT " failed",
-			 job->id);
+	execute_on_job(job, sql_job_forget_position(job->jobs_table), false, SPI_OK_UPDATE,
+				   "resetting the position");
+	execute_on_job(job, sql_range_delete(ranges_table(job->nsp)), false, SPI_OK_DELETE,
+				   "resetting the position");
 }
 
 /*

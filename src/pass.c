@@ -495,6 +495,32 @@ batch_worth_recording(PassState *pass, int64 filled)
 								   EMPTY_BATCH_RECORD_MS);
 }
 
+/*
+ * In the current transaction: the pass's position, with the rows filled and
+ * the rows scanned and batches counted since the last record, in the
+ * worker's range or in the job row.
+ */
+static void
+record_position(PassState *pass, int64 filled, int64 scanned, int64 batches)
+{
+	if (pass->link)
+		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
+						   iterator_position_block(pass->it), filled, scanned, batches);
+	else
+		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
+						 iterator_position_keys(pass->it),
+						 iterator_position_block(pass->it), filled, scanned, batches);
+}
+
+/* record_position with the batches not yet recorded, which then are. */
+static void
+record_unrecorded(PassState *pass, int64 filled)
+{
+	record_position(pass, filled, pass->unrecorded_scanned, pass->unrecorded_batches);
+	pass->unrecorded_batches = 0;
+	pass->unrecorded_scanned = 0;
+}
+
 /* In the batch's own transaction: its position and counts, when worth it. */
 static void
 record_batch(PassState *pass, BatchAttempt *attempt)
@@ -504,17 +530,7 @@ record_batch(PassState *pass, BatchAttempt *attempt)
 		pass->unrecorded_scanned += attempt->scanned;
 	if (!batch_worth_recording(pass, attempt->filled))
 		return;
-	if (pass->link)
-		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
-						   iterator_position_block(pass->it), attempt->filled,
-						   pass->unrecorded_scanned, pass->unrecorded_batches);
-	else
-		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
-						 iterator_position_keys(pass->it),
-						 iterator_position_block(pass->it), attempt->filled,
-						 pass->unrecorded_scanned, pass->unrecorded_batches);
-	pass->unrecorded_batches = 0;
-	pass->unrecorded_scanned = 0;
+	record_unrecorded(pass, attempt->filled);
 	pass->last_recorded = GetCurrentTimestamp();
 }
 
@@ -524,17 +540,7 @@ record_skipped_batches(PassState *pass)
 {
 	if (pass->unrecorded_batches == 0)
 		return;
-	if (pass->link)
-		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
-						   iterator_position_block(pass->it), 0,
-						   pass->unrecorded_scanned, pass->unrecorded_batches);
-	else
-		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
-						 iterator_position_keys(pass->it),
-						 iterator_position_block(pass->it), 0,
-						 pass->unrecorded_scanned, pass->unrecorded_batches);
-	pass->unrecorded_batches = 0;
-	pass->unrecorded_scanned = 0;
+	record_unrecorded(pass, 0);
 	commit_transaction();
 }
 
@@ -614,13 +620,7 @@ record_round(PassState *pass, int64 filled)
 {
 	if (filled == 0)
 		return;
-	if (pass->link)
-		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
-						   iterator_position_block(pass->it), filled, 0, 0);
-	else
-		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
-						 iterator_position_keys(pass->it),
-						 iterator_position_block(pass->it), filled, 0, 0);
+	record_position(pass, filled, 0, 0);
 }
 
 /*
