@@ -184,14 +184,14 @@ interval_argument_ms(FunctionCallInfo fcinfo, int argno, const char *name,
 static void
 refuse_not_null_over_expression_nulls(BackfillTarget *target)
 {
-	if (target->expression == NULL || target->expression_nulls == 0)
+	if (target->written.expression == NULL || target->run.expression_nulls == 0)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_NOT_NULL_VIOLATION),
 			 errmsg("safe_backfill: %s: cannot set NOT NULL: " INT64_FORMAT " %s still NULL because the expression gave NULL for %s",
-					target->display, target->expression_nulls,
-					target->expression_nulls == 1 ? "row is" : "rows are",
-					target->expression_nulls == 1 ? "it" : "them"),
+					target->display, target->run.expression_nulls,
+					target->run.expression_nulls == 1 ? "row is" : "rows are",
+					target->run.expression_nulls == 1 ? "it" : "them"),
 			 errdetail("Every row the expression gives a value for was filled and committed, and the run is recorded as done; the column was not made NOT NULL."),
 			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
 }

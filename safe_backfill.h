@@ -68,9 +68,46 @@ typedef struct KeyColumn
 } KeyColumn;
 
 /*
- * Everything resolved about one (table, column) pair.  It lives in the SPI
- * procedure context, which survives our commits; nothing in it points into
- * relcache or syscache entries, which do not.
+ * What every statement of a run writes into the column: a constant, or an
+ * expression computed for each row.  Set once, before the run, by value.c
+ * (coerce_value_to_column) or expression.c (prepare_expression); read by the
+ * statement builders and shipped to parallel workers.
+ */
+typedef struct WrittenValue
+{
+	/* the value, already in the column's type and checked once */
+	Datum		value;
+
+	/*
+	 * Or, with expression => '...': its text as the caller gave it (for the
+	 * jobs table and messages), checked by expression.c to be exactly one
+	 * expression assignable to the column (value is then unused), and the
+	 * tree analysed from it once: what every statement computes for each
+	 * row, in the place SQL_EXPRESSION_PLACE of its text.
+	 */
+	char	   *expression;
+	Node	   *tree;
+	Oid			temp_relid;		/* a temporary table it reads, if any */
+} WrittenValue;
+
+/*
+ * What a run learns about its target as it goes; the resolved identity and
+ * the written value do not change while it does.
+ */
+typedef struct TargetRunState
+{
+	int64		expression_nulls;	/* rows left NULL because the expression gave NULL */
+	/* bumped by target.c when the table was renamed: statements built before are stale */
+	int			generation;
+	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
+} TargetRunState;
+
+/*
+ * One (table, column) pair: what was resolved and validated about it
+ * (target.c: the relation by OID, the column, its primary key), what is
+ * written into it (written), and what the run learns (run).  It lives in the
+ * SPI procedure context, which survives our commits; nothing in it points
+ * into relcache or syscache entries, which do not.
  */
 typedef struct BackfillTarget
 {
@@ -88,32 +125,16 @@ typedef struct BackfillTarget
 	Oid			atttypid;
 	int32		atttypmod;
 	bool		attnotnull;
-
-	/* the value, already in the column's type and checked once */
-	Datum		value;
-	int16		typlen;
+	int16		typlen;			/* of the column's type */
 	bool		typbyval;
-
-	/*
-	 * Or, with expression => '...': its text as the caller gave it (for the
-	 * jobs table and messages), checked by expression.c to be exactly one
-	 * expression assignable to the column (value is then unused), and the
-	 * tree analysed from it once: what every statement computes for each
-	 * row, in the place SQL_EXPRESSION_PLACE of its text.
-	 */
-	char	   *expression;
-	Node	   *expression_tree;
-	int64		expression_nulls;	/* rows left NULL because it gave NULL */
-	Oid			expression_temp_relid;	/* a temporary table it reads, if any */
 
 	/* primary key, if any; nkeys == 0 means iterate by ctid ranges */
 	int			nkeys;
 	KeyColumn  *keys;
 	char	   *key_op_schema;	/* quoted schema of the key's btree operators, or NULL */
 
-	/* bumped when the table was renamed: statements built before are stale */
-	int			generation;
-	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
+	WrittenValue written;
+	TargetRunState run;
 } BackfillTarget;
 
 /* What the caller asked for, after the argument checks. */
@@ -154,7 +175,6 @@ typedef struct JobPosition
 	int64		rows_done;
 } JobPosition;
 
-typedef struct BackfillJob BackfillJob;
 typedef struct RangeRecorder RangeRecorder;
 
 /*
@@ -205,10 +225,62 @@ typedef struct BackfillStats
 	int			maxtimes;		/* its buckets */
 } BackfillStats;
 
-/* Opaque objects and callbacks passed between modules. */
-struct ParseState;
+/*
+ * What an earlier, unfinished run of the column leaves this one to do,
+ * decided once for every path (backfill.c, decide_resume).
+ */
+typedef enum ResumeKind
+{
+	RESUME_NONE,				/* from the start of the table */
+	RESUME_POSITION,			/* a serial main pass, after its saved key or block */
+	RESUME_RANGES,				/* the unfinished ranges (or shards) it recorded */
+	RESUME_SWEEP				/* its main pass was done: straight to the sweeps */
+} ResumeKind;
 
 typedef struct BatchIterator BatchIterator;
+
+/*
+ * One run of safe_backfill on a table: what it fills, how, and its totals.
+ * The strategy that fills it keeps its own state in strategy_state.
+ */
+typedef struct RunContext
+{
+	BackfillTarget *target;
+	const BackfillOptions *opts;
+	BackfillStats stats;
+	BatchIterator *it;			/* a single node's walk of the main pass */
+	void	   *strategy_state;
+} RunContext;
+
+typedef struct BackfillJob BackfillJob;
+
+/* a sweep that cannot tell how many rows it filled: count what is left */
+#define SWEEP_FILLED_UNKNOWN	(-1)
+
+/*
+ * A way to fill the table: one session's serial pass (serial.c), parallel
+ * workers (parallel.c), or each shard on its own node (citus.c).  backfill.c
+ * chooses one and drives every run the same way: the job, the resume
+ * decision, main_pass, then sweep_until_clean (pass.c) calling sweep until a
+ * fresh count finds no NULL left, the job's end and the summary.  A new path
+ * plugs in here without touching the others.
+ */
+typedef struct RunStrategy
+{
+	const char *ranges_noun;	/* what its recorded ranges are, for NOTICEs */
+	bool		ranges_count_rows;	/* its ranges record the rows they filled */
+	const char *sweeps_noun;	/* what one of its sweeps is, for errors */
+	int			max_sweeps;		/* sweeps that still find NULLs before giving up */
+	/* the main pass; false: it could not run this way and changed nothing */
+	bool		(*main_pass) (RunContext *run, BackfillJob *job, ResumeKind resume);
+	/* one sweep over what may still be NULL: rows filled, or SWEEP_FILLED_UNKNOWN */
+	int64		(*sweep) (RunContext *run, BackfillJob *job, int sweep);
+	/* the NOTICE at the end; NULL: the batches' summary (pass.c) */
+	void		(*summary) (RunContext *run);
+} RunStrategy;
+
+/* Opaque objects and callbacks passed between modules. */
+struct ParseState;
 
 typedef void (*JobBody) (BackfillJob *job, JobPosition *pos, void *arg);
 

@@ -13,6 +13,7 @@
 #include "src/locking.h"
 #include "src/parallel.h"
 #include "src/pass.h"
+#include "src/serial.h"
 #include "src/replicas.h"
 #include "src/settings.h"
 #include "src/space.h"
@@ -133,17 +134,16 @@ unusable_range_key(BackfillTarget *target, BackfillJob *job)
  * position was unusable and the run starts over.
  */
 static char *
-resume_serial_position(BackfillTarget *target, BackfillJob *job, BatchIterator *it,
-					   JobPosition *pos)
+resume_serial_position(RunContext *run, BackfillJob *job, JobPosition *pos)
 {
-	ResumeAttempt attempt = {it, pos, NULL};
+	ResumeAttempt attempt = {run->it, pos, NULL};
 	ErrorData  *edata;
 
 	if (pos->sweeping)
 		return pstrdup("the main pass");
 	if (try_in_subtransaction(resume_action, &attempt, &edata))
 		return attempt.where;
-	start_over(target, job, pos,
+	start_over(run->target, job, pos,
 			   psprintf("its saved position no longer fits the primary key: %s", edata->message));
 	return NULL;
 }
@@ -158,141 +158,181 @@ note_workers_ignored(BackfillTarget *target, BackfillJob *job, const BackfillOpt
 			 errhint("To split the table across workers, call safe_backfill with resume => false; the rows filled so far are kept.")));
 }
 
-static void
-backfill_with_job(BackfillTarget *target, const BackfillOptions *opts,
-				  BackfillStats *stats, BackfillJob *job, BatchIterator *it,
-				  JobPosition *pos)
+/*
+ * Why the unfinished ranges of an earlier run cannot be resumed, or NULL.
+ * workers => 1 means this session: the advice for an expression whose
+ * function reads a temporary table, which no worker can read.
+ */
+static char *
+ranges_not_resumable(RunContext *run, BackfillJob *job, bool distributed)
 {
-	bool		parallel_run;
-	int			ranges = 0;
-	int64		counted;
-
-	if (pos->resumed && !opts->resume)
-		start_over(target, job, pos, "resume => false");
-	parallel_run = pos->resumed && !pos->sweeping && job_has_ranges(job);
-	/*
-	 * workers => 1 means this session: the advice for an expression whose
-	 * function reads a temporary table, which no worker can read.
-	 */
-	if (parallel_run && opts->workers <= 1)
-	{
-		start_over(target, job, pos, "workers => 1 fills the parallel run's ranges in this session");
-		parallel_run = false;
-	}
-	if (parallel_run)
-	{
-		char	   *why = unusable_range_key(target, job);
-
-		if (why)
-		{
-			start_over(target, job, pos, why);
-			parallel_run = false;
-		}
-		else
-		{
-			ranges = parallel_unfinished_ranges(job);
-			/* the job row may lag behind its ranges: a crash stopped the leader */
-			counted = job_count_ranges(job);
-			if (counted >= 0)
-				pos->rows_done = counted;
-			commit_transaction();
-		}
-	}
-
-	if (parallel_run)
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ", %d of its parallel ranges unfinished, each from where it stopped; " INT64_FORMAT " rows were filled before",
-						target->display, job_id(job), ranges, pos->rows_done)));
-	else if (pos->resumed)
-	{
-		char	   *where = resume_serial_position(target, job, it, pos);
-
-		if (where)
-		{
-			report_resume(target, job, pos, where);
-			if (opts->workers > 1 && !pos->sweeping)
-				note_workers_ignored(target, job, opts);
-		}
-	}
-	if (!pos->sweeping)
-	{
-		/*
-		 * A parallel run resumes its unfinished ranges (none left: straight
-		 * to the sweep); a serial one where it stopped.
-		 */
-		if ((parallel_run || (opts->workers > 1 && !pos->resumed)) &&
-			run_parallel_main_pass(target, opts, stats, iterator_by_ctid(it), job, parallel_run))
-		{
-			/*
-			 * the workers recorded their ranges: the job counts what they
-			 * committed, and the pass is done
-			 */
-			(void) job_count_ranges(job);
-			job_record_batch(job, "sweep", NULL, InvalidBlockNumber, 0, 0, 0);
-			commit_transaction();
-		}
-		else
-			run_pass(target, it, stats, 0, opts, job, NULL);
-	}
-	iterator_free(it);
-
-	sweep_until_clean(target, stats, opts, job);
-	job_finish(job, NULL);
-	commit_transaction();
-	report_summary(target, stats);
+	if (distributed)
+		return NULL;
+	if (run->opts->workers <= 1)
+		return pstrdup("workers => 1 fills the parallel run's ranges in this session");
+	return unusable_range_key(run->target, job);
 }
 
-/* run_backfill's body: the passes of a single-node run. */
-typedef struct SingleNodeRun
+static void
+report_resumed_ranges(RunContext *run, BackfillJob *job, const JobPosition *pos,
+					  const RunStrategy *ranges_strategy)
 {
-	BackfillTarget *target;
-	const BackfillOptions *opts;
-	BackfillStats *stats;
-	BatchIterator *it;
-} SingleNodeRun;
+	JobRange   *ranges;
+	int			unfinished = job_load_ranges(job, &ranges);
+
+	if (ranges_strategy->ranges_count_rows)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ", %d of its %s unfinished, each from where it stopped; " INT64_FORMAT " rows were filled before",
+						run->target->display, job_id(job), unfinished,
+						ranges_strategy->ranges_noun, pos->rows_done)));
+	else
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ", %d of its %s unfinished, each from where it stopped",
+						run->target->display, job_id(job), unfinished,
+						ranges_strategy->ranges_noun)));
+}
+
+/*
+ * What this run goes on from, for every path: nothing (a new run, or
+ * resume => false, or a saved position that no longer fits), the unfinished
+ * ranges (or shards) of an interrupted run, the saved position of a serial
+ * one (run->it is then positioned after it), or its sweep.  Says so in a
+ * NOTICE.
+ */
+static ResumeKind
+decide_resume(RunContext *run, BackfillJob *job, JobPosition *pos,
+			  const RunStrategy *ranges_strategy, bool distributed)
+{
+	BackfillTarget *target = run->target;
+	char	   *why;
+	char	   *where;
+
+	if (!pos->resumed)
+		return RESUME_NONE;
+	if (!run->opts->resume)
+	{
+		start_over(target, job, pos, "resume => false");
+		return RESUME_NONE;
+	}
+	if (!pos->sweeping && job_has_ranges(job))
+	{
+		if ((why = ranges_not_resumable(run, job, distributed)) != NULL)
+		{
+			start_over(target, job, pos, why);
+			return RESUME_NONE;
+		}
+		/* the job row may lag behind its ranges: a crash stopped the leader */
+		if (ranges_strategy->ranges_count_rows)
+		{
+			int64		counted = job_count_ranges(job);
+
+			if (counted >= 0)
+				pos->rows_done = counted;
+		}
+		report_resumed_ranges(run, job, pos, ranges_strategy);
+		commit_transaction();
+		return RESUME_RANGES;
+	}
+	if (distributed)
+	{
+		start_over(target, job, pos, "it had not recorded its shards");
+		return RESUME_NONE;
+	}
+	if ((where = resume_serial_position(run, job, pos)) == NULL)
+		return RESUME_NONE;
+	report_resume(target, job, pos, where);
+	if (pos->sweeping)
+		return RESUME_SWEEP;
+	if (run->opts->workers > 1)
+		note_workers_ignored(target, job, run->opts);
+	return RESUME_POSITION;
+}
+
+/*
+ * The one place a run's strategy is chosen: a distributed Citus table's was
+ * chosen before the job (distributed); on one node, parallel workers resume
+ * the ranges of a parallel run or start a new one with workers => n, and
+ * this session goes on from anything else.
+ */
+static const RunStrategy *
+choose_strategy(const RunContext *run, const RunStrategy *distributed, ResumeKind resume)
+{
+	if (distributed)
+		return distributed;
+	if (resume == RESUME_RANGES ||
+		(resume == RESUME_NONE && run->opts->workers > 1))
+		return &parallel_strategy;
+	return &serial_strategy;
+}
+
+/* run_backfill's body, in the column's job: the same steps on every path. */
+typedef struct RunInJob
+{
+	RunContext *run;
+	const RunStrategy *distributed;
+} RunInJob;
 
 static void
-single_node_body(BackfillJob *job, JobPosition *pos, void *arg)
+run_body(BackfillJob *job, JobPosition *pos, void *arg)
 {
-	SingleNodeRun *run = (SingleNodeRun *) arg;
+	RunInJob   *rj = (RunInJob *) arg;
+	RunContext *run = rj->run;
+	const RunStrategy *ranges_strategy = rj->distributed ? rj->distributed : &parallel_strategy;
+	ResumeKind	resume = decide_resume(run, job, pos, ranges_strategy, rj->distributed != NULL);
+	const RunStrategy *strategy = choose_strategy(run, rj->distributed, resume);
 
-	backfill_with_job(run->target, run->opts, run->stats, job, run->it, pos);
+	if (resume != RESUME_SWEEP)
+		(void) strategy->main_pass(run, job, resume);
+	if (run->it)
+		iterator_free(run->it);
+	run->it = NULL;
+
+	sweep_until_clean(run, strategy, job);
+	job_finish(job, NULL);
+	commit_transaction();
+	if (strategy->summary)
+		strategy->summary(run);
+	else
+		report_summary(run->target, &run->stats);
+}
+
+/* A single node's walk: by primary key, or by block ranges. */
+static BatchIterator *
+create_main_iterator(RunContext *run)
+{
+	BackfillTarget *target = run->target;
+
+	if (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID)
+		return iterator_create_keyset(target, run->opts->batch_size, run->stats.estimated_rows);
+	require_heap_for_ctid(target);
+	return iterator_create_ctid(target, run->opts->batch_size, run->stats.estimated_rows);
 }
 
 void
 run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 {
-	BackfillStats stats = {0};
-	BatchIterator *it;
-	SingleNodeRun run;
+	RunContext *run = palloc0(sizeof(RunContext));
+	RunInJob	rj;
 
-	/* a distributed Citus table is filled shard by shard on its nodes */
-	if (citus_backfill(target, opts))
-		return;
-
-	stats.started = GetCurrentTimestamp();
-	stats.last_report = stats.started;
+	run->target = target;
+	run->opts = opts;
+	run->stats.started = GetCurrentTimestamp();
+	run->stats.last_report = run->stats.started;
 	replica_lag_reset();
 
-	if (target->has_children)
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: inheritance children are not filled",
-						target->display),
-				 errhint("Call safe_backfill on each child table too.")));
-
-	stats.estimated_rows = estimate_table_rows(target->relid);
-	if (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID)
-		it = iterator_create_keyset(target, opts->batch_size, stats.estimated_rows);
-	else
+	/* a distributed Citus table is filled shard by shard on its nodes */
+	rj.run = run;
+	rj.distributed = citus_strategy_for(run);
+	if (rj.distributed == NULL)
 	{
-		require_heap_for_ctid(target);
-		it = iterator_create_ctid(target, opts->batch_size, stats.estimated_rows);
+		if (target->has_children)
+			ereport(NOTICE,
+					(errmsg("safe_backfill: %s: inheritance children are not filled",
+							target->display),
+					 errhint("Call safe_backfill on each child table too.")));
+		run->stats.estimated_rows = estimate_table_rows(target->relid);
+		run->it = create_main_iterator(run);
 	}
-
-	run.target = target;
-	run.opts = opts;
-	run.stats = &stats;
-	run.it = it;
-	run_in_job(target, opts, iterator_by_ctid(it), stats.estimated_rows,
-			   single_node_body, &run);
+	run_in_job(target, opts, run->it ? iterator_by_ctid(run->it) : false,
+			   run->stats.estimated_rows, run_body, &rj);
 }

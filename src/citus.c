@@ -516,42 +516,47 @@ run_shards(BackfillTarget *target, BackfillJob *job, Oid nsp, List *tasks,
 	close_idle(idle);
 }
 
+/* What a run over the shards keeps between its main pass and sweeps. */
+typedef struct CitusRun
+{
+	char	   *version;		/* safe_backfill's version, on every node too */
+	Oid			nsp;			/* safe_backfill's schema here: the jobs tables */
+	List	   *shards;			/* every shard, as the run recorded them */
+	ShardCallArgs call;
+	char	   *typname;		/* the column's type, qualified */
+	int64		shards_done;
+	TimestampTz started;
+} CitusRun;
+
 /*
- * Which shards this run fills: all of them, each recorded as a range of the
- * job; or, resuming a run that recorded its shards, those not done.
+ * Which shards this run fills: those an interrupted run left unfinished, or
+ * all of them, each recorded as a range of the job.
  */
 static List *
-shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
-			   const BackfillOptions *opts, List *all)
+shards_to_fill(CitusRun *cr, BackfillJob *job, ResumeKind resume)
 {
 	ListCell   *lc;
+	List	   *todo = NIL;
 
-	if (pos->resumed && opts->resume && job_has_ranges(job))
+	if (resume == RESUME_RANGES)
 	{
 		JobRange   *ranges;
 		int			n = job_load_ranges(job, &ranges);
-		List	   *todo = NIL;
-		int			i;
 
-		foreach(lc, all)
+		foreach(lc, cr->shards)
 		{
 			ShardTask  *task = (ShardTask *) lfirst(lc);
 
-			for (i = 0; i < n; i++)
+			for (int i = 0; i < n; i++)
 				if (ranges[i].shard_id == task->shardid)
 				{
 					task->range_no = ranges[i].range_no;
 					todo = lappend(todo, task);
 				}
 		}
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT ": %d of %d shards unfinished",
-						target->display, job_id(job), list_length(todo), list_length(all))));
 		return todo;
 	}
-	if (pos->resumed)
-		job_forget_position(job);
-	foreach(lc, all)
+	foreach(lc, cr->shards)
 	{
 		ShardTask  *task = (ShardTask *) lfirst(lc);
 
@@ -559,7 +564,7 @@ shards_to_fill(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 		job_insert_shard_range(job, task->range_no, task->shardid);
 	}
 	commit_transaction();
-	return list_copy(all);
+	return list_copy(cr->shards);
 }
 
 /* Shards read again from the catalog keep the ranges the run gave them. */
@@ -579,125 +584,115 @@ carry_range_numbers(List *tasks, List *all)
 	}
 }
 
-static int64
-distributed_nulls_left(BackfillTarget *target)
+/* What every shard's CALL gets: the value, batch sizes and settings. */
+static void
+prepare_shard_call(CitusRun *cr, BackfillTarget *target, const BackfillOptions *opts,
+				   double rows)
 {
-	int64		n;
+	int			shard_rows = (int) Min((double) INT_MAX, rows / list_length(cr->shards));
 
-	recheck_target_with_lock(target, AccessShareLock);
-	n = run_count_query(sql_count_nulls_left(target), false, "the NULLs left");
-	commit_transaction();
-	return n;
+	cr->typname = format_type_extended(target->atttypid, -1, FORMAT_TYPE_FORCE_QUALIFY);
+	cr->call.value = canonical_text(target->atttypid, target->written.value);
+	cr->call.sql = NULL;
+	cr->call.batch_size = Min(opts->batch_size,
+							  Max(CITUS_MIN_SHARD_BATCH, shard_rows / CITUS_SHARD_BATCH_FRACTION));
+	cr->call.pause_ms = opts->pause_ms;
+	cr->call.target_batch_ms = opts->target_batch_ms;
+	collect_settings(&cr->call);
 }
 
-static void
-fill_shards(BackfillTarget *target, const BackfillOptions *opts, BackfillJob *job,
-			JobPosition *pos, double rows, const char *version, Oid nsp, List *all)
+/* The main pass: each shard's own run on its node, a few at a time per node. */
+static bool
+citus_main_pass(RunContext *run, BackfillJob *job, ResumeKind resume)
 {
-	ShardCallArgs call;
-	char	   *typname;
-	List	   *todo;
-	int64		shards_done = 0;
-	int64		nulls = 0;
-	int			round;
-	TimestampTz started = GetCurrentTimestamp();
-	int			shard_rows;
+	CitusRun   *cr = (CitusRun *) run->strategy_state;
+	List	   *todo = shards_to_fill(cr, job, resume);
 
-	todo = shards_to_fill(target, job, pos, opts, all);
-
-	typname = format_type_extended(target->atttypid, -1, FORMAT_TYPE_FORCE_QUALIFY);
-	call.value = canonical_text(target->atttypid, target->value);
-	call.sql = NULL;
-	shard_rows = (int) Min((double) INT_MAX, rows / list_length(all));
-	call.batch_size = Min(opts->batch_size,
-						  Max(CITUS_MIN_SHARD_BATCH, shard_rows / CITUS_SHARD_BATCH_FRACTION));
-	call.pause_ms = opts->pause_ms;
-	call.target_batch_ms = opts->target_batch_ms;
-	collect_settings(&call);
-
+	prepare_shard_call(cr, run->target, run->opts, run->stats.estimated_rows);
 	ereport(NOTICE,
 			(errmsg("safe_backfill: %s: distributed table, filling %d of its %d shards on their nodes, %d at a time on each node, batches of at most %d rows",
-					target->display, list_length(todo), list_length(all), opts->workers,
-					call.batch_size)));
-
-	for (round = 1;; round++)
-	{
-		run_shards(target, job, nsp, todo, version, &call, typname, opts->workers,
-				   &shards_done);
-		nulls = distributed_nulls_left(target);
-		if (nulls == 0)
-			break;
-		if (round >= CITUS_MAX_ROUNDS)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("safe_backfill: %s: " INT64_FORMAT " rows are still NULL after %d rounds over the shards",
-							target->display, nulls, round),
-					 errdetail("Each shard's run ended with no NULL left in it, but a count over the distributed table still finds some: rows keep being written with NULL, or shards were split or moved meanwhile. The rows filled are committed and kept."),
-					 errhint("Give the column a default (%s), then call safe_backfill again; it fills only the rows still NULL.",
-							 sql_hint_set_default(target))));
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: a count over the distributed table found " INT64_FORMAT " NULLs left; filling every shard again",
-						target->display, nulls)));
-		todo = load_placements(target, 0);
-		carry_range_numbers(todo, all);
-	}
-	job_finish(job, NULL);
-	commit_transaction();
-	ereport(NOTICE,
-			(errmsg("safe_backfill: %s: filled the distributed table shard by shard",
-					target->display),
-			 errdetail_internal(INT64_FORMAT " shard runs on their nodes in %d %s, %.2f s. After the last shard, a count over the distributed table found no NULL in column \"%s\"; rows written later with NULL are not covered: a default or NOT NULL keeps them out.",
-								shards_done, round, round == 1 ? "round" : "rounds",
-								(double) (GetCurrentTimestamp() - started) / USECS_PER_SEC,
-								target->colname)));
+					run->target->display, list_length(todo), list_length(cr->shards),
+					run->opts->workers, cr->call.batch_size)));
+	run_shards(run->target, job, cr->nsp, todo, cr->version, &cr->call, cr->typname,
+			   run->opts->workers, &cr->shards_done);
+	return true;
 }
 
 /*
- * Per-shard mode: the job on the coordinator, its failure recorded like a
- * single-node run's.
+ * A sweep over the shards.  The first is the one each shard's run ended
+ * with on its node; sweep_until_clean then counts over the distributed
+ * table, and each later sweep fills every shard again (rows written with
+ * NULL meanwhile, or shards split or moved).
  */
-/* backfill_per_shard's body, in the coordinator's job for the table. */
-typedef struct PerShardRun
+static int64
+citus_sweep(RunContext *run, BackfillJob *job, int sweep)
 {
-	BackfillTarget *target;
-	const BackfillOptions *opts;
-	double		rows;
-	char	   *version;
-	Oid			nsp;
-	List	   *shards;
-} PerShardRun;
+	CitusRun   *cr = (CitusRun *) run->strategy_state;
+	List	   *todo;
 
-static void
-per_shard_body(BackfillJob *job, JobPosition *pos, void *arg)
-{
-	PerShardRun *run = (PerShardRun *) arg;
-
-	fill_shards(run->target, run->opts, job, pos, run->rows, run->version,
-				run->nsp, run->shards);
+	if (sweep == 1)
+		return 0;
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: a count over the distributed table still found NULLs; filling every shard again",
+					run->target->display)));
+	todo = load_placements(run->target, 0);
+	carry_range_numbers(todo, cr->shards);
+	run_shards(run->target, job, cr->nsp, todo, cr->version, &cr->call, cr->typname,
+			   run->opts->workers, &cr->shards_done);
+	return SWEEP_FILLED_UNKNOWN;
 }
 
 static void
-backfill_per_shard(BackfillTarget *target, const BackfillOptions *opts)
+citus_summary(RunContext *run)
 {
-	PerShardRun run;
+	CitusRun   *cr = (CitusRun *) run->strategy_state;
+	int			rounds = run->stats.sweeps;
+
+	ereport(NOTICE,
+			(errmsg("safe_backfill: %s: filled the distributed table shard by shard",
+					run->target->display),
+			 errdetail_internal(INT64_FORMAT " shard runs on their nodes in %d %s, %.2f s. After the last shard, a count over the distributed table found no NULL in column \"%s\"; rows written later with NULL are not covered: a default or NOT NULL keeps them out.",
+								cr->shards_done, rounds, rounds == 1 ? "round" : "rounds",
+								(double) (GetCurrentTimestamp() - cr->started) / USECS_PER_SEC,
+								run->target->colname)));
+}
+
+static const RunStrategy citus_strategy = {
+	.ranges_noun = "shards",
+	.ranges_count_rows = false,
+	.sweeps_noun = "rounds over the shards",
+	.max_sweeps = CITUS_MAX_ROUNDS,
+	.main_pass = citus_main_pass,
+	.sweep = citus_sweep,
+	.summary = citus_summary,
+};
+
+/*
+ * Before the job: refuse while shards may move, find every shard's
+ * placement, check the extension on every node, and size the batches.
+ */
+static const RunStrategy *
+prepare_per_shard(RunContext *run)
+{
+	BackfillTarget *target = run->target;
+	CitusRun   *cr = palloc0(sizeof(CitusRun));
 	char	   *nspname;
 
 	refuse_during_rebalance(target);
-	local_extension_version(&run.version, &nspname);
-	run.shards = load_placements(target, 0);
-	if (run.shards == NIL)
+	local_extension_version(&cr->version, &nspname);
+	cr->nsp = get_namespace_oid(nspname, false);
+	cr->shards = load_placements(target, 0);
+	if (cr->shards == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("safe_backfill: %s: no active placement of its shards on a primary node",
 						target->display)));
-	require_extension_on_every_node(run.shards, run.version);
-	run.rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
+	require_extension_on_every_node(cr->shards, cr->version);
+	run->stats.estimated_rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
 	commit_transaction();
-
-	run.target = target;
-	run.opts = opts;
-	run.nsp = get_namespace_oid(nspname, false);
-	run_in_job(target, opts, false, run.rows, per_shard_body, &run);
+	cr->started = GetCurrentTimestamp();
+	run->strategy_state = cr;
+	return &citus_strategy;
 }
 
 /*
@@ -737,24 +732,21 @@ check_coordinator_mode(BackfillTarget *target, const BackfillOptions *opts)
 }
 
 /*
- * Called first by run_backfill: true if the table was handled here.  A
+ * The strategy for a Citus table, asked first by run_backfill: a
  * distributed table is always filled shard by shard (never by coordinator
- * batches); a reference table is checked, then filled as any table.
+ * batches); a reference table is checked, then filled as any table (NULL).
  */
-bool
-citus_backfill(BackfillTarget *target, const BackfillOptions *opts)
+const RunStrategy *
+citus_strategy_for(RunContext *run)
 {
-	CitusTableKind kind = citus_table_kind(target->relid);
-
-	switch (kind)
+	switch (citus_table_kind(run->target->relid))
 	{
 		case CITUS_TABLE_DISTRIBUTED:
-			backfill_per_shard(target, opts);
-			return true;
+			return prepare_per_shard(run);
 		case CITUS_TABLE_REFERENCE:
-			check_coordinator_mode(target, opts);
-			return false;
+			check_coordinator_mode(run->target, run->opts);
+			return NULL;
 		default:
-			return false;
+			return NULL;
 	}
 }

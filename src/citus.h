@@ -7,6 +7,6 @@
 
 #include "safe_backfill.h"
 
-extern bool citus_backfill(BackfillTarget *target, const BackfillOptions *opts);
+extern const RunStrategy *citus_strategy_for(RunContext *run);
 
 #endif							/* SAFE_BACKFILL_CITUS_H */

@@ -317,8 +317,8 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 	refuse_other_rows(pstate, expr);
 	assign_expr_collations(pstate, expr);
 	require_assignable(pstate, target, expr);
-	target->expression_temp_relid = temp_relation_read(expr);
-	target->expression_tree = expr;
+	target->written.temp_relid = temp_relation_read(expr);
+	target->written.tree = expr;
 	table_close(rel, NoLock);
 }
 
@@ -370,7 +370,7 @@ prepare_expression(BackfillTarget *target, const char *text)
 
 	raw = parse_one_expression(pstate, text);
 	analyse_against_table(target, text, raw, pstate);
-	target->expression = pstrdup(text);
+	target->written.expression = pstrdup(text);
 	probe_expression(target);
 
 	error_context_stack = errcb.previous;
@@ -381,8 +381,8 @@ prepare_expression(BackfillTarget *target, const char *text)
 void
 use_expression_tree(BackfillTarget *target, const char *text, Node *tree)
 {
-	target->expression = pstrdup(text);
-	target->expression_tree = tree;
+	target->written.expression = pstrdup(text);
+	target->written.tree = tree;
 }
 
 /* ---------------------------------------------------------------------
@@ -530,7 +530,7 @@ expression_for_statement(ParseState *pstate, BackfillTarget *target)
 	if (pstate->p_rtable == NIL || rt_fetch(1, pstate->p_rtable)->relid != target->relid)
 		elog(ERROR, "safe_backfill: the expression's place is not over table %s",
 			 target->display);
-	tree = copyObject(target->expression_tree);
+	tree = copyObject(target->written.tree);
 	require_objects_exist(target, tree);
 	(void) lock_sublink_relations(tree, NULL);
 	(void) mark_columns_walker(tree, &mark);
@@ -582,12 +582,12 @@ prepare_statement(BackfillTarget *target, const char *sql, int nargs, Oid *argty
 {
 	SPIPlanPtr	plan;
 
-	if (target->expression_tree == NULL)
+	if (target->written.tree == NULL)
 		plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 	else
 	{
 		/* with the tree, which outlives every plan of the call */
-		MemoryContext cxt = GetMemoryChunkContext(target->expression_tree);
+		MemoryContext cxt = GetMemoryChunkContext(target->written.tree);
 		ExpressionStatement *statement = MemoryContextAlloc(cxt, sizeof(ExpressionStatement));
 		SPIPrepareOptions options;
 
@@ -653,7 +653,7 @@ execute_statement(SPIPlanPtr plan, Datum *args, const char *nulls, bool read_onl
 /*
  * The final count of an expression run, with a fresh snapshot: the NULLs
  * left that the expression gives a value for (the run is done when there is
- * none), and in target->expression_nulls those it gives NULL for, which stay
+ * none), and in target->run.expression_nulls those it gives NULL for, which stay
  * NULL.  One statement, so both numbers come from the same snapshot.
  */
 int64
@@ -675,6 +675,6 @@ count_computable_nulls(BackfillTarget *target)
 									  SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	SPI_freeplan(plan);
-	target->expression_nulls = all - computable;
+	target->run.expression_nulls = all - computable;
 	return computable;
 }

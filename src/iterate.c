@@ -92,7 +92,7 @@ struct BatchIterator
 	SPIPlanPtr	key_round_plan[2];	/* [has_lower] */
 	SPIPlanPtr	ctid_round_plan;
 
-	int			plans_generation;	/* target->generation the plans were built for */
+	int			plans_generation;	/* target->run.generation the plans were built for */
 	MemoryContextCallback free_plans;	/* when cxt goes, by any path */
 };
 
@@ -175,7 +175,7 @@ iterator_alloc(BackfillTarget *target, int batch_size)
 	it->target = target;
 	it->cxt = cxt;
 	it->batch_size = batch_size;
-	it->plans_generation = target->generation;
+	it->plans_generation = target->run.generation;
 	it->hot_rounds = 1;
 	it->rounds_cxt = AllocSetContextCreate(cxt, "safe_backfill rounds",
 										   ALLOCSET_DEFAULT_SIZES);
@@ -194,10 +194,10 @@ iterator_alloc(BackfillTarget *target, int batch_size)
 static void
 drop_plans_of_old_name(BatchIterator *it)
 {
-	if (it->plans_generation == it->target->generation)
+	if (it->plans_generation == it->target->run.generation)
 		return;
 	free_kept_plans(it);
-	it->plans_generation = it->target->generation;
+	it->plans_generation = it->target->run.generation;
 }
 
 /* The plans go with the context (free_kept_plans). */
@@ -340,7 +340,7 @@ update_nulls(BackfillTarget *t, int nargs)
 {
 	char	   *nulls;
 
-	if (t->expression == NULL)
+	if (t->written.expression == NULL)
 		return NULL;
 	nulls = palloc(nargs + 1);
 	memset(nulls, ' ', nargs);
@@ -358,7 +358,7 @@ update_key_range(BatchIterator *it, bool has_upper)
 	int			i;
 	int			rc;
 
-	args[n++] = t->value;
+	args[n++] = t->written.value;
 	if (it->has_lower)
 		for (i = 0; i < t->nkeys; i++)
 			args[n++] = it->lower[i];
@@ -642,7 +642,7 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	}
 	else
 	{
-		args[0] = it->target->value;
+		args[0] = it->target->written.value;
 		args[1] = block_start_tid(&first, it->next_block);
 		if (has_upper)
 			args[2] = block_start_tid(&past, end);
@@ -904,7 +904,7 @@ update_round(BatchIterator *it)
 	int			rc;
 	int			nargs;
 
-	args[0] = it->target->value;
+	args[0] = it->target->written.value;
 	args[1] = it->round_tids[it->round];
 	nargs = 2 + batch_bound_args(it, &args[2], tids);
 	rc = execute_statement(round_plan(it), args, update_nulls(it->target, nargs), false, 0);

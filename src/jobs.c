@@ -191,9 +191,9 @@ execute_as_owner(Oid owner, const char *sql, SPIPlanPtr *plan, int nargs,
 static char *
 value_text(BackfillTarget *target)
 {
-	if (target->expression)
+	if (target->written.expression)
 		return NULL;
-	return canonical_text(target->atttypid, target->value);
+	return canonical_text(target->atttypid, target->written.value);
 }
 
 /* A text argument that may be NULL. */
@@ -292,7 +292,7 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[0] = ObjectIdGetDatum(target->relid);
 	args[1] = Int32GetDatum(target->attnum);
 	args[2] = text_or_null(value, &nulls[2]);
-	args[3] = text_or_null(target->expression, &nulls[3]);
+	args[3] = text_or_null(target->written.expression, &nulls[3]);
 	args[4] = NameGetDatum(&job->caller);
 	rc = execute_as_owner(job->owner, sql_job_find_resumable(job->jobs_table), NULL,
 						  5, types, args, nulls, true, 1);
@@ -346,7 +346,7 @@ insert_job(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[5] = CStringGetTextDatum(by_ctid ? "ctid" : "key");
 	args[6] = Int64GetDatum((int64) estimated_rows);
 	args[7] = NameGetDatum(&job->caller);
-	args[8] = text_or_null(target->expression, &nulls[8]);
+	args[8] = text_or_null(target->written.expression, &nulls[8]);
 	rc = execute_as_owner(job->owner, sql_job_insert(job->jobs_table), NULL,
 						  9, types, args, nulls, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)

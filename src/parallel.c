@@ -40,6 +40,7 @@
 #include "src/keys.h"
 #include "src/parallel.h"
 #include "src/pass.h"
+#include "src/serial.h"
 #include "src/settings.h"
 #include "src/sqlgen.h"
 #include "src/target.h"
@@ -293,15 +294,6 @@ load_ranges(RangePlan *plan, JobRange *ranges, int n, BackfillTarget *target,
 	}
 }
 
-/* How many ranges an earlier run of this job left unfinished, if it had any. */
-int
-parallel_unfinished_ranges(BackfillJob *job)
-{
-	JobRange   *ranges;
-
-	return job_load_ranges(job, &ranges);
-}
-
 /* ---------------------------------------------------------------------
  * The shared memory segment
  * --------------------------------------------------------------------- */
@@ -334,12 +326,12 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	Size		libraries_size = EstimateLibraryStateSpace();
 	Size		settings_size = EstimateGUCStateSpace();
 	/* an expression run has no value: a NULL datum stands for it */
-	bool		no_value = target->expression != NULL;
-	Size		value_size = datumEstimateSpace(target->value, no_value, target->typbyval,
+	bool		no_value = target->written.expression != NULL;
+	Size		value_size = datumEstimateSpace(target->written.value, no_value, target->typbyval,
 												target->typlen);
-	const char *expression = target->expression ? target->expression : "";
+	const char *expression = target->written.expression ? target->written.expression : "";
 	Size		expression_size = strlen(expression) + 1;
-	char	   *tree = target->expression_tree ? nodeToString(target->expression_tree) : "";
+	char	   *tree = target->written.tree ? nodeToString(target->written.tree) : "";
 	Size		tree_size = strlen(tree) + 1;
 	Size		queues_size = mul_size(QUEUE_SIZE, nworkers);
 	shm_toc_estimator e;
@@ -394,7 +386,7 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 
 	space = shm_toc_allocate(toc, value_size);
 	shm_toc_insert(toc, KEY_VALUE, space);
-	datumSerialize(target->value, no_value, target->typbyval, target->typlen, &space);
+	datumSerialize(target->written.value, no_value, target->typbyval, target->typlen, &space);
 
 	/*
 	 * The expression's text, for messages, and its tree, which the workers
@@ -808,12 +800,12 @@ workers_can_reach(BackfillTarget *target)
 						target->display)));
 		return false;
 	}
-	if (OidIsValid(target->expression_temp_relid))
+	if (OidIsValid(target->written.temp_relid))
 	{
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: the expression reads temporary relation %s, visible to this session only; running in this session without workers",
 						target->display,
-						quote_identifier(get_rel_name(target->expression_temp_relid)))));
+						quote_identifier(get_rel_name(target->written.temp_relid)))));
 		return false;
 	}
 	return true;
@@ -845,7 +837,7 @@ start_workers(ParallelRun *run, BackfillTarget *target, int wanted)
  * worker slot free, a table with fewer rows than two ranges); the caller then
  * runs it serially.
  */
-bool
+static bool
 run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
 					   BackfillStats *stats, bool by_ctid, BackfillJob *job,
 					   bool resumed)
@@ -1018,7 +1010,7 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 	target = resolve_target(sh->relid, NameStr(sh->colname));
 	check_backfill_privileges(target);
 	/* the leader's value, already in the column's type and checked */
-	target->value = datumRestore(&value, &isnull);
+	target->written.value = datumRestore(&value, &isnull);
 	/* or the tree of its expression, analysed and checked by the leader */
 	if (expression[0] != '\0')
 		use_expression_tree(target, expression, stringToNode(tree));
@@ -1176,3 +1168,36 @@ safe_backfill_worker_main(Datum main_arg)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }
+
+/*
+ * The parallel strategy: the main pass split across workers (from the
+ * unfinished ranges when the run resumes them); when it cannot run in
+ * parallel, this session walks the table serially.  Its sweeps are the
+ * leader's, as in a serial run.
+ */
+static bool
+parallel_main_pass(RunContext *run, BackfillJob *job, ResumeKind resume)
+{
+	if (!run_parallel_main_pass(run->target, run->opts, &run->stats,
+								iterator_by_ctid(run->it), job, resume == RESUME_RANGES))
+		return serial_strategy.main_pass(run, job, RESUME_NONE);
+
+	/*
+	 * the workers recorded their ranges: the job counts what they committed,
+	 * and the pass is done
+	 */
+	(void) job_count_ranges(job);
+	job_record_batch(job, "sweep", NULL, InvalidBlockNumber, 0, 0, 0);
+	commit_transaction();
+	return true;
+}
+
+const RunStrategy parallel_strategy = {
+	.ranges_noun = "parallel ranges",
+	.ranges_count_rows = true,
+	.sweeps_noun = "sweeps over the table",
+	.max_sweeps = SAFE_BACKFILL_MAX_SWEEPS,
+	.main_pass = parallel_main_pass,
+	.sweep = serial_sweep,
+	.summary = NULL,
+};

@@ -7,9 +7,6 @@
 
 #include "safe_backfill.h"
 
-extern bool run_parallel_main_pass(BackfillTarget *target, const BackfillOptions *opts,
-								   BackfillStats *stats, bool by_ctid, BackfillJob *job,
-								   bool resumed);
-extern int	parallel_unfinished_ranges(BackfillJob *job);
+extern const RunStrategy parallel_strategy;
 
 #endif							/* SAFE_BACKFILL_PARALLEL_H */

@@ -592,7 +592,7 @@ attempt_batch_update(PassState *pass, BatchAttempt *attempt, TimestampTz *starte
 			*started = GetCurrentTimestamp();
 		if (try_with_lock_timeout(pass->opts->batch_lock_timeout_ms,
 								  batch_attempt_action, attempt,
-								  pass->target->expression ? name_failing_row : NULL,
+								  pass->target->written.expression ? name_failing_row : NULL,
 								  &edata))
 			return n;
 		prepare_batch_retry(pass, n, edata);
@@ -859,7 +859,7 @@ count_nulls_left(BackfillTarget *target)
 {
 	recheck_target_with_lock(target, AccessShareLock);
 	/* rows an expression gives NULL for are left NULL, and counted apart */
-	if (target->expression)
+	if (target->written.expression)
 		return count_computable_nulls(target);
 	/* not read-only: SPI then takes a new snapshot for the statement */
 	return run_count_query(sql_count_nulls_left(target), false, "the NULLs left");
@@ -913,38 +913,37 @@ report_rows_skipped(BackfillTarget *target, BackfillStats *stats, int64 nulls)
  * A pass cannot see rows that were not committed when its range went by:
  * an insert that commits late, a row a concurrent UPDATE moved behind a ctid
  * range, or a row set back to NULL.  So after the main pass, sweep the whole
- * table by block ranges until a sweep finds nothing left to fill; then count
- * the NULLs left with a fresh snapshot.  None: the run is done.  Some: sweep
- * again; if that sweep too writes nothing while the count still finds NULLs,
- * the UPDATE skips those rows (a trigger or a rule), and sweeping on would
- * never end: fail with the count.
+ * table (the strategy's sweep: by block ranges here, every shard on its node
+ * for Citus) until a sweep finds nothing left to fill; then count the NULLs
+ * left with a fresh snapshot.  None: the run is done.  Some: sweep again; if
+ * that sweep too writes nothing while the count still finds NULLs, the
+ * UPDATE skips those rows (a trigger or a rule), and sweeping on would never
+ * end: fail with the count.  Every path ends its run here.
  */
 void
-sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
-				  const BackfillOptions *opts, BackfillJob *job)
+sweep_until_clean(RunContext *run, const RunStrategy *strategy, BackfillJob *job)
 {
+	BackfillTarget *target = run->target;
+	BackfillStats *stats = &run->stats;
 	bool		nulls_after_empty_sweep = false;
 
 	for (;;)
 	{
-		BatchIterator *it;
 		int64		filled;
 		int64		nulls;
 
-		if (stats->sweeps >= SAFE_BACKFILL_MAX_SWEEPS)
+		if (stats->sweeps >= strategy->max_sweeps)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("safe_backfill: %s: rows with NULL keep appearing",
 							target->display),
-					 errdetail("%d sweeps over the table each found new NULL values; " INT64_FORMAT " rows were filled and committed.",
-							   stats->sweeps, stats->rows_filled),
+					 errdetail("%d %s each found new NULL values; " INT64_FORMAT " rows were filled and committed.",
+							   stats->sweeps, strategy->sweeps_noun, stats->rows_filled),
 					 errhint("Something keeps writing NULL into column %s. Give the column a default (%s) or change the application, then call safe_backfill again.",
 							 target->display, sql_hint_set_default(target))));
 
 		stats->sweeps++;
-		it = iterator_create_sweep(target, opts->batch_size, stats->estimated_rows);
-		filled = run_pass(target, it, stats, stats->sweeps, opts, job, NULL);
-		iterator_free(it);
+		filled = strategy->sweep(run, job, stats->sweeps);
 		if (filled > 0)
 		{
 			nulls_after_empty_sweep = false;
@@ -957,7 +956,7 @@ sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
 		if (nulls_after_empty_sweep)
 			report_rows_skipped(target, stats, nulls);
 		/* without a trigger or rule nothing skips rows: they are new ones */
-		nulls_after_empty_sweep = update_can_skip_rows(target);
+		nulls_after_empty_sweep = filled == 0 && update_can_skip_rows(target);
 	}
 }
 
@@ -1003,20 +1002,20 @@ report_summary(BackfillTarget *target, BackfillStats *stats)
 					 target->colname);
 	if (target->has_children)
 		appendStringInfoString(&detail, " of the parent table (its inheritance children were not filled)");
-	if (target->expression)
+	if (target->written.expression)
 		appendStringInfoString(&detail, " for which the expression gives a value");
-	if (target->expression && target->expression_nulls > 0)
+	if (target->written.expression && target->run.expression_nulls > 0)
 		appendStringInfo(&detail, "; the " INT64_FORMAT " %s where it gives NULL %s NULL (they were not written)",
-						 target->expression_nulls,
-						 target->expression_nulls == 1 ? "row" : "rows",
-						 target->expression_nulls == 1 ? "stays" : "stay");
+						 target->run.expression_nulls,
+						 target->run.expression_nulls == 1 ? "row" : "rows",
+						 target->run.expression_nulls == 1 ? "stays" : "stay");
 	appendStringInfoString(&detail, "; rows written later with NULL are not covered: a default or NOT NULL keeps them out.");
 
-	if (target->expression && target->expression_nulls > 0)
+	if (target->written.expression && target->run.expression_nulls > 0)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: filled " INT64_FORMAT " rows; " INT64_FORMAT " %s: the expression gave NULL",
-						target->display, stats->rows_filled, target->expression_nulls,
-						target->expression_nulls == 1 ? "row" : "rows"),
+						target->display, stats->rows_filled, target->run.expression_nulls,
+						target->run.expression_nulls == 1 ? "row" : "rows"),
 				 errdetail_internal("%s", detail.data)));
 	else if (stats->rows_filled == 0)
 		ereport(NOTICE,

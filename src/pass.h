@@ -16,8 +16,8 @@ extern bool run_main_pass(BackfillTarget *target, BatchIterator *it,
 extern int64 run_pass(BackfillTarget *target, BatchIterator *it, BackfillStats *stats,
 					  int sweep, const BackfillOptions *opts, BackfillJob *job,
 					  const WorkerLink *link);
-extern void sweep_until_clean(BackfillTarget *target, BackfillStats *stats,
-							  const BackfillOptions *opts, BackfillJob *job);
+extern void sweep_until_clean(RunContext *run, const RunStrategy *strategy,
+							  BackfillJob *job);
 extern void report_summary(BackfillTarget *target, BackfillStats *stats);
 
 #endif							/* SAFE_BACKFILL_PASS_H */

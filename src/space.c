@@ -150,12 +150,12 @@ reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNum
 		return;					/* dropped: recheck_target will say so */
 	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
-		if (!target->said_no_space_reuse)
+		if (!target->run.said_no_space_reuse)
 			ereport(NOTICE,
 					(errmsg("safe_backfill: %s: no space reuse for table %s, whose access method is not heap",
 							target->display, sql_qualified_relation(relid)),
 					 errdetail("Pruning pages and recording their free space are heap internals; the table may grow by the rows rewritten until it is vacuumed.")));
-		target->said_no_space_reuse = true;
+		target->run.said_no_space_reuse = true;
 		relation_close(rel, AccessShareLock);
 		return;
 	}

@@ -342,7 +342,7 @@ sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper)
 	StringInfoData buf;
 	int			next_param = 2;
 
-	if (target->expression)
+	if (target->written.expression)
 	{
 		StringInfoData range;
 
@@ -375,7 +375,7 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 {
 	StringInfoData buf;
 
-	if (target->expression)
+	if (target->written.expression)
 		return sql_compute_range(target,
 								 has_upper ? " AND ctid OPERATOR(pg_catalog.>=) $2 AND ctid OPERATOR(pg_catalog.<) $3" :
 								 " AND ctid OPERATOR(pg_catalog.>=) $2");
@@ -445,7 +445,7 @@ round_statement(BackfillTarget *target, const char *bounds)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	if (target->expression)
+	if (target->written.expression)
 	{
 		appendStringInfo(&buf, "%s%s", tids, bounds);
 		return sql_compute_rows(target, buf.data, bounds);
@@ -836,11 +836,11 @@ sql_hint_set_default(BackfillTarget *target)
 char *
 sql_hint_backfill_call(BackfillTarget *target)
 {
-	if (target->expression)
+	if (target->written.expression)
 		return psprintf("CALL safe_backfill(%s, %s, expression => %s);",
 						quote_literal_cstr(target->qualified),
 						quote_literal_cstr(target->colname),
-						quote_literal_cstr(target->expression));
+						quote_literal_cstr(target->written.expression));
 	return psprintf("CALL safe_backfill(%s, %s, <value>);",
 					quote_literal_cstr(target->qualified),
 					quote_literal_cstr(target->colname));

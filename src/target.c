@@ -418,7 +418,7 @@ require_table_owner(BackfillTarget *target, const char *procname)
  * hold a lock on the table (a rename needs ACCESS EXCLUSIVE, so it cannot
  * happen while we hold any lock), read its current schema and name back
  * from its OID.  If they changed, follow the table: the statements are
- * rebuilt from the new name (target->generation tells the iterator to drop
+ * rebuilt from the new name (target->run.generation tells the iterator to drop
  * its kept plans).  A table that merely took over the old name is never
  * touched.  The caller must hold a lock on target->relid.
  */
@@ -455,7 +455,7 @@ follow_target_rename(BackfillTarget *target)
 	target->qualified = MemoryContextStrdup(cxt, quote_qualified_identifier(nspname, relname));
 	target->display = MemoryContextStrdup(cxt, display_name(target->relid, nspname, relname,
 															 target->colname));
-	target->generation++;
+	target->run.generation++;
 	ereport(NOTICE,
 			(errmsg("safe_backfill: %s: the table was renamed to %s; going on with the same table under its new name",
 					old_display, target->qualified),

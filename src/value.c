@@ -150,5 +150,5 @@ coerce_value_to_column(BackfillTarget *target, Datum value, Oid valtype)
 	Oid			exprtype;
 	Node	   *expr = value_as_expression(value, valtype, &exprtype);
 
-	target->value = evaluate_coercion(target, expr, exprtype);
+	target->written.value = evaluate_coercion(target, expr, exprtype);
 }
