@@ -168,7 +168,8 @@ typedef struct JobPosition
 	bool		resumed;
 	bool		sweeping;		/* the main pass had finished */
 	bool		by_ctid;
-	Datum	   *keys;			/* canonical text of the last key done, nkeys of them */
+	Datum	   *key_texts;		/* the last key done, nkeys of them, in canonical
+								 * text: read by jobs.c only (job_saved_key) */
 	int			nkeys;
 	bool		has_block;
 	int64		block;			/* next block of a ctid pass */
@@ -195,8 +196,8 @@ typedef struct JobRange
 {
 	int			range_no;
 	int64		shard_id;		/* Citus per-shard mode: the shard (else 0) */
-	char	   *last_key;		/* text[] literal, or NULL: from the start */
-	char	   *end_key;		/* text[] literal, or NULL: to the end */
+	Datum	   *start_key;		/* the last key done, or NULL: from the start */
+	Datum	   *end_key;		/* its last key, or NULL: to the end */
 	BlockNumber next_block;
 	BlockNumber end_block;
 } JobRange;

@@ -9,7 +9,6 @@
 #include "src/citus.h"
 #include "src/iterate.h"
 #include "src/jobs.h"
-#include "src/keys.h"
 #include "src/locking.h"
 #include "src/parallel.h"
 #include "src/pass.h"
@@ -73,6 +72,7 @@ start_over(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 /* Read the saved position back into the iterator, in a subtransaction. */
 typedef struct ResumeAttempt
 {
+	BackfillJob *job;
 	BatchIterator *it;
 	const JobPosition *pos;
 	char	   *where;
@@ -82,51 +82,28 @@ static void
 resume_action(void *arg)
 {
 	ResumeAttempt *attempt = (ResumeAttempt *) arg;
+	Datum	   *key = iterator_by_ctid(attempt->it) ? NULL : job_saved_key(attempt->job, attempt->pos);
 
-	attempt->where = iterator_resume(attempt->it, attempt->pos);
+	attempt->where = iterator_resume(attempt->it, attempt->pos, key);
 }
 
-/* Parse a saved key (a text[] literal) with the key's current types. */
-typedef struct KeyTextCheck
-{
-	BackfillTarget *target;
-	const char *literal;
-} KeyTextCheck;
-
 static void
-parse_key_text_action(void *arg)
+load_ranges_action(void *arg)
 {
-	KeyTextCheck *check = (KeyTextCheck *) arg;
+	JobRange   *ranges;
 
-	(void) canonical_key_from_literal(check->target, check->literal);
+	(void) job_load_ranges((BackfillJob *) arg, &ranges);
 }
 
 /* NULL if every saved key of the unfinished ranges can be used, else why not. */
 static char *
-unusable_range_key(BackfillTarget *target, BackfillJob *job)
+unusable_range_key(BackfillJob *job)
 {
-	JobRange   *ranges;
-	int			n = job_load_ranges(job, &ranges);
-	int			i;
+	ErrorData  *edata;
 
-	for (i = 0; i < n; i++)
-	{
-		const char *keys[2] = {ranges[i].last_key, ranges[i].end_key};
-		int			k;
-
-		for (k = 0; k < 2; k++)
-		{
-			KeyTextCheck check = {target, keys[k]};
-			ErrorData  *edata;
-
-			if (keys[k] == NULL)
-				continue;
-			if (!try_in_subtransaction(parse_key_text_action, &check, &edata))
-				return psprintf("the saved key of parallel range %d no longer fits the primary key: %s",
-								ranges[i].range_no, edata->message);
-		}
-	}
-	return NULL;
+	if (try_in_subtransaction(load_ranges_action, job, &edata))
+		return NULL;
+	return edata->message;
 }
 
 /*
@@ -136,7 +113,7 @@ unusable_range_key(BackfillTarget *target, BackfillJob *job)
 static char *
 resume_serial_position(RunContext *run, BackfillJob *job, JobPosition *pos)
 {
-	ResumeAttempt attempt = {run->it, pos, NULL};
+	ResumeAttempt attempt = {job, run->it, pos, NULL};
 	ErrorData  *edata;
 
 	if (pos->sweeping)
@@ -170,7 +147,7 @@ ranges_not_resumable(RunContext *run, BackfillJob *job, bool distributed)
 		return NULL;
 	if (run->opts->workers <= 1)
 		return pstrdup("workers => 1 fills the parallel run's ranges in this session");
-	return unusable_range_key(run->target, job);
+	return unusable_range_key(job);
 }
 
 static void

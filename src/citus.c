@@ -414,7 +414,7 @@ finish_shard(BackfillTarget *target, BackfillJob *job, Oid nsp, ShardTask *task,
 	}
 	/* a shard that appeared after the run recorded its shards has no range */
 	if (task->range_no > 0)
-		range_record_done(range_recorder(nsp, job_id(job), task->range_no));
+		range_record_done(range_recorder(target, nsp, job_id(job), task->range_no));
 	commit_transaction();
 	task->done = true;
 	return true;

@@ -1038,13 +1038,13 @@ iterator_by_ctid(BatchIterator *it)
 	return it->by_ctid;
 }
 
-/* The last key done, as canonical text[], for the jobs table; NULL before any batch. */
-ArrayType *
-iterator_position_keys(BatchIterator *it)
+/* The last key done, for the jobs table; NULL before any batch. */
+Datum *
+iterator_position_key(BatchIterator *it)
 {
 	if (it->by_ctid || !it->has_lower)
 		return NULL;
-	return canonical_key_array(it->target, it->lower);
+	return it->lower;
 }
 
 BlockNumber
@@ -1068,15 +1068,12 @@ iterator_start_after_key(BatchIterator *it, Datum *key)
 }
 
 /*
- * Continue where an earlier run stopped; returns the position, for the
- * NOTICE.  The key is read back in the canonical settings it was written in.
+ * Continue where an earlier run stopped: after its saved key (NULL: it has
+ * none), or at its saved block; returns the position, for the NOTICE.
  */
 char *
-iterator_resume(BatchIterator *it, const JobPosition *pos)
+iterator_resume(BatchIterator *it, const JobPosition *pos, Datum *key)
 {
-	BackfillTarget *t = it->target;
-	Datum	   *key;
-
 	if (it->by_ctid)
 	{
 		if (!pos->has_block)
@@ -1084,10 +1081,8 @@ iterator_resume(BatchIterator *it, const JobPosition *pos)
 		it->next_block = (BlockNumber) pos->block;
 		return psprintf("block %u", it->next_block);
 	}
-	if (pos->nkeys != t->nkeys)
+	if (key == NULL)
 		return pstrdup("the first key");
-	key = palloc(sizeof(Datum) * t->nkeys);
-	canonical_key_parse(t, pos->keys, key);
 	iterator_start_after_key(it, key);
 	return psprintf("key %s", key_text(it, it->lower));
 }

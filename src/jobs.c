@@ -50,6 +50,7 @@ struct BackfillJob
 	LOCKTAG		lock;
 	bool		locked;
 	SPIPlanPtr	record_plan;
+	BackfillTarget *target;		/* its keys' types: keys cross this boundary as text */
 };
 
 
@@ -309,11 +310,11 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		pos->sweeping = strcmp(SPI_getvalue(tup, desc, 2), "sweep") == 0;
 		keys = SPI_getbinval(tup, desc, 3, &isnull);
-		pos->keys = NULL;
+		pos->key_texts = NULL;
 		pos->nkeys = 0;
 		if (!isnull)
 			deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false,
-							  TYPALIGN_INT, &pos->keys, NULL, &pos->nkeys);
+							  TYPALIGN_INT, &pos->key_texts, NULL, &pos->nkeys);
 		/* a bigint is passed by reference on 32-bit builds: read it as one */
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		pos->block = isnull ? 0 : DatumGetInt64(d);
@@ -464,6 +465,7 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 	/* the value's output function runs as the caller, before any switch */
 	char	   *value = value_text(target);
 
+	job->target = target;
 	PG_TRY();
 	{
 		lock_target(job, target);
@@ -476,6 +478,23 @@ job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 	}
 	PG_END_TRY();
 	return job;
+}
+
+/*
+ * The last key a resumed serial run recorded, read back with the primary
+ * key's current types (an error if they no longer read it); NULL if it
+ * recorded none, or one of another number of columns.
+ */
+Datum *
+job_saved_key(BackfillJob *job, const JobPosition *pos)
+{
+	Datum	   *key;
+
+	if (pos->key_texts == NULL || pos->nkeys != job->target->nkeys)
+		return NULL;
+	key = palloc(sizeof(Datum) * pos->nkeys);
+	canonical_key_parse(job->target, pos->key_texts, key);
+	return key;
 }
 
 int64
@@ -519,15 +538,18 @@ jobs_forget_finished(Oid procoid, Oid relid, Interval *older_than)
  * give the position to resume after.
  */
 void
-job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
+job_record_batch(BackfillJob *job, const char *phase, Datum *key,
 				 BlockNumber block, int64 filled, int64 scanned, int64 batches)
 {
+	ArrayType  *keys;
+
 	Oid			types[7] = {INT8OID, TEXTOID, TEXTARRAYOID, INT8OID, INT8OID, INT8OID, INT8OID};
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	if (job == NULL)
 		return;					/* a parallel worker: the leader keeps the record */
+	keys = key ? canonical_key_array(job->target, key) : NULL;
 	args[0] = Int64GetDatum(job->id);
 	args[1] = CStringGetTextDatum(phase);
 	args[2] = PointerGetDatum(keys);
@@ -646,15 +668,15 @@ ranges_table(Oid nsp)
 }
 
 static Datum
-key_literal_datum(const char *literal, char *null)
+key_array_datum(BackfillTarget *target, Datum *key, char *null)
 {
-	*null = literal ? ' ' : 'n';
-	return literal ? OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1) : (Datum) 0;
+	*null = key ? ' ' : 'n';
+	return key ? PointerGetDatum(canonical_key_array(target, key)) : (Datum) 0;
 }
 
 void
-job_insert_range(BackfillJob *job, int range_no, const char *start_key,
-				 const char *end_key, BlockNumber start_block, BlockNumber end_block)
+job_insert_range(BackfillJob *job, int range_no, Datum *start_key,
+				 Datum *end_key, BlockNumber start_block, BlockNumber end_block)
 {
 	Oid			types[6] = {INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT8OID};
 	Datum		args[6];
@@ -662,8 +684,8 @@ job_insert_range(BackfillJob *job, int range_no, const char *start_key,
 
 	args[0] = Int64GetDatum(job->id);
 	args[1] = Int32GetDatum(range_no);
-	args[2] = key_literal_datum(start_key, &nulls[2]);
-	args[3] = key_literal_datum(end_key, &nulls[3]);
+	args[2] = key_array_datum(job->target, start_key, &nulls[2]);
+	args[3] = key_array_datum(job->target, end_key, &nulls[3]);
 	args[4] = Int64GetDatum((int64) start_block);
 	args[5] = Int64GetDatum((int64) end_block);
 	nulls[5] = BlockNumberIsValid(end_block) ? ' ' : 'n';
@@ -703,7 +725,39 @@ job_has_ranges(BackfillJob *job)
 	return found;
 }
 
-/* The unfinished ranges of this job, in order; how many. */
+/*
+ * A range's saved key (canonical text[]) read back with the primary key's
+ * current types; an error that names the range if it no longer fits.
+ */
+static Datum *
+saved_range_key(BackfillJob *job, int range_no, Datum array)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum	   *key = NULL;
+
+	PG_TRY();
+	{
+		key = canonical_key_from_array(job->target, DatumGetArrayTypeP(array));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->message = psprintf("the saved key of parallel range %d no longer fits the primary key: %s",
+								  range_no, edata->message);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return key;
+}
+
+/*
+ * The unfinished ranges of this job, in order; how many.  Their keys are
+ * read back with the key's current types: an error if one no longer fits.
+ */
 int
 job_load_ranges(BackfillJob *job, JobRange **ranges)
 {
@@ -721,8 +775,10 @@ job_load_ranges(BackfillJob *job, JobRange **ranges)
 		Datum		d;
 
 		(*ranges)[i].range_no = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		(*ranges)[i].last_key = SPI_getvalue(tup, desc, 2);
-		(*ranges)[i].end_key = SPI_getvalue(tup, desc, 3);
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		(*ranges)[i].start_key = isnull ? NULL : saved_range_key(job, (*ranges)[i].range_no, d);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		(*ranges)[i].end_key = isnull ? NULL : saved_range_key(job, (*ranges)[i].range_no, d);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		(*ranges)[i].next_block = isnull ? 0 : (BlockNumber) DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
@@ -741,6 +797,7 @@ struct RangeRecorder
 	int64		job_id;
 	int			range_no;
 	SPIPlanPtr	plan;
+	BackfillTarget *target;		/* its keys' types */
 };
 
 /*
@@ -749,7 +806,7 @@ struct RangeRecorder
  * chooses: the updates are locked down exactly like the leader's.
  */
 RangeRecorder *
-range_recorder(Oid nsp, int64 job_id, int range_no)
+range_recorder(BackfillTarget *target, Oid nsp, int64 job_id, int range_no)
 {
 	RangeRecorder *r = palloc0(sizeof(RangeRecorder));
 	Oid			relid = get_relname_relid("safe_backfill_job_ranges", nsp);
@@ -760,13 +817,16 @@ range_recorder(Oid nsp, int64 job_id, int range_no)
 	r->table = ranges_table(nsp);
 	r->job_id = job_id;
 	r->range_no = range_no;
+	r->target = target;
 	return r;
 }
 
 static void
-range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled, bool done,
+range_update(RangeRecorder *r, Datum *key, BlockNumber block, int64 filled, bool done,
 			 int64 scanned, int64 batches)
 {
+	ArrayType  *keys = key ? canonical_key_array(r->target, key) : NULL;
+
 	Oid			types[8] = {INT8OID, INT4OID, TEXTARRAYOID, INT8OID, INT8OID, BOOLOID, INT8OID, INT8OID};
 	Datum		args[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -789,10 +849,10 @@ range_update(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
 
 /* In the batch's own transaction, like job_record_batch. */
 void
-range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block, int64 filled,
+range_record_batch(RangeRecorder *r, Datum *key, BlockNumber block, int64 filled,
 				   int64 scanned, int64 batches)
 {
-	range_update(r, keys, block, filled, false, scanned, batches);
+	range_update(r, key, block, filled, false, scanned, batches);
 }
 
 /*

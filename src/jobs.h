@@ -12,7 +12,8 @@ extern void run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool
 extern BackfillJob *job_start(BackfillTarget *target, Oid procoid, bool by_ctid,
 							  double estimated_rows, JobPosition *pos);
 extern int64 job_id(BackfillJob *job);
-extern void job_record_batch(BackfillJob *job, const char *phase, ArrayType *keys,
+extern Datum *job_saved_key(BackfillJob *job, const JobPosition *pos);
+extern void job_record_batch(BackfillJob *job, const char *phase, Datum *key,
 							 BlockNumber block, int64 filled, int64 scanned,
 							 int64 batches);
 extern int64 job_count_ranges(BackfillJob *job);
@@ -24,14 +25,15 @@ extern void job_finish(BackfillJob *job, const char *error);
 extern void job_forget_position(BackfillJob *job);
 extern void job_release(BackfillJob *job);
 extern void job_require_column_lock(BackfillJob *job, BackfillTarget *target);
-extern void job_insert_range(BackfillJob *job, int range_no, const char *start_key,
-							 const char *end_key, BlockNumber start_block,
+extern void job_insert_range(BackfillJob *job, int range_no, Datum *start_key,
+							 Datum *end_key, BlockNumber start_block,
 							 BlockNumber end_block);
 extern void job_insert_shard_range(BackfillJob *job, int range_no, int64 shard_id);
 extern int	job_load_ranges(BackfillJob *job, JobRange **ranges);
 extern bool job_has_ranges(BackfillJob *job);
-extern RangeRecorder *range_recorder(Oid nsp, int64 job_id, int range_no);
-extern void range_record_batch(RangeRecorder *r, ArrayType *keys, BlockNumber block,
+extern RangeRecorder *range_recorder(BackfillTarget *target, Oid nsp, int64 job_id,
+									 int range_no);
+extern void range_record_batch(RangeRecorder *r, Datum *key, BlockNumber block,
 							   int64 filled, int64 scanned, int64 batches);
 extern void range_record_done(RangeRecorder *r);
 

@@ -127,17 +127,13 @@ canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key)
  * such a position (see resume in backfill.c).
  */
 Datum *
-canonical_key_from_literal(BackfillTarget *t, const char *literal)
+canonical_key_from_array(BackfillTarget *t, ArrayType *array)
 {
 	Datum	   *texts;
 	Datum	   *key;
 	int			n;
 
-	if (literal == NULL)
-		return NULL;
-	deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) literal,
-															  TEXTOID, -1)),
-					  TEXTOID, -1, false, TYPALIGN_INT, &texts, NULL, &n);
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &texts, NULL, &n);
 	if (n != t->nkeys)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),

@@ -12,7 +12,7 @@ extern int	canonical_setting_count(void);
 extern void canonical_setting(int i, const char **name, const char **value);
 extern ArrayType *canonical_key_array(BackfillTarget *t, Datum *key);
 extern void canonical_key_parse(BackfillTarget *t, Datum *texts, Datum *key);
-extern Datum *canonical_key_from_literal(BackfillTarget *t, const char *literal);
+extern Datum *canonical_key_from_array(BackfillTarget *t, ArrayType *array);
 
 extern Datum *key_from_tuple(BackfillTarget *t, HeapTuple tuple, TupleDesc desc,
 							 Datum *dst);

@@ -255,24 +255,12 @@ cut_block_ranges(RangePlan *plan, int n, BackfillTarget *target)
 	}
 }
 
-/* A key as the jobs table records it: the literal of its canonical text[]. */
-static char *
-key_literal(BackfillTarget *target, Datum *key)
-{
-	if (key == NULL)
-		return NULL;
-	return OidOutputFunctionCall(F_ARRAY_OUT,
-								 PointerGetDatum(canonical_key_array(target, key)));
-}
-
 /* Record the ranges of a new run, so an interrupted run resumes each one. */
 static void
 save_ranges(RangePlan *plan, int n, BackfillTarget *target, BackfillJob *job)
 {
 	for (int i = 0; i < n; i++)
-		job_insert_range(job, plan[i].range_no,
-						 key_literal(target, plan[i].start_key),
-						 key_literal(target, plan[i].end_key),
+		job_insert_range(job, plan[i].range_no, plan[i].start_key, plan[i].end_key,
 						 plan[i].start_block, plan[i].end_block);
 }
 
@@ -286,8 +274,8 @@ load_ranges(RangePlan *plan, JobRange *ranges, int n, BackfillTarget *target,
 		plan[i].range_no = ranges[i].range_no;
 		if (!by_ctid)
 		{
-			plan[i].start_key = canonical_key_from_literal(target, ranges[i].last_key);
-			plan[i].end_key = canonical_key_from_literal(target, ranges[i].end_key);
+			plan[i].start_key = ranges[i].start_key;
+			plan[i].end_key = ranges[i].end_key;
 		}
 		plan[i].start_block = ranges[i].next_block;
 		plan[i].end_block = ranges[i].end_block;
@@ -975,7 +963,7 @@ fill_range(ParallelShared *sh, shm_toc *toc, int r, BackfillTarget *target)
 
 	PushActiveSnapshot(GetTransactionSnapshot());
 	it = worker_iterator(sh, toc, r, target);
-	range = range_recorder(sh->jobs_namespace, sh->job_id, slot->range_no);
+	range = range_recorder(target, sh->jobs_namespace, sh->job_id, slot->range_no);
 	PopActiveSnapshot();
 
 	stats.started = stats.last_report = GetCurrentTimestamp();

@@ -504,11 +504,11 @@ static void
 record_position(PassState *pass, int64 filled, int64 scanned, int64 batches)
 {
 	if (pass->link)
-		range_record_batch(pass->link->range, iterator_position_keys(pass->it),
+		range_record_batch(pass->link->range, iterator_position_key(pass->it),
 						   iterator_position_block(pass->it), filled, scanned, batches);
 	else
 		job_record_batch(pass->job, pass->sweep > 0 ? "sweep" : "main",
-						 iterator_position_keys(pass->it),
+						 iterator_position_key(pass->it),
 						 iterator_position_block(pass->it), filled, scanned, batches);
 }
 
