@@ -46,7 +46,7 @@ tap_number() {
     awk '/^ok - / { n++; sub(/^ok - /, "ok " n " - ") }
          /^not ok - / { n++; sub(/^not ok - /, "not ok " n " - ") }
          { print; fflush() }
-         END { print "1.." n }'
+         END { print "1.." n + 0 }'
 }
 
 q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
