@@ -105,8 +105,8 @@ def _require_autocommit_possible(context, procedure, target):
         _refuse(procedure, target,
                 "Alembic is in offline mode (--sql), where the statements are "
                 "written into a script instead of run. Run this migration "
-                "online (alembic upgrade without --sql); a script for a DBA "
-                "can say: CALL %s(...) outside BEGIN/COMMIT" % procedure)
+                "online (alembic upgrade without --sql); in a script for psql, "
+                "write CALL %s(...) by hand, outside BEGIN/COMMIT" % procedure)
     connection = context.bind
     if connection.dialect.name != "postgresql":
         raise MigrationTransactionError(
