@@ -36,8 +36,8 @@ impossible:
   * the migration's transaction has already changed something (an operation
     before the helper in the same migration, or earlier migrations with
     transaction_per_migration=False): autocommit_block would commit that
-    half of the work, and a failed backfill would leave it applied without
-    the version recorded.  Put the helper in a migration of its own, first
+    work in the middle of the run, and a failed backfill would leave the
+    operations before it applied without their version recorded.  Put the helper in a migration of its own, first
     in upgrade(), with context.configure(..., transaction_per_migration=True)
     in env.py;
   * env.py began a transaction of its own (connection.begin()) around
@@ -129,7 +129,9 @@ def _require_autocommit_possible(context, procedure, target):
                 "the migration's transaction has already changed something: an "
                 "operation before this one in the same migration, or earlier "
                 "migrations of this run (transaction_per_migration is off). "
-                "Running it would commit that work halfway, without its "
+                "autocommit_block() would commit that work now, in the middle "
+                "of the run: if the backfill then failed, the operations "
+                "before it would stay applied without their migration's "
                 "version recorded. Put %s first in a migration of its own, "
                 "and set context.configure(..., transaction_per_migration=True) "
                 "in env.py" % procedure)

@@ -42,6 +42,7 @@ main() {
         setup_database "$PGDATABASE" "$ROWS" || return 1
 
     "$PYTHON" "$HERE/expression_cases.py"
+    "$PYTHON" "$HERE/transaction_cases.py"
 
     # Offline mode writes a script: the helpers refuse, saying what to do.
     local log=$WORKDIR/offline.log
