@@ -231,13 +231,21 @@ module SafeBackfill
       begin
         yield
       ensure
-        connection.client_min_messages = min_messages
+        restore_min_messages(connection, min_messages)
         if previous
           raw.set_notice_receiver(&previous)
         else
           raw.set_notice_receiver
         end
       end
+    end
+
+    # After an error inside a transaction block the SET cannot run, and must
+    # not hide that error: the rollback undoes the earlier SET anyway.
+    def restore_min_messages(connection, min_messages)
+      connection.client_min_messages = min_messages
+    rescue ActiveRecord::StatementInvalid
+      nil
     end
 
     def sqlstate(error)
