@@ -78,7 +78,8 @@ main() {
     local rc=$?
     ok "knex: a backfill migration without transaction: false fails with SafeBackfillTransactionError saying to add it" \
         eval '[ $rc -ne 0 ] && grep -q "SafeBackfillTransactionError: safeBackfill(large_user.status) cannot run in a transaction" "$log" &&
-              grep -q "Add \"exports.config = { transaction: false };\" to the migration file" "$log"' || diag_tail "$log" 5
+              grep -q "Add \"exports.config = { transaction: false };\" to the migration file" "$log"' ||
+        grep -m3 -E "failed|Error" "$log" | diag
     is "knex: the refused migration changed no row and was not recorded" \
         "$(null_counts) $(q 'SELECT count(*) FROM knex_migrations_refused')" "$ROWS $ROWS 0"
 
