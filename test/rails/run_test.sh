@@ -37,6 +37,8 @@ main() {
     ok "rails: created database $PGDATABASE with the extension, $ROWS rows in large_user" \
         setup_database "$PGDATABASE" "$ROWS" || return 1
 
+    (cd "$HERE" && ruby "$HERE/value_types.rb")
+
     local log=$WORKDIR/migrate_1.log
     migrate db/migrate migrate 20240101000001 >"$log" 2>&1
     is "rails: migration 1 added status and email_lower, nullable, NULL in every row" \
