@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build and install the extension, and run every test:
 # pg_regress (the whole suite, then each file alone in a fresh database),
-# isolation specs, TAP tests and the Django migrations test, each against
-# throwaway clusters of their own.  Ends with "N passed, M failed".
+# isolation specs, TAP tests and the framework migrations tests (Django,
+# Alembic, ActiveRecord, knex), each against throwaway clusters of their own.  Ends with "N passed, M failed".
 #
 # The checkout is only read: the build and every test output happen in a
 # private copy under a work directory that is removed at the end.  Several
@@ -45,7 +45,13 @@ debian_server_packages() {
     esac
 }
 
-APT_PACKAGES="$(debian_server_packages) libipc-run-perl python3-django python3-psycopg2 make gcc"
+APT_PACKAGES="$(debian_server_packages) libipc-run-perl python3-django python3-psycopg2 make gcc
+    python3-alembic ruby-activerecord ruby-pg"
+# Debian's node and npm only when there is none: a NodeSource nodejs brings
+# its own npm, which Debian's npm package would conflict with.  (knex and pg
+# come from the npm registry, installed by test/knex/run_test.sh.)
+command -v node >/dev/null 2>&1 || APT_PACKAGES="$APT_PACKAGES nodejs"
+command -v npm >/dev/null 2>&1 || APT_PACKAGES="$APT_PACKAGES npm"
 
 install_missing_packages() {
     local missing=""
@@ -206,12 +212,26 @@ for t in $tap_failed; do
     done
 done
 
-if [ -x test/django/run_test.sh ]; then
-    run_section "django" test/django/run_test.sh 2>&1 | tee "$WORK/django.log"
-    PASSED=$((PASSED + $(grep -cE '^ok [0-9]+' "$WORK/django.log")))
-    FAILED=$((FAILED + $(grep -cE '^not ok [0-9]+' "$WORK/django.log")))
-    grep -qE '^# django: (done|finished)' "$WORK/django.log" || FAILED=$((FAILED + 1))
-fi
+# A framework's migrations test, test/NAME/run_test.sh: its "ok N" and
+# "not ok N" lines count.  It ends with "# NAME: done"; one that printed
+# "# NAME: SKIPPED (<reason>)" (knex without the npm registry) counts as
+# skipped, never as passed; one that printed neither stopped early and
+# counts as one failure.
+run_framework_test() {
+    local name=$1 log=$WORK/$1.log
+    [ -x "test/$name/run_test.sh" ] || return 0
+    run_section "$name" "test/$name/run_test.sh" 2>&1 | tee "$log"
+    PASSED=$((PASSED + $(grep -cE '^ok [0-9]+' "$log")))
+    FAILED=$((FAILED + $(grep -cE '^not ok [0-9]+' "$log")))
+    if grep -qE "^# $name: SKIPPED" "$log"; then
+        SKIPPED="$SKIPPED $name"
+    elif ! grep -qE "^# $name: (done|finished)" "$log"; then
+        FAILED=$((FAILED + 1))
+    fi
+}
+for framework in django alembic rails knex; do
+    run_framework_test "$framework"
+done
 
 SKIPPED=$(echo $SKIPPED)
 echo "$(echo $SKIPPED | wc -w) skipped${SKIPPED:+ ($SKIPPED)}"

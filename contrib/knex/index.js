@@ -1,0 +1,188 @@
+'use strict';
+/*
+ * knex migration helpers for the safe_backfill PostgreSQL extension.
+ *
+ *   // migrations/20240101000002_backfill_user_status.js
+ *   const { safeBackfill } = require('knex-safe-backfill');
+ *
+ *   exports.config = { transaction: false };   // required: the procedures commit as they go
+ *   exports.up = async (knex) => {
+ *     await safeBackfill(knex, 'large_user', 'status', 'active', { batchSize: 10000 });
+ *     await safeBackfill(knex, 'large_user', 'email_lower', null,
+ *                        { expression: knex.raw('lower(??)', ['email']) });
+ *   };
+ *   exports.down = async () => {};             // the values stay
+ *
+ * safeBackfill runs CALL safe_backfill(...): the NULLs of the column are
+ * filled batch by batch, each batch committed on its own, so other sessions
+ * keep reading and writing the table.  safeSetNotNull runs CALL
+ * safe_set_not_null(...): CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then
+ * SET NOT NULL, which PostgreSQL proves from the validated check without a
+ * scan under ACCESS EXCLUSIVE.
+ *
+ * Both procedures COMMIT as they go, which PostgreSQL allows only outside a
+ * transaction block, and knex runs each migration in a transaction unless it
+ * exports config = { transaction: false }.  Given a transaction
+ * (knex.isTransaction), both helpers throw SafeBackfillTransactionError
+ * before anything is sent.
+ *
+ * The table goes in as a quoted name ('"schema"."table"', cast to regclass),
+ * the column as a name, the value as a query parameter, an expression as
+ * one SQL text parameter: nothing is glued into the SQL.  The extension's
+ * NOTICEs (progress lines, summary) are printed as they arrive (node-pg's
+ * 'notice' event), to console.log or opts.log.
+ */
+
+class SafeBackfillTransactionError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'SafeBackfillTransactionError';
+  }
+}
+
+const WHY = (procedure) =>
+  `CALL ${procedure} commits as it goes, which PostgreSQL allows only outside a transaction block`;
+
+// A PostgreSQL identifier, quoted as quote_ident does.  (knex's own
+// wrapIdentifier would also apply the knexfile's wrapIdentifier hook and
+// its array-subscript syntax, neither of which belongs in a table name.)
+function quoteIdent(name) {
+  return '"' + String(name).replace(/"/g, '""') + '"';
+}
+
+// 'table' with opts.schema, or 'schema.table' as knex understands it.
+function qualifiedTable(table, schema) {
+  if (schema == null && String(table).includes('.')) {
+    const dot = String(table).indexOf('.');
+    schema = String(table).slice(0, dot);
+    table = String(table).slice(dot + 1);
+  }
+  return schema == null ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
+}
+
+// helper: the function's name; procedure: the SQL procedure it calls.
+function requireOutsideTransaction(knex, helper, procedure, target) {
+  if (!knex || typeof knex.raw !== 'function' || !knex.client) {
+    throw new TypeError(`${helper}(${target}): the first argument must be the knex instance`);
+  }
+  const dialect = knex.client.dialect || (knex.client.config && knex.client.config.client);
+  if (!/^(postgres(ql)?|pg)$/.test(String(dialect))) {
+    throw new Error(`${helper}(${target}) needs PostgreSQL with the safe_backfill extension, not ${dialect}.`);
+  }
+  if (knex.isTransaction) {
+    throw new SafeBackfillTransactionError(
+      `${helper}(${target}) cannot run in a transaction: ${WHY(procedure)}, and it was ` +
+      'given a transaction (knex runs each migration in one unless the migration file ' +
+      'says otherwise). Add "exports.config = { transaction: false };" to the migration ' +
+      'file and pass it the knex it gets, or outside migrations call it with the knex ' +
+      'instance, not a trx. Nothing was changed.');
+  }
+}
+
+// SQL text of an expression: a string as written, a knex.raw() with its
+// bindings inlined by knex's PostgreSQL quoting.
+function expressionSql(expression) {
+  if (typeof expression === 'string') return expression;
+  if (expression && typeof expression.toQuery === 'function') return expression.toQuery();
+  throw new TypeError(`safeBackfill: expression ${String(expression)} is neither SQL text nor knex.raw()`);
+}
+
+function printNotice(log) {
+  return (msg) => {
+    log(`${msg.severity || 'NOTICE'}:  ${msg.message}`);
+    if (msg.detail) log(`DETAIL:  ${msg.detail}`);
+  };
+}
+
+// Run CALL procedure(name => ?, ...) on a pooled connection of its own
+// (not in a transaction: knex is not a trx), printing NOTICEs.
+async function callProcedure(knex, procedure, target, args, log) {
+  const sql = `CALL ${procedure}(${args.map(([name, , cast]) => `${name} => ?${cast || ''}`).join(', ')})`;
+  const bindings = args.map(([, value]) => value);
+  const connection = await knex.client.acquireConnection();
+  const onNotice = printNotice(log || console.log);
+  connection.on('notice', onNotice);
+  try {
+    await knex.raw(sql, bindings).connection(connection);
+  } catch (error) {
+    if (error && error.code === '2D000') {
+      throw new SafeBackfillTransactionError(
+        `${procedure}(${target}) ran inside a transaction block (SQLSTATE 2D000): ` +
+        `${WHY(procedure)}. Add "exports.config = { transaction: false };" to the ` +
+        'migration file. Nothing was changed.', { cause: error });
+    }
+    throw error;
+  } finally {
+    connection.removeListener('notice', onNotice);
+    await knex.client.releaseConnection(connection);
+  }
+}
+
+function optional(args, name, value, cast) {
+  if (value !== undefined && value !== null) args.push([name, value, cast]);
+}
+
+/**
+ * Fill the NULLs of table.column in batches of opts.batchSize rows (default
+ * 10000), each committed on its own (CALL safe_backfill), with either
+ *   value              a constant, sent as a query parameter (a string is
+ *                      read by the column type's input function, like a
+ *                      literal in an UPDATE); or
+ *   opts.expression    SQL text or knex.raw(), computed for each row from its
+ *                      own columns, sent as one text parameter (pass null as
+ *                      value).
+ * The extension checks either against the column's type before any row is
+ * written.  opts: schema, batchSize, pauseMs, targetBatchMs, maxReplicaLag
+ * ('10s'), workers, resume, setNotNull, log (a function for NOTICE lines).
+ * Needs exports.config = { transaction: false } in a migration.
+ */
+async function safeBackfill(knex, table, column, value, opts = {}) {
+  const target = `${opts.schema ? opts.schema + '.' : ''}${table}.${column}`;
+  requireOutsideTransaction(knex, 'safeBackfill', 'safe_backfill', target);
+  const hasValue = value !== undefined && value !== null;
+  const hasExpression = opts.expression !== undefined && opts.expression !== null;
+  if (hasValue === hasExpression) {
+    throw new TypeError('safeBackfill takes exactly one of a value (a constant other than ' +
+                        'null) and opts.expression (SQL text or knex.raw())');
+  }
+  const batchSize = opts.batchSize === undefined ? 10000 : opts.batchSize;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new TypeError(`batchSize must be a positive integer, not ${batchSize}`);
+  }
+  const args = [['tbl', qualifiedTable(table, opts.schema), '::pg_catalog.regclass'],
+                ['col', String(column), '::pg_catalog.name']];
+  if (hasExpression) {
+    args.push(['expression', expressionSql(opts.expression), '::pg_catalog.text']);
+  } else {
+    args.push(['value', value, '']);
+  }
+  args.push(['batch_size', batchSize, '::pg_catalog.int4']);
+  optional(args, 'pause_ms', opts.pauseMs, '::pg_catalog.int4');
+  optional(args, 'target_batch_ms', opts.targetBatchMs, '::pg_catalog.int4');
+  optional(args, 'max_replica_lag', opts.maxReplicaLag, '::pg_catalog.interval');
+  optional(args, 'workers', opts.workers, '::pg_catalog.int4');
+  optional(args, 'resume', opts.resume, '::pg_catalog.bool');
+  if (opts.setNotNull) args.push(['set_not_null', true, '::pg_catalog.bool']);
+  await callProcedure(knex, 'safe_backfill', target, args, opts.log);
+}
+
+/**
+ * Make table.column NOT NULL without a scan under ACCESS EXCLUSIVE (CALL
+ * safe_set_not_null).  opts: schema, dropCheck (unset: drop the helper
+ * CHECK only if the procedure added it), lockTimeout ('5s', per attempt at
+ * an ACCESS EXCLUSIVE step), maxAttempts, log.  Needs exports.config =
+ * { transaction: false } in a migration.  Reverse it in down() with
+ * knex.schema.alterTable(t, (t) => t.setNullable(column)) (DROP NOT NULL).
+ */
+async function safeSetNotNull(knex, table, column, opts = {}) {
+  const target = `${opts.schema ? opts.schema + '.' : ''}${table}.${column}`;
+  requireOutsideTransaction(knex, 'safeSetNotNull', 'safe_set_not_null', target);
+  const args = [['tbl', qualifiedTable(table, opts.schema), '::pg_catalog.regclass'],
+                ['col', String(column), '::pg_catalog.name']];
+  optional(args, 'drop_check', opts.dropCheck, '::pg_catalog.bool');
+  optional(args, 'lock_timeout', opts.lockTimeout, '::pg_catalog.interval');
+  optional(args, 'max_attempts', opts.maxAttempts, '::pg_catalog.int4');
+  await callProcedure(knex, 'safe_set_not_null', target, args, opts.log);
+}
+
+module.exports = { safeBackfill, safeSetNotNull, SafeBackfillTransactionError, expressionSql, quoteIdent };

@@ -1,0 +1,256 @@
+# frozen_string_literal: true
+
+# ActiveRecord migration helpers for the safe_backfill PostgreSQL extension.
+#
+#   require "safe_backfill"
+#
+#   class BackfillUserStatus < ActiveRecord::Migration[6.1]
+#     include SafeBackfill::Migration
+#     disable_ddl_transaction!      # required: the procedures commit as they go
+#
+#     def change
+#       safe_backfill :large_user, :status, "active", batch_size: 10_000
+#       safe_backfill :large_user, :email_lower, expression: "lower(email)"
+#     end
+#   end
+#
+#   class UserStatusNotNull < ActiveRecord::Migration[6.1]   # a later deploy
+#     include SafeBackfill::Migration
+#     disable_ddl_transaction!
+#
+#     def change
+#       safe_set_not_null :large_user, :status
+#     end
+#   end
+#
+# safe_backfill runs CALL safe_backfill(...): the NULLs of the column are
+# filled batch by batch, each batch committed on its own, so other sessions
+# keep reading and writing the table.  safe_set_not_null runs CALL
+# safe_set_not_null(...): CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then
+# SET NOT NULL, which PostgreSQL proves from the validated check without a
+# scan under ACCESS EXCLUSIVE.
+#
+# Both procedures COMMIT as they go, which PostgreSQL allows only outside a
+# transaction block, and ActiveRecord runs each migration in a transaction
+# unless it says disable_ddl_transaction!.  So both helpers refuse, before
+# anything is sent, with SafeBackfill::TransactionError when a transaction is
+# open (connection.transaction_open?): the migration lacks
+# disable_ddl_transaction!, or the call is inside a transaction block.
+#
+# The table goes in quoted by connection.quote_table_name ("schema.table" is
+# understood) and cast to regclass, the column as a name, the value as a
+# bind parameter converted by the column's ActiveRecord type (as a model
+# attribute would be), an expression as one SQL text parameter: nothing is
+# glued into the SQL.  The extension's NOTICEs (progress lines, summary) are
+# printed to the migration's output as they arrive (ruby-pg's notice
+# receiver).
+#
+# Reversing (in `change`, or with rails db:rollback): safe_backfill writes
+# nothing back, the values stay (reversing the migration that added the
+# column drops them); safe_set_not_null, and safe_backfill with
+# set_not_null: true, run change_column_null(table, column, true), i.e.
+# DROP NOT NULL, a catalog-only change.
+#
+# Requires the safe_backfill extension in the database
+# (enable_extension "safe_backfill" in an earlier migration).  Copy this file
+# into your application's lib/ directory.
+module SafeBackfill
+  # The CALL would run inside a transaction block; nothing was sent.
+  class TransactionError < StandardError; end
+
+  module Migration
+    # Fill the NULLs of table.column in batches of batch_size rows, each
+    # committed on its own (CALL safe_backfill), with either
+    #
+    #   value       a constant, converted by the column's ActiveRecord type
+    #               (a Date, a Hash for json, true, ...) and sent as a bind
+    #               parameter; the extension checks it against the column's
+    #               type before any row is written; or
+    #   expression: SQL text ("lower(email)") or an Arel node
+    #               (Arel::Table.new(:large_user)[:email].lower), computed
+    #               for each row from its own columns and sent as one text
+    #               parameter; the extension parses it as exactly one
+    #               expression and checks its type before any row is written.
+    #
+    # pause_ms:, target_batch_ms:, max_replica_lag: ("10s"), workers: and
+    # resume: are passed to the procedure only when given.  set_not_null:
+    # true makes the column NOT NULL after the last batch, as
+    # safe_set_not_null does.  Needs disable_ddl_transaction!.
+    def safe_backfill(table, column, value = nil, expression: nil, batch_size: 10_000,
+                      pause_ms: nil, target_batch_ms: nil, max_replica_lag: nil,
+                      workers: nil, resume: nil, set_not_null: false)
+      if value.nil? == expression.nil?
+        raise ArgumentError, "safe_backfill takes exactly one of a value (a constant other " \
+                             "than nil) and expression: (SQL text or an Arel node)"
+      end
+      unless batch_size.is_a?(Integer) && batch_size >= 1
+        raise ArgumentError, "batch_size must be a positive integer, not #{batch_size.inspect}"
+      end
+
+      reversible do |dir|
+        dir.up do
+          SafeBackfill.call_procedure(self, "safe_backfill", table, column) do |args|
+            if expression.nil?
+              args.add("value", value, SafeBackfill.column_type(connection, table, column))
+            else
+              args.add("expression", SafeBackfill.expression_sql(expression), nil, "text")
+            end
+            args.add("batch_size", batch_size, nil, "int4")
+            args.add("pause_ms", pause_ms, nil, "int4")
+            args.add("target_batch_ms", target_batch_ms, nil, "int4")
+            args.add("max_replica_lag", max_replica_lag, nil, "interval")
+            args.add("workers", workers, nil, "int4")
+            args.add("resume", resume, nil, "bool")
+            args.add("set_not_null", true, nil, "bool") if set_not_null
+          end
+        end
+        # The values stay: which rows were NULL before is not known.
+        dir.down { change_column_null(table, column, true) if set_not_null }
+      end
+    end
+
+    # Make table.column NOT NULL without a scan under ACCESS EXCLUSIVE
+    # (CALL safe_set_not_null).  drop_check: (nil: drop the helper CHECK only
+    # if the procedure added it; true: always; false: never), lock_timeout:
+    # ("5s", per attempt at an ACCESS EXCLUSIVE step) and max_attempts: are
+    # passed only when given; otherwise the GUCs safe_backfill.lock_timeout
+    # and safe_backfill.max_lock_attempts apply.  Needs
+    # disable_ddl_transaction!.  Reversed by DROP NOT NULL.
+    def safe_set_not_null(table, column, drop_check: nil, lock_timeout: nil, max_attempts: nil)
+      reversible do |dir|
+        dir.up do
+          SafeBackfill.call_procedure(self, "safe_set_not_null", table, column) do |args|
+            args.add("drop_check", drop_check, nil, "bool")
+            args.add("lock_timeout", lock_timeout, nil, "interval")
+            args.add("max_attempts", max_attempts, nil, "int4")
+          end
+        end
+        dir.down { change_column_null(table, column, true) }
+      end
+    end
+  end
+
+  # The named arguments of one CALL, each a bind parameter ($1, $2, ...).
+  class Arguments
+    attr_reader :sql, :binds
+
+    def initialize
+      @sql = []
+      @binds = []
+    end
+
+    # Add `name => $n[::sql_type]` unless value is nil; type: the
+    # ActiveRecord type that converts value for the database.
+    def add(name, value, type = nil, sql_type = nil)
+      return if value.nil?
+
+      type ||= ActiveRecord::Type::Value.new
+      @binds << ActiveRecord::Relation::QueryAttribute.new(name, value, type)
+      cast = sql_type ? "::pg_catalog.#{sql_type}" : ""
+      @sql << "#{name} => $#{@binds.size}#{cast}"
+    end
+  end
+
+  QUIETER_THAN_NOTICE = %w[warning error log fatal panic].freeze
+  WHY = "CALL %s commits as it goes, which PostgreSQL allows only outside a transaction block"
+
+  class << self
+    # Run CALL procedure(tbl => ..., col => ..., <what the block adds>) on the
+    # migration's connection, outside any transaction, printing NOTICEs.
+    def call_procedure(migration, procedure, table, column)
+      connection = migration.connection
+      target = "#{table}.#{column}"
+      require_no_transaction(connection, procedure, target)
+      args = Arguments.new
+      args.add("tbl", connection.quote_table_name(table), nil, "regclass")
+      args.add("col", column.to_s, nil, "name")
+      yield args
+      sql = "CALL #{procedure}(#{args.sql.join(', ')})"
+      migration.say_with_time("#{procedure}(#{table.inspect}, #{column.inspect})") do
+        showing_notices(migration, connection) do
+          connection.exec_query(sql, procedure, args.binds)
+        rescue ActiveRecord::StatementInvalid => e
+          raise unless sqlstate(e) == "2D000"
+
+          raise TransactionError, "#{procedure}(#{target}) ran inside a transaction block " \
+                                  "(SQLSTATE 2D000): #{format(WHY, procedure)}. Add " \
+                                  "disable_ddl_transaction! to the migration. Nothing was changed."
+        end
+        nil
+      end
+    end
+
+    # Refuse before anything is sent: inside a transaction the CALL would
+    # fail anyway (SQLSTATE 2D000), but this says what to change.
+    def require_no_transaction(connection, procedure, target)
+      unless connection.adapter_name.match?(/postg/i)
+        raise TransactionError, "#{procedure}(#{target}) needs PostgreSQL with the " \
+                                "safe_backfill extension, not #{connection.adapter_name}."
+      end
+      return unless connection.transaction_open?
+
+      raise TransactionError, "#{procedure}(#{target}) cannot run in a transaction: " \
+                              "#{format(WHY, procedure)}, and the migration runs in one. " \
+                              "Add disable_ddl_transaction! to the migration class (and " \
+                              "call it outside any transaction block); its other statements " \
+                              "then run without a surrounding transaction, each on its own. " \
+                              "Nothing was changed."
+    end
+
+    # The ActiveRecord type of table.column, which converts a Ruby value as a
+    # model attribute of that column would; a plain Value when unknown (the
+    # extension then reports the missing column).
+    def column_type(connection, table, column)
+      found = connection.columns(table).find { |c| c.name == column.to_s }
+      found ? connection.lookup_cast_type_from_column(found) : ActiveRecord::Type::Value.new
+    end
+
+    # SQL text of an expression: a String as written, an Arel node compiled
+    # by its to_sql (values quoted by ActiveRecord's connection).
+    def expression_sql(expression)
+      return expression.to_s if expression.is_a?(String)
+      return expression.to_sql if expression.respond_to?(:to_sql)
+
+      raise ArgumentError, "safe_backfill: expression: #{expression.inspect} is neither SQL " \
+                           "text nor an Arel node"
+    end
+
+    # ruby-pg hands every NOTICE to the notice receiver while the result is
+    # read (the CALL is still running), so progress lines show up live.
+    # ActiveRecord sets client_min_messages to warning on its connections
+    # (the min_messages setting): NOTICE is let through for the CALL only.
+    def showing_notices(migration, connection)
+      raw = connection.raw_connection
+      return yield unless raw.respond_to?(:set_notice_receiver)
+
+      previous = raw.set_notice_receiver do |result|
+        result.error_message.to_s.each_line { |line| migration.say(line.chomp, true) }
+      end
+      min_messages = connection.client_min_messages
+      connection.client_min_messages = "notice" if QUIETER_THAN_NOTICE.include?(min_messages)
+      begin
+        yield
+      ensure
+        restore_min_messages(connection, min_messages)
+        if previous
+          raw.set_notice_receiver(&previous)
+        else
+          raw.set_notice_receiver
+        end
+      end
+    end
+
+    # After an error inside a transaction block the SET cannot run, and must
+    # not hide that error: the rollback undoes the earlier SET anyway.
+    def restore_min_messages(connection, min_messages)
+      connection.client_min_messages = min_messages
+    rescue ActiveRecord::StatementInvalid
+      nil
+    end
+
+    def sqlstate(error)
+      cause = error.cause
+      cause.respond_to?(:result) && cause.result ? cause.result.error_field(PG::PG_DIAG_SQLSTATE) : nil
+    end
+  end
+end

@@ -1,0 +1,70 @@
+"""
+safe_backfill_alembic.compile_expression against the live connection's
+dialect: each expression's SQL text, evaluated by the server, gives the value
+Python expects (quotes, %, backslashes come through as written); what cannot
+be written as SQL text is refused before anything is sent.  Prints TAP lines
+("ok - ..." / "not ok - ...").
+"""
+import os
+import sys
+
+import sqlalchemy as sa
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "contrib", "alembic"))
+import safe_backfill_alembic as sba  # noqa: E402
+
+
+def ok(condition, description, details=""):
+    print("%s - %s" % ("ok" if condition else "not ok", description))
+    if not condition:
+        for line in str(details).splitlines():
+            print("#   " + line)
+
+
+name, vip = sa.column("name"), sa.column("vip")
+CASES = [
+    ("a function of a column", sa.func.lower(name), "lower(name)", "it's 100% \\o/"),
+    ("a string with a quote, % and a backslash",
+     sa.func.concat(name, sa.literal(" it's 100% \\ ok")), None, "x it's 100% \\ ok"),
+    ("arithmetic with %", sa.cast(sa.func.length(name) % 7, sa.Text), None, "1"),
+    ("CASE", sa.case((vip, "pro"), else_="free"), None, "pro"),
+    ("sa.text with a bound value", sa.text("upper(name) || :tail").bindparams(tail="'; --"),
+     None, "X'; --"),
+    ("SQL text as a str", "name || '%'", "name || '%'", "x%"),
+]
+
+
+def main():
+    engine = sa.create_engine("postgresql+psycopg2://", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        dialect = conn.dialect
+        for description, expression, text, expected in CASES:
+            row_name = "it's 100% \\O/" if text == "lower(name)" else "x"
+            try:
+                sql = sba.compile_expression(expression, dialect)
+                got = conn.execute(sa.text(
+                    "SELECT (%s)::text FROM (VALUES (CAST(:n AS text), true)) AS v(name, vip)"
+                    % sql.replace(":", "\\:")), {"n": row_name}).scalar()
+            except Exception as exc:
+                ok(False, "alembic: expression %s compiles and runs" % description, repr(exc))
+                continue
+            ok((text is None or sql == text) and got == expected,
+               "alembic: expression %s: %s gives %r" % (description, sql, expected),
+               "got %r from %s" % (got, sql))
+    try:
+        sba.compile_expression(sa.literal(__import__("datetime").date(2024, 1, 1)), dialect)
+        ok(False, "alembic: a value with no SQL literal form is refused")
+    except sba.UnsupportedExpressionError as exc:
+        ok("cannot be written as SQL text" in str(exc) and "sa.cast(sa.literal(" in str(exc),
+           "alembic: a value with no SQL literal form (a date) is refused, saying to cast a string",
+           str(exc))
+    try:
+        sba.safe_backfill(None, "large_user", "status", "x", expression=sa.func.lower(name))
+        ok(False, "alembic: value and expression together are refused")
+    except ValueError as exc:
+        ok("exactly one of value=" in str(exc),
+           "alembic: value and expression together are refused before anything is sent", str(exc))
+
+
+main()

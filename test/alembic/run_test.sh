@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Alembic migrations test: runs this directory's Alembic project against an
+# already running PostgreSQL where the safe_backfill extension is installed
+# (PGHOST/PGPORT/PGUSER point at it; the user may create databases).  It
+# creates (and first drops) the database $ALEMBIC_TEST_DB, seeds large_user,
+# checks the helpers' refusals (offline mode, one transaction for all
+# migrations), upgrades to head under concurrent traffic, downgrades and
+# upgrades again.  Prints TAP lines and, when it ran to the end,
+# "# alembic: done".
+#
+#   ALEMBIC_TEST_ROWS   large_user rows to seed (default 20000)
+#   ALEMBIC_TEST_BATCH  backfill batch size (default 1000)
+#   ALEMBIC_TEST_DB     database name (default alembic_safe_backfill)
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/framework_test.sh"
+
+export PGDATABASE=${ALEMBIC_TEST_DB:-alembic_safe_backfill}
+ROWS=${ALEMBIC_TEST_ROWS:-20000}
+export SAFE_BACKFILL_BATCH_SIZE=${ALEMBIC_TEST_BATCH:-1000}
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+unset ALEMBIC_TEST_ONE_TRANSACTION PGOPTIONS
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/alembic_safe_backfill.XXXXXX")
+trap 'rm -rf "$WORKDIR"' EXIT
+
+alembic() { (cd "$HERE" && "$PYTHON" -m alembic -c "$HERE/alembic.ini" "$@"); }
+version_table() { q "SELECT to_regclass('alembic_version') IS NOT NULL"; }
+# The recorded version, empty when none is (or there is no version table).
+version() {
+    [ "$(version_table)" = t ] && q "SELECT string_agg(version_num, ',') FROM alembic_version"
+}
+
+main() {
+    if ! "$PYTHON" -c 'import alembic, sqlalchemy, psycopg2' 2>"$WORKDIR/import.err"; then
+        echo "not ok - python3-alembic, SQLAlchemy and psycopg2 are importable by $PYTHON"
+        diag <"$WORKDIR/import.err"
+        return 1
+    fi
+    echo "# alembic $("$PYTHON" -c 'import alembic, sqlalchemy; print(alembic.__version__, "SQLAlchemy", sqlalchemy.__version__)'), rows=$ROWS, batch=$SAFE_BACKFILL_BATCH_SIZE, database=$PGDATABASE"
+
+    ok "alembic: created database $PGDATABASE with the extension, $ROWS rows in large_user" \
+        setup_database "$PGDATABASE" "$ROWS" || return 1
+
+    "$PYTHON" "$HERE/expression_cases.py"
+    "$PYTHON" "$HERE/transaction_cases.py"
+
+    # Offline mode writes a script: the helpers refuse, saying what to do.
+    local log=$WORKDIR/offline.log
+    alembic upgrade head --sql >"$log" 2>&1
+    local rc=$?
+    ok "alembic: upgrade head --sql fails in 0002 with MigrationTransactionError saying to run it online" \
+        eval '[ $rc -ne 0 ] && grep -q "MigrationTransactionError: safe_backfill(large_user.status) cannot run here" "$log" &&
+              grep -q "offline mode (--sql)" "$log" && grep -q "Run this migration online" "$log"' || diag_tail "$log" 5
+    is "alembic: offline mode changed nothing in the database (version table, status column)" \
+        "$(version_table) $(not_null_flag status)" "f missing"
+
+    # All migrations in one transaction: the backfill would commit 0001's
+    # work halfway; the helper refuses, and 0001 is rolled back with it.
+    log=$WORKDIR/one_transaction.log
+    ALEMBIC_TEST_ONE_TRANSACTION=1 alembic upgrade head >"$log" 2>&1
+    rc=$?
+    ok "alembic: with transaction_per_migration off, 0002 fails saying to set it and put the backfill first in its migration" \
+        eval '[ $rc -ne 0 ] && grep -q "MigrationTransactionError: .*has already changed something" "$log" &&
+              grep -q "transaction_per_migration=True" "$log"' || diag_tail "$log" 5
+    is "alembic: the refused run changed nothing: 0001's new columns rolled back, no version recorded" \
+        "$(not_null_flag status) $(not_null_flag email_lower) $(version)" "missing missing "
+
+    log=$WORKDIR/upgrade_0001.log
+    alembic upgrade 0001_add_status >"$log" 2>&1
+    is "alembic: upgrade 0001 added status and email_lower, nullable, NULL in every row" \
+        "$? $(not_null_flag status) $(not_null_flag email_lower) $(null_counts)" "0 f f $ROWS $ROWS" ||
+        diag_tail "$log"
+
+    log=$WORKDIR/upgrade_head.log
+    PGOPTIONS="-c safe_backfill.progress_interval=1" \
+        run_migration_under_traffic alembic "$log" "$PYTHON" -m alembic -c "$HERE/alembic.ini" upgrade head
+    is "alembic: after upgrade head every row is filled with what a plain UPDATE gives, rows inserted meanwhile included" \
+        "$(null_counts) $(wrong_values)" "0 0 0"
+    is "alembic: status and email_lower are NOT NULL, no helper CHECK left, version 0003" \
+        "$(not_null_flag status) $(not_null_flag email_lower) '$(check_constraints)' $(version)" \
+        "t t '' 0003_status_not_null"
+    local transactions
+    transactions=$(writing_transactions)
+    ok "alembic: large_user was filled in $transactions transactions (>= $ROWS rows / $SAFE_BACKFILL_BATCH_SIZE per batch)" \
+        test "$transactions" -ge $((ROWS / SAFE_BACKFILL_BATCH_SIZE))
+    check_notices_in "$log" alembic
+    ok "alembic: the NOTICEs come under their migration's 'Running upgrade' line" \
+        eval 'grep -A1 "Running upgrade 0001_add_status -> 0002_backfill_status" "$log" | grep -q "NOTICE: *safe_backfill: large_user.status"' ||
+        diag_tail "$log" 40
+
+    log=$WORKDIR/downgrade.log
+    alembic downgrade 0002_backfill_status >"$log" 2>&1
+    is "alembic: downgrade to 0002 drops NOT NULL and keeps the values" \
+        "$? $(not_null_flag status) $(not_null_flag email_lower) $(null_counts) $(version)" \
+        "0 f f 0 0 0002_backfill_status" || diag_tail "$log"
+    local count
+    count=$(q "SELECT count(*) FROM large_user")
+    alembic downgrade base >"$log" 2>&1
+    is "alembic: downgrade to base drops the columns and keeps every row" \
+        "$? $(not_null_flag status) $(q 'SELECT count(*) FROM large_user') $(version)" "0 missing $count " ||
+        diag_tail "$log"
+
+    log=$WORKDIR/replay.log
+    alembic upgrade head >"$log" 2>&1
+    is "alembic: upgrade head again: every row filled, both columns NOT NULL" \
+        "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower) $(version)" \
+        "0 0 0 0 t t 0003_status_not_null" || diag_tail "$log"
+}
+
+main 2>&1 | tap_number | tee "$WORKDIR/tap.log"
+drop_database "$PGDATABASE"
+if grep -q '^1\.\.[1-9]' "$WORKDIR/tap.log"; then
+    echo "# alembic: done"
+fi
+! grep -q '^not ok' "$WORKDIR/tap.log"

@@ -1,0 +1,79 @@
+"""
+safe_backfill_alembic's refusals where the migration's transaction cannot be
+left, driven through Alembic's own MigrationContext and Operations (as
+env.py and a migration script would): an operation before the helper in the
+same transaction, and a transaction env.py began itself.  Each must raise
+MigrationTransactionError before anything is sent and leave large_user as it
+was.  Prints TAP lines ("ok - ..." / "not ok - ...").
+"""
+import os
+import sys
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "contrib", "alembic"))
+import safe_backfill_alembic as sba  # noqa: E402
+
+
+def ok(condition, description, details=""):
+    print("%s - %s" % ("ok" if condition else "not ok", description))
+    if not condition:
+        for line in str(details).splitlines():
+            print("#   " + line)
+
+
+def columns(conn):
+    return sorted(r[0] for r in conn.execute(sa.text(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'large_user'::regclass "
+        "AND attnum > 0 AND NOT attisdropped")))
+
+
+def refused(run):
+    """The MigrationTransactionError's message, or what happened instead."""
+    try:
+        run()
+    except sba.MigrationTransactionError as exc:
+        return True, str(exc)
+    except Exception as exc:  # noqa: BLE001
+        return False, "%s: %s" % (type(exc).__name__, exc)
+    return False, "it ran"
+
+
+def main():
+    engine = sa.create_engine("postgresql+psycopg2://", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        before = columns(conn)
+
+        # A migration that adds a column, then backfills it.
+        context = MigrationContext.configure(conn)
+        op = Operations(context)
+
+        def add_then_backfill():
+            with context.begin_transaction():
+                op.add_column("large_user", sa.Column("added_first", sa.Text()))
+                sba.safe_backfill(op, "large_user", "added_first", "x")
+        was_refused, message = refused(add_then_backfill)
+        ok(was_refused and "has already changed something" in message
+           and "first in a migration of its own" in message,
+           "alembic: an add_column before safe_backfill in the same transaction is refused, "
+           "saying to put the backfill first in a migration of its own", message)
+        ok(columns(conn) == before, "alembic: ... and the add_column was rolled back with it",
+           "columns now %r" % columns(conn))
+
+        # env.py's own transaction around the migrations.
+        def inside_env_transaction():
+            with conn.begin():
+                own = MigrationContext.configure(conn)
+                with own.begin_transaction():
+                    sba.safe_set_not_null(Operations(own), "large_user", "email")
+        was_refused, message = refused(inside_env_transaction)
+        ok(was_refused and "env.py began itself" in message
+           and "context.begin_transaction()" in message,
+           "alembic: safe_set_not_null in a transaction env.py began itself is refused, "
+           "saying to use context.begin_transaction()", message)
+
+
+main()

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# knex migrations test: installs knex 3, pg and the contrib/knex package (as
+# packed by npm pack) with npm into a private directory, then runs this
+# directory's knex project (knexfile.js, migrations/) with the knex CLI
+# against an already running PostgreSQL where the safe_backfill extension is
+# installed (PGHOST/PGPORT/PGUSER point at it; the user may create
+# databases).  It creates (and first drops) the database $KNEX_TEST_DB,
+# seeds large_user, checks that a migration without
+# exports.config = { transaction: false } (migrations_refused/) is refused,
+# migrates under concurrent traffic, rolls back and migrates again.  Prints
+# TAP lines and, when it ran to the end, "# knex: done"; when the npm
+# registry cannot be reached, "# knex: SKIPPED (<reason>)" and nothing else.
+#
+#   KNEX_TEST_ROWS   large_user rows to seed (default 20000)
+#   KNEX_TEST_BATCH  backfill batch size (default 1000)
+#   KNEX_TEST_DB     database name (default knex_safe_backfill)
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/framework_test.sh"
+
+export PGDATABASE=${KNEX_TEST_DB:-knex_safe_backfill}
+ROWS=${KNEX_TEST_ROWS:-20000}
+export SAFE_BACKFILL_BATCH_SIZE=${KNEX_TEST_BATCH:-1000}
+unset PGOPTIONS KNEX_MIGRATIONS_DIR KNEX_MIGRATIONS_TABLE
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/knex_safe_backfill.XXXXXX")
+trap 'rm -rf "$WORKDIR"' EXIT
+NPM_DIR=$WORKDIR/npm
+# npm's cache and its logs stay in the private directory too.
+export npm_config_cache=$WORKDIR/npm-cache npm_config_update_notifier=false npm_config_fund=false \
+    npm_config_audit=false npm_config_loglevel=error
+export NODE_PATH=$NPM_DIR/node_modules   # the migrations require('knex-safe-backfill') from there
+
+knex() { (cd "$HERE" && "$NPM_DIR/node_modules/.bin/knex" --knexfile "$HERE/knexfile.js" "$@"); }
+version() {
+    [ "$(q "SELECT to_regclass('knex_migrations') IS NOT NULL")" = t ] &&
+        q "SELECT coalesce(string_agg(name, ',' ORDER BY id), '') FROM knex_migrations"
+}
+
+# knex 3, pg and the package as npm would install it from the registry (its
+# "files"): npm pack, then npm install of the tarball.
+install_packages() {
+    mkdir -p "$NPM_DIR" &&
+        (cd "$NPM_DIR" && npm init -y >/dev/null &&
+         npm pack --silent --pack-destination "$NPM_DIR" "$HERE/../../contrib/knex" >/dev/null &&
+         npm install --no-save knex@3 pg@8 "$NPM_DIR"/knex-safe-backfill-*.tgz) >"$WORKDIR/npm.log" 2>&1
+}
+
+main() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "not ok - node and npm are installed"
+        return 1
+    fi
+    # One quick retry: an unreachable registry is a skip, not a minute of backoff.
+    if ! npm ping --fetch-retries=1 --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=2000 \
+            >"$WORKDIR/ping.log" 2>&1; then
+        echo "# knex: SKIPPED (the npm registry cannot be reached: $(grep -m1 -iE 'err|fail' "$WORKDIR/ping.log"))"
+        return 0
+    fi
+    ok "knex: npm installed knex 3, pg and knex-safe-backfill (packed from contrib/knex) into a private directory" \
+        install_packages || { diag_tail "$WORKDIR/npm.log"; return 1; }
+    echo "# knex $(node -p 'require("knex/package.json").version'), pg $(node -p 'require("pg/package.json").version'), node $(node --version), rows=$ROWS, batch=$SAFE_BACKFILL_BATCH_SIZE, database=$PGDATABASE"
+
+    ok "knex: created database $PGDATABASE with the extension, $ROWS rows in large_user" \
+        setup_database "$PGDATABASE" "$ROWS" || return 1
+
+    (cd "$HERE" && node "$HERE/expression_cases.js")
+
+    local log=$WORKDIR/migrate_1.log
+    knex migrate:up 20240101000001_add_status.js >"$log" 2>&1
+    is "knex: migration 1 added status and email_lower, nullable, NULL in every row" \
+        "$? $(not_null_flag status) $(not_null_flag email_lower) $(null_counts)" "0 f f $ROWS $ROWS" ||
+        diag_tail "$log"
+
+    # Without transaction: false the helper refuses before sending anything.
+    log=$WORKDIR/refused.log
+    KNEX_MIGRATIONS_DIR=./migrations_refused KNEX_MIGRATIONS_TABLE=knex_migrations_refused \
+        knex migrate:latest >"$log" 2>&1
+    local rc=$?
+    ok "knex: a backfill migration without transaction: false fails with SafeBackfillTransactionError saying to add it" \
+        eval '[ $rc -ne 0 ] && grep -q "SafeBackfillTransactionError: safeBackfill(large_user.status) cannot run in a transaction" "$log" &&
+              grep -q "Add \"exports.config = { transaction: false };\" to the migration file" "$log"' ||
+        grep -m3 -E "failed|Error" "$log" | diag
+    is "knex: the refused migration changed no row and was not recorded" \
+        "$(null_counts) $(q 'SELECT count(*) FROM knex_migrations_refused')" "$ROWS $ROWS 0"
+
+    log=$WORKDIR/migrate.log
+    PGOPTIONS="-c safe_backfill.progress_interval=1" \
+        run_migration_under_traffic knex "$log" "$NPM_DIR/node_modules/.bin/knex" --knexfile "$HERE/knexfile.js" migrate:latest
+    is "knex: after migrate:latest every row is filled with what a plain UPDATE gives, rows inserted meanwhile included" \
+        "$(null_counts) $(wrong_values)" "0 0 0"
+    is "knex: status and email_lower are NOT NULL, no helper CHECK left, all three migrations recorded" \
+        "$(not_null_flag status) $(not_null_flag email_lower) '$(check_constraints)' $(version)" \
+        "t t '' 20240101000001_add_status.js,20240101000002_backfill_status.js,20240101000003_status_not_null.js"
+    local transactions
+    transactions=$(writing_transactions)
+    ok "knex: large_user was filled in $transactions transactions (>= $ROWS rows / $SAFE_BACKFILL_BATCH_SIZE per batch)" \
+        test "$transactions" -ge $((ROWS / SAFE_BACKFILL_BATCH_SIZE))
+    check_notices_in "$log" knex
+
+    log=$WORKDIR/rollback.log
+    knex migrate:rollback >"$log" 2>&1
+    is "knex: migrate:rollback (the batch of 2 and 3) drops NOT NULL and keeps the values" \
+        "$? $(not_null_flag status) $(not_null_flag email_lower) $(null_counts) $(version)" \
+        "0 f f 0 0 20240101000001_add_status.js" || diag_tail "$log"
+    local count
+    count=$(q "SELECT count(*) FROM large_user")
+    knex migrate:rollback >"$log" 2>&1
+    is "knex: migrate:rollback again (1) drops the columns and keeps every row" \
+        "$? $(not_null_flag status) $(q 'SELECT count(*) FROM large_user') $(version)" "0 missing $count " ||
+        diag_tail "$log"
+
+    log=$WORKDIR/replay.log
+    knex migrate:latest >"$log" 2>&1
+    is "knex: migrate:latest again: every row filled, both columns NOT NULL" \
+        "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower)" \
+        "0 0 0 0 t t" || diag_tail "$log"
+}
+
+main 2>&1 | tap_number | tee "$WORKDIR/tap.log"
+drop_database "$PGDATABASE"
+if grep -q '^# knex: SKIPPED' "$WORKDIR/tap.log"; then
+    exit 0
+fi
+if grep -q '^1\.\.[1-9]' "$WORKDIR/tap.log"; then
+    echo "# knex: done"
+fi
+! grep -q '^not ok' "$WORKDIR/tap.log"

@@ -1,0 +1,124 @@
+# Shared by the framework migration tests (test/alembic, test/rails,
+# test/knex run_test.sh): TAP output, a database seeded with the same
+# large_user table for each, and looks at the catalog.  Sourced with PGHOST,
+# PGPORT, PGUSER and PGDATABASE set (a running PostgreSQL where the
+# safe_backfill extension is installed and the user may create databases).
+#
+# Each framework's migrations do the same thing to large_user(id, name,
+# email): add status and email_lower (nullable), backfill status with
+# 'active' and email_lower with lower(email), then make both NOT NULL.
+
+FRAMEWORK_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PYTHON=/usr/bin/python3   # Debian's python3-psycopg2 lives here
+
+# ok DESCRIPTION COMMAND...: "ok - DESCRIPTION" if the command succeeds.
+# The lines are numbered by tap_number at the end of the pipe.
+ok() {
+    local description=$1
+    shift
+    if "$@"; then
+        echo "ok - $description"
+    else
+        echo "not ok - $description"
+        return 1
+    fi
+}
+
+# is DESCRIPTION GOT EXPECTED
+is() {
+    if [ "$2" = "$3" ]; then
+        echo "ok - $1"
+    else
+        echo "not ok - $1"
+        echo "#   got:      '$2'"
+        echo "#   expected: '$3'"
+        return 1
+    fi
+}
+
+diag() { sed 's/^/#   /'; }
+
+# The last lines of a log, as TAP diagnostics.
+diag_tail() { tail -n "${2:-15}" "$1" | diag; }
+
+# Number "ok - x" / "not ok - x" lines and print the plan at the end.
+tap_number() {
+    awk '/^ok - / { n++; sub(/^ok - /, "ok " n " - ") }
+         /^not ok - / { n++; sub(/^not ok - /, "not ok " n " - ") }
+         { print; fflush() }
+         END { print "1.." n + 0 }'
+}
+
+q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+
+# The database for one framework's test: dropped if it exists, created with
+# the extension and large_user seeded with ROWS rows.
+setup_database() {
+    local db=$1 rows=$2
+    psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
+        -c "CREATE DATABASE \"$db\"" >/dev/null || return 1
+    psql -X -q -d "$db" -v ON_ERROR_STOP=1 >/dev/null <<SQL || return 1
+CREATE EXTENSION safe_backfill;
+CREATE TABLE large_user (
+    id    bigserial PRIMARY KEY,
+    name  text NOT NULL,
+    email text NOT NULL);
+INSERT INTO large_user (name, email)
+SELECT 'user ' || g, 'User.' || g || CASE WHEN g % 7 = 0 THEN '@Example.COM' ELSE '@example.org' END
+FROM generate_series(1, $rows) g;
+ANALYZE large_user;
+SQL
+}
+
+drop_database() {
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1
+}
+
+# "t"/"f" for large_user.COLUMN's NOT NULL, "missing" without the column.
+not_null_flag() {
+    local flag
+    flag=$(q "SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = 'large_user'::regclass
+              AND attname = '$1' AND NOT attisdropped")
+    echo "${flag:-missing}"
+}
+
+check_constraints() {
+    q "SELECT string_agg(conname || ': ' || pg_get_constraintdef(oid), '; ')
+       FROM pg_catalog.pg_constraint WHERE conrelid = 'large_user'::regclass AND contype = 'c'"
+}
+
+null_counts() {
+    q "SELECT count(*) FILTER (WHERE status IS NULL) || ' ' || count(*) FILTER (WHERE email_lower IS NULL)
+       FROM large_user"
+}
+
+# Rows whose backfilled values are not what a plain UPDATE would write.
+wrong_values() {
+    q "SELECT count(*) FROM large_user
+       WHERE status IS DISTINCT FROM 'active' OR email_lower IS DISTINCT FROM lower(email)"
+}
+
+# How many transactions wrote large_user's rows (each batch commits alone).
+writing_transactions() {
+    q "SELECT count(DISTINCT xmin::text) FROM large_user"
+}
+
+# run_migration_under_traffic LABEL LOG COMMAND...: migration_under_traffic.py
+run_migration_under_traffic() {
+    local label=$1 log=$2
+    shift 2
+    "$PYTHON" "$FRAMEWORK_LIB/migration_under_traffic.py" --label "$label" --log "$log" -- "$@"
+}
+
+# The extension's NOTICEs reached the migration's output: the summary of
+# each backfill and progress lines.
+check_notices_in() {
+    local log=$1 label=$2
+    local progress
+    progress=$(grep -cE 'NOTICE: +safe_backfill: .*large_user.*: batch [0-9]+' "$log")
+    ok "$label: the extension's progress NOTICEs ($progress lines) and summaries reach the migration's output" \
+        test "$progress" -ge 2 -a \
+        "$(grep -cE 'NOTICE: +safe_backfill: .*large_user.*(status|email_lower).*: filled [0-9]+ rows' "$log")" -ge 2 -a \
+        "$(grep -cE 'NOTICE: +safe_set_not_null: ' "$log")" -ge 2 || diag_tail "$log" 30
+}
