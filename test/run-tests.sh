@@ -154,6 +154,7 @@ check_structure() {
 echo "== structure"
 check_structure exports "$WORK/src/tools/check-exports" "$WORK/src"
 check_structure layers /usr/bin/python3 "$WORK/src/tools/check-layers" "$WORK/src"
+check_structure version /usr/bin/python3 "$WORK/src/tools/check-version" "$WORK/src"
 
 # Temporary files of the tests (TAP's socket directories, Django's) go to the
 # work directory, which the postgres OS user owns and which is removed at the end.

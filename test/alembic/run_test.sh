@@ -8,16 +8,16 @@
 # upgrades again.  Prints TAP lines and, when it ran to the end,
 # "# alembic: done".
 #
-#   ALEMBIC_TEST_ROWS   large_user rows to seed (default 20000)
-#   ALEMBIC_TEST_BATCH  backfill batch size (default 1000)
+#   ALEMBIC_TEST_ROWS   large_user rows to seed (default 1000000)
+#   ALEMBIC_TEST_BATCH  backfill batch size (default 10000)
 #   ALEMBIC_TEST_DB     database name (default alembic_safe_backfill)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
 
 export PGDATABASE=${ALEMBIC_TEST_DB:-alembic_safe_backfill}
-ROWS=${ALEMBIC_TEST_ROWS:-20000}
-export SAFE_BACKFILL_BATCH_SIZE=${ALEMBIC_TEST_BATCH:-1000}
+ROWS=${ALEMBIC_TEST_ROWS:-1000000}
+export SAFE_BACKFILL_BATCH_SIZE=${ALEMBIC_TEST_BATCH:-10000}
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 unset ALEMBIC_TEST_ONE_TRANSACTION PGOPTIONS
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/alembic_safe_backfill.XXXXXX")

@@ -11,16 +11,16 @@
 # TAP lines and, when it ran to the end, "# knex: done"; when the npm
 # registry cannot be reached, "# knex: SKIPPED (<reason>)" and nothing else.
 #
-#   KNEX_TEST_ROWS   large_user rows to seed (default 20000)
-#   KNEX_TEST_BATCH  backfill batch size (default 1000)
+#   KNEX_TEST_ROWS   large_user rows to seed (default 1000000)
+#   KNEX_TEST_BATCH  backfill batch size (default 10000)
 #   KNEX_TEST_DB     database name (default knex_safe_backfill)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
 
 export PGDATABASE=${KNEX_TEST_DB:-knex_safe_backfill}
-ROWS=${KNEX_TEST_ROWS:-20000}
-export SAFE_BACKFILL_BATCH_SIZE=${KNEX_TEST_BATCH:-1000}
+ROWS=${KNEX_TEST_ROWS:-1000000}
+export SAFE_BACKFILL_BATCH_SIZE=${KNEX_TEST_BATCH:-10000}
 unset PGOPTIONS KNEX_MIGRATIONS_DIR KNEX_MIGRATIONS_TABLE
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/knex_safe_backfill.XXXXXX")
 trap 'rm -rf "$WORKDIR"' EXIT

@@ -9,16 +9,16 @@
 # concurrent traffic, rolls back and migrates again.  Prints TAP lines and,
 # when it ran to the end, "# rails: done".
 #
-#   RAILS_TEST_ROWS   large_user rows to seed (default 20000)
-#   RAILS_TEST_BATCH  backfill batch size (default 1000)
+#   RAILS_TEST_ROWS   large_user rows to seed (default 1000000)
+#   RAILS_TEST_BATCH  backfill batch size (default 10000)
 #   RAILS_TEST_DB     database name (default rails_safe_backfill)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
 
 export PGDATABASE=${RAILS_TEST_DB:-rails_safe_backfill}
-ROWS=${RAILS_TEST_ROWS:-20000}
-export SAFE_BACKFILL_BATCH_SIZE=${RAILS_TEST_BATCH:-1000}
+ROWS=${RAILS_TEST_ROWS:-1000000}
+export SAFE_BACKFILL_BATCH_SIZE=${RAILS_TEST_BATCH:-10000}
 unset PGOPTIONS
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/rails_safe_backfill.XXXXXX")
 trap 'rm -rf "$WORKDIR"' EXIT
