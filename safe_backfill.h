@@ -100,6 +100,7 @@ typedef struct TargetRunState
 	/* bumped by target.c when the table was renamed: statements built before are stale */
 	int			generation;
 	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
+	bool		said_horizon_held;	/* pass.c: NOTICE given for a long transaction */
 } TargetRunState;
 
 /*

@@ -624,37 +624,88 @@ record_round(PassState *pass, int64 filled)
 }
 
 /*
- * A parallel worker's round just committed, but the other workers'
- * statements that started before the commit still see the row versions it
- * left dead: pruning now would keep them all, and the next round's rows
- * would have to move (and add index entries) again.  Those statements are
- * short: wait, holding no snapshot and no lock, until no running snapshot
- * is older than the round, 1 s at most.  If that times out three times
- * in a row, something else (a long transaction) holds the horizon back and
- * waiting cannot help: stop waiting for the rest of the pass.  A serial run
- * has no statements of ours running beside it and does not wait.
+ * A round just committed and its pages are pruned next; but a statement of
+ * this database that started before the commit still sees the row versions
+ * it left dead: pruning now would keep them, and the next round's rows would
+ * have to move (and add index entries) again.  With parallel workers the
+ * other workers' statements are always such, and so are concurrent
+ * clients'; they are short.  So wait until the table's own horizon has
+ * passed the round (space.c table_horizon_passed: a transaction open in
+ * another database does not count, as it does not for pruning), holding no
+ * snapshot and no lock, on the latch: 1 ms, then twice as long each time up
+ * to 50 ms, 1 s in all at most.  Unless something holds the horizon, a
+ * serial run's wait ends at the first look.
+ *
+ * A wait that times out means a long transaction of this database holds
+ * pruning back: say which, once per run.  After three timeouts in a row,
+ * stop waiting; then only look, once a round, whether the horizon has
+ * passed (the transaction ended), and wait again from then on.
  */
 #define ROUND_HORIZON_WAIT_MS	1000
 #define ROUND_HORIZON_MAX_TIMEOUTS	3
+#define ROUND_HORIZON_FIRST_SLEEP_MS	1
+#define ROUND_HORIZON_MAX_SLEEP_MS	50
+
+static void say_horizon_held(PassState *pass, TransactionId xid);
 
 static void
 wait_for_round_horizon(PassState *pass, TransactionId xid)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	int			sleep_ms = ROUND_HORIZON_FIRST_SLEEP_MS;
+	Oid			relid = pass->target->relid;
 
-	if (pass->opts->reuse_lag == 0 || pass->no_horizon_wait || !TransactionIdIsValid(xid))
+	if (!TransactionIdIsValid(xid))
 		return;
-	while (!TransactionIdPrecedes(xid, GetOldestNonRemovableTransactionId(NULL)))
+	if (pass->no_horizon_wait)
+	{
+		if (table_horizon_passed(relid, xid))
+			pass->no_horizon_wait = false;
+		pass->horizon_timeouts = 0;
+		return;
+	}
+	while (!table_horizon_passed(relid, xid))
 	{
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), ROUND_HORIZON_WAIT_MS))
 		{
+			say_horizon_held(pass, xid);
 			if (++pass->horizon_timeouts >= ROUND_HORIZON_MAX_TIMEOUTS)
 				pass->no_horizon_wait = true;
 			return;
 		}
-		sleep_interruptibly(1);
+		sleep_interruptibly(sleep_ms);
+		sleep_ms = Min(sleep_ms * 2, ROUND_HORIZON_MAX_SLEEP_MS);
 	}
 	pass->horizon_timeouts = 0;
+}
+
+/*
+ * As VACUUM VERBOSE says what holds its cutoff back: the session whose
+ * snapshot keeps the round's dead row versions, once per run.
+ */
+static void
+say_horizon_held(PassState *pass, TransactionId xid)
+{
+	BackfillTarget *target = pass->target;
+	char	   *holder;
+	int			pid = 0;
+
+	if (target->run.said_horizon_held)
+		return;
+	target->run.said_horizon_held = true;
+	holder = describe_horizon_holder(xid, &pid);
+	if (holder)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the pages rewritten cannot be pruned while %s has a snapshot from before the last commit",
+						target->display, holder),
+				 errdetail("A transaction of this database that is older than the rows rewritten keeps their old versions: until it ends, rewritten rows move to other pages and add index entries (fewer HOT updates, the table and its indexes grow)."),
+				 errhint("End that transaction (COMMIT, ROLLBACK or pg_terminate_backend(%d)); the run goes on meanwhile.",
+						 pid)));
+	else
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the pages rewritten cannot be pruned: no session of this database shows a snapshot old enough to prevent it",
+						target->display),
+				 errdetail("A prepared transaction (pg_prepared_xacts) or a replication slot's xmin (pg_replication_slots) can hold back the horizon too; until it moves, rewritten rows move to other pages and add index entries.")));
 }
 
 /*

@@ -28,11 +28,14 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "commands/defrem.h"
 #include "nodes/bitmapset.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -207,6 +210,71 @@ void
 prune_between_rounds(BackfillTarget *target, BlockNumber start, BlockNumber end)
 {
 	reuse_freed_blocks(target, start, end, false);
+}
+
+/*
+ * Whether pruning the table now removes the row versions that transaction
+ * xid (committed) left dead: no snapshot that could still see them is left.
+ * The horizon asked is the table's own, the one heap_page_prune_opt() tests
+ * against (GlobalVisTestFor): it counts the backends of this database only
+ * (and those that hold back every database's, a standby's feedback), not a
+ * transaction open in another database, which the shared horizon
+ * (GetOldestNonRemovableTransactionId(NULL)) would wait for in vain.  Takes
+ * no snapshot: the catalog snapshot opening the table may take is dropped.
+ */
+bool
+table_horizon_passed(Oid relid, TransactionId xid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	TransactionId horizon;
+
+	if (rel == NULL)
+		return true;			/* dropped: recheck_target will say so */
+	horizon = GetOldestNonRemovableTransactionId(rel);
+	relation_close(rel, AccessShareLock);
+	InvalidateCatalogSnapshot();
+	return TransactionIdPrecedes(xid, horizon);
+}
+
+/*
+ * Who holds back the table's horizon at transaction xid, for a NOTICE:
+ * "pid 123 (idle in transaction, transaction open 35.2 s)" and its *pid,
+ * or NULL if no session shows it (a prepared transaction or a replication
+ * slot can).  Read from pg_stat_activity, with what the caller may see of it.
+ */
+char *
+describe_horizon_holder(TransactionId xid, int *pid)
+{
+	Oid			argtypes[2] = {XIDOID, OIDOID};
+	Datum		args[2] = {TransactionIdGetDatum(xid), ObjectIdGetDatum(MyDatabaseId)};
+	char	   *holder = NULL;
+	int			rc;
+
+	rc = SPI_execute_with_args(sql_horizon_holder(), 2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: horizon holder query failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *state = SPI_getvalue(tup, desc, 2);
+		char	   *type = SPI_getvalue(tup, desc, 3);
+		char	   *open_s = SPI_getvalue(tup, desc, 4);
+
+		*pid = atoi(SPI_getvalue(tup, desc, 1));
+		if (state == NULL || open_s == NULL)
+			holder = psprintf("pid %s (%s, whose state this role may not see)",
+							  SPI_getvalue(tup, desc, 1), type ? type : "a session");
+		else
+			holder = psprintf("pid %s (%s%s%s, transaction open %.1f s)",
+							  SPI_getvalue(tup, desc, 1), state,
+							  type && strcmp(type, "client backend") != 0 ? ", " : "",
+							  type && strcmp(type, "client backend") != 0 ? type : "",
+							  strtod(open_s, NULL));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return holder;
 }
 
 /*

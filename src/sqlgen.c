@@ -589,6 +589,29 @@ sql_lock_holders(void)
 				   " GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1");
 }
 
+/*
+ * The session whose snapshot or transaction is the oldest of those that
+ * hold back the horizon of this database ($2) at the transaction $1: its
+ * pid, state (NULL if the caller may not see it), backend type and how long
+ * its transaction has been open, in s.  A session of another database
+ * counts only if it holds back every database's (datid NULL: a walsender
+ * with a standby's feedback).  age() orders xids across wraparound.
+ */
+char *
+sql_horizon_holder(void)
+{
+	return pstrdup("SELECT a.pid, a.state, a.backend_type,"
+				   " EXTRACT(epoch FROM pg_catalog.clock_timestamp()"
+				   "   OPERATOR(pg_catalog.-) a.xact_start)::pg_catalog.float8"
+				   " FROM pg_catalog.pg_stat_activity a"
+				   " WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+				   " AND (a.datid OPERATOR(pg_catalog.=) $2 OR a.datid IS NULL)"
+				   " AND GREATEST(pg_catalog.age(a.backend_xmin), pg_catalog.age(a.backend_xid))"
+				   "   OPERATOR(pg_catalog.>=) pg_catalog.age($1)"
+				   " ORDER BY GREATEST(pg_catalog.age(a.backend_xmin), pg_catalog.age(a.backend_xid)) DESC"
+				   " LIMIT 1");
+}
+
 /* Each standby: its name (or "pid n"), replay position, reported replay lag in ms. */
 char *
 sql_replica_positions(void)

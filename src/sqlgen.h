@@ -40,6 +40,7 @@ extern char *sql_expression_rows_from(BackfillTarget *target, bool by_ctid, bool
 extern char *sql_compute_one_row(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_lock_holders(void);
+extern char *sql_horizon_holder(void);
 extern char *sql_replica_positions(void);
 extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
 extern char *sql_hint_set_default(BackfillTarget *target);
