@@ -75,6 +75,17 @@ struct BatchIterator
 	BlockNumber freed_end;
 
 	/*
+	 * ... or, in a partitioned table walked by key, a range in each leaf
+	 * (note_leaf_key_range_blocks); freed[] is what iterator_freed_ranges
+	 * hands out, either way.
+	 */
+	FreedBlocks *freed;
+	int			nfreed;
+	int			freed_cap;
+	int			nleaf_freed;
+	SPIPlanPtr	leaf_ctids_plan[2];	/* [has_lower] */
+
+	/*
 	 * HOT rounds (see plan_hot_rounds): a batch whose rows were picked by
 	 * tid runs as several UPDATEs, one per round, each committed by the
 	 * caller.  The bounds and the rounds' tids stay put until the last round
@@ -153,7 +164,8 @@ free_kept_plans(void *arg)
 		&it->key_update_plan[0][0], &it->key_update_plan[0][1],
 	&it->key_update_plan[1][0], &it->key_update_plan[1][1],
 		&it->null_tids_plan[0], &it->null_tids_plan[1],
-	&it->key_round_plan[0], &it->key_round_plan[1], &it->ctid_round_plan};
+	&it->key_round_plan[0], &it->key_round_plan[1], &it->ctid_round_plan,
+	&it->leaf_ctids_plan[0], &it->leaf_ctids_plan[1]};
 	int			i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -222,10 +234,18 @@ rows_per_block(double rows, BlockNumber blocks)
 	return (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
 }
 
+/*
+ * The blocks a batch of rows spans.  The rows are spread over the leaves of
+ * a partitioned table: count the blocks of all of them (about: the largest
+ * leaf's times their number), or a batch's rows would seem to be packed
+ * into a block or two, and any leaf's share of them too far apart to prune.
+ */
 static BlockNumber
 expected_blocks_per_batch(BackfillTarget *target, int batch_size, double rows)
 {
-	BlockNumber blocks = table_block_count(target->relid);
+	double		all_leaves = (double) table_block_count(target->relid) *
+		Max(1, storage_relation_count(target->relid));
+	BlockNumber blocks = (BlockNumber) Min(all_leaves, (double) MaxBlockNumber);
 
 	return (BlockNumber) Max(1.0, batch_size / rows_per_block(rows, blocks));
 }
@@ -385,10 +405,19 @@ advance_lower_bound(BatchIterator *it)
 }
 
 /*
- * Where the batch's rows are.  Only a range about as long as a batch of rows
- * is worth pruning: when the key order does not follow the physical order
- * (random uuids, say) the rows of a batch are spread over the whole table.
+ * Only a range of blocks about as long as a batch of rows is worth pruning:
+ * when the key order does not follow the physical order (random uuids, say)
+ * the rows of a batch are spread over the whole table.
  */
+static bool
+blocks_close_together(BatchIterator *it, BlockNumber b1, BlockNumber b2)
+{
+	return Max(b1, b2) - Min(b1, b2) <= it->expected_blocks * 4 + 16;
+}
+
+static void note_leaf_key_range_blocks(BatchIterator *it);
+
+/* Where the batch's rows are: from its first and its last row's tid. */
 static void
 note_key_range_blocks(BatchIterator *it)
 {
@@ -405,7 +434,15 @@ note_key_range_blocks(BatchIterator *it)
 				b2;
 
 	it->freed_start = it->freed_end = 0;
-	if (!safe_backfill_reuse_space || t->relkind != RELKIND_RELATION)
+	it->nleaf_freed = 0;
+	if (!safe_backfill_reuse_space)
+		return;
+	if (t->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		note_leaf_key_range_blocks(it);
+		return;
+	}
+	if (t->relkind != RELKIND_RELATION)
 		return;
 	if (it->ctid_range_plan[lower] == NULL)
 	{
@@ -433,7 +470,7 @@ note_key_range_blocks(BatchIterator *it)
 	{
 		b1 = ItemPointerGetBlockNumber(first);
 		b2 = ItemPointerGetBlockNumber(last);
-		if (Max(b1, b2) - Min(b1, b2) <= it->expected_blocks * 4 + 16)
+		if (blocks_close_together(it, b1, b2))
 		{
 			it->freed_start = Min(b1, b2);
 			it->freed_end = Max(b1, b2) + 1;
@@ -441,6 +478,89 @@ note_key_range_blocks(BatchIterator *it)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	pfree(args);
+}
+
+/* Room in it->freed for n ranges, in the iterator's memory. */
+static void
+reserve_freed(BatchIterator *it, int n)
+{
+	if (n <= it->freed_cap)
+		return;
+	it->freed_cap = Max(n, it->freed_cap * 2);
+	if (it->freed == NULL)
+		it->freed = MemoryContextAlloc(it->cxt, sizeof(FreedBlocks) * it->freed_cap);
+	else
+		it->freed = repalloc(it->freed, sizeof(FreedBlocks) * it->freed_cap);
+}
+
+/*
+ * A partitioned table's batch: its rows are in one leaf, or a few (a key
+ * that starts with the partition key, a month's payments), each with blocks
+ * of its own.  Note the range of each leaf the key range has rows in, from
+ * the first and the last of their tids there, so that each gets pruned (and
+ * the batch its HOT rounds) as a plain table's does.
+ */
+static void
+note_leaf_key_range_blocks(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *args = palloc(sizeof(Datum) * t->nkeys * 2);
+	int			lower = it->has_lower ? 1 : 0;
+	int			n = 0;
+	int			i;
+	uint64		row;
+
+	if (it->leaf_ctids_plan[lower] == NULL)
+	{
+		Oid		   *types = palloc(sizeof(Oid) * t->nkeys * 2);
+
+		for (i = 0; i < t->nkeys * (lower + 1); i++)
+			types[i] = t->keys[i % t->nkeys].typid;
+		it->leaf_ctids_plan[lower] =
+			prepare_kept_plan(sql_key_range_leaf_ctids(t, lower), t->nkeys * (lower + 1), types);
+	}
+	if (lower)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->lower[i];
+	for (i = 0; i < t->nkeys; i++)
+		args[n++] = it->upper[i];
+
+	if (SPI_execute_plan(it->leaf_ctids_plan[lower], args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: batch block range query failed");
+	reserve_freed(it, (int) SPI_processed);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		null0,
+					null1,
+					null2;
+		Oid			leaf = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &null0));
+		ItemPointer first = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 2, &null1));
+		ItemPointer last = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &null2));
+		BlockNumber b1,
+					b2;
+
+		if (null0 || null1 || null2)
+			continue;
+		b1 = ItemPointerGetBlockNumber(first);
+		b2 = ItemPointerGetBlockNumber(last);
+		if (!blocks_close_together(it, b1, b2))
+			continue;
+		it->freed[it->nleaf_freed].relid = leaf;
+		it->freed[it->nleaf_freed].start = Min(b1, b2);
+		it->freed[it->nleaf_freed].end = Max(b1, b2) + 1;
+		it->nleaf_freed++;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pfree(args);
+}
+
+/* Whether the blocks of the batch about to run are known (to prune between rounds). */
+static bool
+batch_blocks_known(BatchIterator *it)
+{
+	return it->freed_end > it->freed_start || it->nleaf_freed > 0;
 }
 
 /* btree order of two keys, column by column, as the primary key sorts them */
@@ -498,6 +618,7 @@ keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 		has_upper = clip_to_end_key(it, find_upper_bound(it));
 
 		it->freed_start = it->freed_end = 0;
+		it->nleaf_freed = 0;
 		if (has_upper)
 			note_key_range_blocks(it);
 		it->batch_has_upper = has_upper;
@@ -841,7 +962,7 @@ plan_hot_rounds(BatchIterator *it, bool has_upper)
 	MemoryContextReset(it->rounds_cxt);
 	it->round_tids = NULL;
 	if (it->hot_rounds <= 1 || it->sweeping || !has_upper ||
-		!safe_backfill_reuse_space || it->freed_end <= it->freed_start)
+		!safe_backfill_reuse_space || !batch_blocks_known(it))
 		return;
 	(void) batch_bound_args(it, args, tids);
 	rc = SPI_execute_plan(null_tids_plan(it), args, NULL, true, 0);
@@ -971,13 +1092,24 @@ iterator_set_batch_size(BatchIterator *it, int rows)
 	}
 }
 
-/* The blocks the last batch left dead row versions in, if worth pruning. */
-bool
-iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end)
+/*
+ * The blocks the last batch left dead row versions in, if worth pruning:
+ * how many ranges, in *ranges (the iterator's, until its next batch).
+ */
+int
+iterator_freed_ranges(BatchIterator *it, const FreedBlocks **ranges)
 {
-	*start = it->freed_start;
-	*end = it->freed_end;
-	return it->freed_end > it->freed_start;
+	*ranges = it->freed;
+	if (it->nleaf_freed > 0)
+		return it->nleaf_freed;
+	if (it->freed_end <= it->freed_start)
+		return 0;
+	reserve_freed(it, 1);
+	it->freed[0].relid = InvalidOid;
+	it->freed[0].start = it->freed_start;
+	it->freed[0].end = it->freed_end;
+	*ranges = it->freed;
+	return 1;
 }
 
 double

@@ -50,10 +50,11 @@
  */
 #define REUSE_QUEUE 4
 
+/* One batch's ranges (one per leaf of a partitioned table walked by key). */
 typedef struct FreedRange
 {
-	BlockNumber start;
-	BlockNumber end;
+	FreedBlocks *ranges;		/* in pass_cxt */
+	int			nranges;
 } FreedRange;
 
 typedef struct PassState
@@ -242,16 +243,19 @@ pause_between_batches(int ms)
 }
 
 static void
-queue_freed_space(PassState *pass, BlockNumber start, BlockNumber end)
+queue_freed_space(PassState *pass, const FreedBlocks *ranges, int nranges)
 {
 	int			lag = Min(pass->opts->reuse_lag, REUSE_QUEUE - 1);
+	FreedRange *slot = &pass->freed[pass->nfreed];
 
-	pass->freed[pass->nfreed].start = start;
-	pass->freed[pass->nfreed].end = end;
+	slot->ranges = MemoryContextAlloc(pass->pass_cxt, sizeof(FreedBlocks) * nranges);
+	memcpy(slot->ranges, ranges, sizeof(FreedBlocks) * nranges);
+	slot->nranges = nranges;
 	pass->nfreed++;
 	if (pass->nfreed > lag)
 	{
-		reuse_freed_space(pass->target, pass->freed[0].start, pass->freed[0].end);
+		reuse_freed_space(pass->target, pass->freed[0].ranges, pass->freed[0].nranges);
+		pfree(pass->freed[0].ranges);
 		memmove(&pass->freed[0], &pass->freed[1], sizeof(FreedRange) * (pass->nfreed - 1));
 		pass->nfreed--;
 	}
@@ -264,7 +268,10 @@ flush_freed_space(PassState *pass)
 	int			i;
 
 	for (i = 0; i < pass->nfreed; i++)
-		reuse_freed_space(pass->target, pass->freed[i].start, pass->freed[i].end);
+	{
+		reuse_freed_space(pass->target, pass->freed[i].ranges, pass->freed[i].nranges);
+		pfree(pass->freed[i].ranges);
+	}
 	pass->nfreed = 0;
 	commit_transaction();
 }
@@ -727,8 +734,8 @@ commit_batch_work(PassState *pass)
 static void
 finish_round(PassState *pass, BatchAttempt *attempt)
 {
-	BlockNumber start;
-	BlockNumber end;
+	const FreedBlocks *ranges;
+	int			nranges;
 	TransactionId xid = GetTopTransactionIdIfAny();
 
 	record_round(pass, attempt->filled);
@@ -736,10 +743,10 @@ finish_round(PassState *pass, BatchAttempt *attempt)
 	if (attempt->filled > 0)
 		replica_lag_note_commit();
 	count_rows_filled(pass, attempt->filled);
-	if (attempt->filled > 0 && iterator_freed_blocks(pass->it, &start, &end))
+	if (attempt->filled > 0 && (nranges = iterator_freed_ranges(pass->it, &ranges)) > 0)
 	{
 		wait_for_round_horizon(pass, xid);
-		prune_between_rounds(pass->target, start, end);
+		prune_between_rounds(pass->target, ranges, nranges);
 	}
 }
 
@@ -752,8 +759,8 @@ static bool
 run_one_batch(PassState *pass, int64 *filled)
 {
 	BatchAttempt attempt = {pass->it, pass->job, false, 0, 0};
-	BlockNumber freed_start;
-	BlockNumber freed_end;
+	const FreedBlocks *freed;
+	int			nfreed;
 	TimestampTz started = 0;
 	double		batch_ms;
 	int			size = iterator_batch_size(pass->it);
@@ -789,8 +796,8 @@ run_one_batch(PassState *pass, int64 *filled)
 	batch_ms = (double) (GetCurrentTimestamp() - started) / 1000.0;
 
 	/* the old versions are dead now that the batch committed */
-	if (*filled > 0 && iterator_freed_blocks(pass->it, &freed_start, &freed_end))
-		queue_freed_space(pass, freed_start, freed_end);
+	if (*filled > 0 && (nfreed = iterator_freed_ranges(pass->it, &freed)) > 0)
+		queue_freed_space(pass, freed, nfreed);
 
 	pass->stats->batches++;
 	count_rows_filled(pass, attempt.filled);

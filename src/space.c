@@ -169,11 +169,13 @@ reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNum
 }
 
 static void
-reuse_freed_blocks(BackfillTarget *target, BlockNumber start, BlockNumber end, bool record)
+reuse_freed_blocks(BackfillTarget *target, const FreedBlocks *ranges, int nranges,
+				   bool record)
 {
 	ListCell   *lc;
+	int			i;
 
-	if (!safe_backfill_reuse_space || start >= end)
+	if (!safe_backfill_reuse_space || nranges <= 0)
 		return;
 
 	/*
@@ -182,19 +184,30 @@ reuse_freed_blocks(BackfillTarget *target, BlockNumber start, BlockNumber end, b
 	 * commit would call its dead versions still needed.
 	 */
 	(void) GetTransactionSnapshot();
-	foreach(lc, storage_relations(target->relid))
-		reuse_in_relation(target, lfirst_oid(lc), start, end, record);
+	for (i = 0; i < nranges; i++)
+	{
+		const FreedBlocks *r = &ranges[i];
+
+		if (r->start >= r->end)
+			continue;
+		if (OidIsValid(r->relid))
+			reuse_in_relation(target, r->relid, r->start, r->end, record);
+		else
+			foreach(lc, storage_relations(target->relid))
+				reuse_in_relation(target, lfirst_oid(lc), r->start, r->end, record);
+	}
 }
 
 /*
  * Called at the start of the transaction after a batch committed, with the
- * block range that held the rows the batch rewrote (in every partition, for
- * a partitioned table walked by block ranges).
+ * block ranges that held the rows the batch rewrote: one range, in every
+ * partition for a partitioned table walked by block ranges; one in each
+ * leaf the batch wrote in, for one walked by key.
  */
 void
-reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
+reuse_freed_space(BackfillTarget *target, const FreedBlocks *ranges, int nranges)
 {
-	reuse_freed_blocks(target, start, end, true);
+	reuse_freed_blocks(target, ranges, nranges, true);
 }
 
 /*
@@ -207,9 +220,9 @@ reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
  * round moves its rows there.
  */
 void
-prune_between_rounds(BackfillTarget *target, BlockNumber start, BlockNumber end)
+prune_between_rounds(BackfillTarget *target, const FreedBlocks *ranges, int nranges)
 {
-	reuse_freed_blocks(target, start, end, false);
+	reuse_freed_blocks(target, ranges, nranges, false);
 }
 
 /*

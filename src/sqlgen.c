@@ -131,6 +131,33 @@ key_comparison(BackfillTarget *target, const char *op, int first_param)
 }
 
 /*
+ * A partitioned table's batch bounded by its first key column too, as the
+ * key range implies: " AND k1 >= ALL (ARRAY[$l]) AND k1 <= ALL (ARRAY[$u])"
+ * (lower_param 0: no lower bound).  When the key starts with the partition
+ * key (a month's payments by (payment_date, payment_id)), PostgreSQL then
+ * leaves out the leaves the batch has no rows in, also in a generic plan
+ * (when the executor starts), which it cannot do from a row comparison.
+ * Written as "ALL (ARRAY[...])", which no index can use, it does not become
+ * the access path of a round, whose tids stay that.  Empty for other tables.
+ */
+static char *
+partition_key_bounds(BackfillTarget *target, int lower_param, int upper_param)
+{
+	KeyColumn  *k1 = &target->keys[0];
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (target->relkind != RELKIND_PARTITIONED_TABLE)
+		return buf.data;
+	if (lower_param > 0)
+		appendStringInfo(&buf, " AND %s %s ALL (ARRAY[$%d])",
+						 quote_identifier(k1->name), k1->op_ge, lower_param);
+	appendStringInfo(&buf, " AND %s %s ALL (ARRAY[$%d])",
+					 quote_identifier(k1->name), k1->op_le, upper_param);
+	return buf.data;
+}
+
+/*
  * The key that ends a batch: the batch_size-th key after the lower bound.
  * $1..$n is the lower bound (if any), the last parameter the offset.
  */
@@ -180,6 +207,28 @@ sql_key_range_ctids(BackfillTarget *target, bool has_lower)
 					rel, has_lower ? " WHERE " : "",
 					has_lower ? key_comparison(target, ">", 1) : "", keys,
 					rel, key_comparison(target, "=", upper_param));
+}
+
+/*
+ * A partitioned table's batch: in each leaf that holds rows of the key
+ * range, the first and the last of their tids.  $1..$n the lower bound
+ * (exclusive, if any), then the upper bound (inclusive).
+ */
+char *
+sql_key_range_leaf_ctids(BackfillTarget *target, bool has_lower)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT tableoid, pg_catalog.min(ctid), pg_catalog.max(ctid) FROM %s WHERE ",
+					 relation_clause(target));
+	if (has_lower)
+		appendStringInfo(&buf, "%s AND ", key_comparison(target, ">", 1));
+	appendStringInfo(&buf, "%s%s GROUP BY tableoid",
+					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1),
+					 partition_key_bounds(target, has_lower ? 1 : 0,
+										  has_lower ? target->nkeys + 1 : 1));
+	return buf.data;
 }
 
 static void
@@ -409,8 +458,10 @@ sql_key_range_null_tids(BackfillTarget *target, bool has_lower)
 	append_null_tids_head(&buf, target);
 	if (has_lower)
 		appendStringInfo(&buf, " AND %s", key_comparison(target, ">", 1));
-	appendStringInfo(&buf, " AND %s",
-					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1));
+	appendStringInfo(&buf, " AND %s%s",
+					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1),
+					 partition_key_bounds(target, has_lower ? 1 : 0,
+										  has_lower ? target->nkeys + 1 : 1));
 	return buf.data;
 }
 
@@ -469,7 +520,8 @@ sql_update_key_round(BackfillTarget *target, bool has_lower)
 		appendStringInfo(&buf, "%s AND ", key_comparison(target, ">", next_param));
 		next_param += target->nkeys;
 	}
-	appendStringInfo(&buf, "%s) IS TRUE", key_comparison(target, "<=", next_param));
+	appendStringInfo(&buf, "%s) IS TRUE%s", key_comparison(target, "<=", next_param),
+					 partition_key_bounds(target, has_lower ? 3 : 0, next_param));
 	return round_statement(target, buf.data);
 }
 

@@ -22,6 +22,7 @@ extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
 extern char *sql_key_sample(BackfillTarget *target);
 extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
+extern char *sql_key_range_leaf_ctids(BackfillTarget *target, bool has_lower);
 extern char *sql_key_range_null_tids(BackfillTarget *target, bool has_lower);
 extern char *sql_ctid_range_null_tids(BackfillTarget *target);
 extern char *sql_update_key_round(BackfillTarget *target, bool has_lower);

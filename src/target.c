@@ -315,6 +315,8 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 											BTEqualStrategyNumber);
 		key->op_gt = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
 											BTGreaterStrategyNumber);
+		key->op_ge = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTGreaterEqualStrategyNumber);
 		nsp = key_operator_namespace(index->rd_opfamily[i], index->rd_opcintype[i]);
 		if (i == 0)
 			opnsp = nsp;
