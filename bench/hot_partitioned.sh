@@ -7,7 +7,9 @@
 # with one UPDATE, and with safe_backfill (serial, 2 workers), interleaved,
 # ROUNDS times, on a fresh copy each time; prints time, HOT share, heap and
 # index growth (all leaves).  Uses the cluster named by PGHOST/PGPORT.
-#   bench/hot_partitioned.sh [ROWS] [ROUNDS] [CASES]     CASES: update serial w2 ctid
+#   bench/hot_partitioned.sh [ROWS] [ROUNDS] [CASES]     CASES: update serial w2 ctid serial1k
+#   KEY="payment_id, payment_date": a key that does not start with the
+#   partition key (its rounds could not leave out the other leaves: no rounds)
 set -eu
 ROWS=${1:-200000}
 ROUNDS=${2:-3}
@@ -27,7 +29,7 @@ CREATE TABLE payment (
     rental_id int NOT NULL,
     amount numeric(5,2) NOT NULL,
     payment_date timestamptz NOT NULL,
-    PRIMARY KEY (payment_date, payment_id)
+    PRIMARY KEY (${KEY:-payment_date, payment_id})
 ) PARTITION BY RANGE (payment_date);
 DO \$\$
 DECLARE m date;

@@ -22,6 +22,7 @@
 #include "src/sqlgen.h"
 #include "src/target.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -31,6 +32,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/resowner.h"
@@ -84,6 +86,7 @@ struct BatchIterator
 	int			freed_cap;
 	int			nleaf_freed;
 	SPIPlanPtr	leaf_ctids_plan[2];	/* [has_lower] */
+	bool		rounds_read_all_leaves; /* see rounds_limited_to_batch_leaves */
 
 	/*
 	 * HOT rounds (see plan_hot_rounds): a batch whose rows were picked by
@@ -250,6 +253,33 @@ expected_blocks_per_batch(BackfillTarget *target, int batch_size, double rows)
 	return (BlockNumber) Max(1.0, batch_size / rows_per_block(rows, blocks));
 }
 
+/*
+ * Whether a partitioned table's rounds read the leaves their batch has rows
+ * in only: when the key starts with the first column of a range or list
+ * partitioning (a month's payments by (payment_date, payment_id)), the
+ * bound sqlgen.c puts on it leaves the other leaves out of the rounds'
+ * generic plan.  Otherwise each round would look for its tids in every
+ * leaf, and a batch is better one UPDATE, its leaves pruned after it.
+ */
+static bool
+rounds_limited_to_batch_leaves(BackfillTarget *target)
+{
+	Relation	rel;
+	PartitionKey key;
+	bool		limited;
+
+	if (target->relkind != RELKIND_PARTITIONED_TABLE)
+		return true;
+	rel = try_relation_open(target->relid, AccessShareLock);
+	if (rel == NULL)
+		return false;			/* dropped: recheck_target will say so */
+	key = RelationGetPartitionKey(rel);
+	limited = key != NULL && key->strategy != PARTITION_STRATEGY_HASH &&
+		key->partattrs[0] == target->keys[0].attnum;
+	relation_close(rel, AccessShareLock);
+	return limited;
+}
+
 BatchIterator *
 iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 {
@@ -259,6 +289,7 @@ iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 	it->upper = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
 	it->estimated_rows = rows;
 	it->expected_blocks = expected_blocks_per_batch(target, batch_size, rows);
+	it->rounds_read_all_leaves = !rounds_limited_to_batch_leaves(target);
 	return it;
 }
 
@@ -962,7 +993,8 @@ plan_hot_rounds(BatchIterator *it, bool has_upper)
 	MemoryContextReset(it->rounds_cxt);
 	it->round_tids = NULL;
 	if (it->hot_rounds <= 1 || it->sweeping || !has_upper ||
-		!safe_backfill_reuse_space || !batch_blocks_known(it))
+		!safe_backfill_reuse_space || !batch_blocks_known(it) ||
+		(!it->by_ctid && it->rounds_read_all_leaves))
 		return;
 	(void) batch_bound_args(it, args, tids);
 	rc = SPI_execute_plan(null_tids_plan(it), args, NULL, true, 0);
