@@ -447,6 +447,7 @@ blocks_close_together(BatchIterator *it, BlockNumber b1, BlockNumber b2)
 }
 
 static void note_leaf_key_range_blocks(BatchIterator *it);
+static bool leaf_ranges_from_round_tids(BatchIterator *it, bool has_upper);
 
 /* Where the batch's rows are: from its first and its last row's tid. */
 static void
@@ -470,7 +471,9 @@ note_key_range_blocks(BatchIterator *it)
 		return;
 	if (t->relkind == RELKIND_PARTITIONED_TABLE)
 	{
-		note_leaf_key_range_blocks(it);
+		/* split into rounds, the batch's tids give its leaves' ranges */
+		if (!leaf_ranges_from_round_tids(it, true))
+			note_leaf_key_range_blocks(it);
 		return;
 	}
 	if (t->relkind != RELKIND_RELATION)
@@ -524,6 +527,19 @@ reserve_freed(BatchIterator *it, int n)
 		it->freed = repalloc(it->freed, sizeof(FreedBlocks) * it->freed_cap);
 }
 
+/* Add leaf's blocks [b1, b2] to the batch's ranges, if close enough together. */
+static void
+note_leaf_range(BatchIterator *it, Oid leaf, BlockNumber b1, BlockNumber b2)
+{
+	if (!blocks_close_together(it, b1, b2))
+		return;
+	reserve_freed(it, it->nleaf_freed + 1);
+	it->freed[it->nleaf_freed].relid = leaf;
+	it->freed[it->nleaf_freed].start = Min(b1, b2);
+	it->freed[it->nleaf_freed].end = Max(b1, b2) + 1;
+	it->nleaf_freed++;
+}
+
 /*
  * A partitioned table's batch: its rows are in one leaf, or a few (a key
  * that starts with the partition key, a month's payments), each with blocks
@@ -558,7 +574,6 @@ note_leaf_key_range_blocks(BatchIterator *it)
 
 	if (SPI_execute_plan(it->leaf_ctids_plan[lower], args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: batch block range query failed");
-	reserve_freed(it, (int) SPI_processed);
 	for (row = 0; row < SPI_processed; row++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[row];
@@ -569,19 +584,11 @@ note_leaf_key_range_blocks(BatchIterator *it)
 		Oid			leaf = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &null0));
 		ItemPointer first = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 2, &null1));
 		ItemPointer last = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &null2));
-		BlockNumber b1,
-					b2;
 
 		if (null0 || null1 || null2)
 			continue;
-		b1 = ItemPointerGetBlockNumber(first);
-		b2 = ItemPointerGetBlockNumber(last);
-		if (!blocks_close_together(it, b1, b2))
-			continue;
-		it->freed[it->nleaf_freed].relid = leaf;
-		it->freed[it->nleaf_freed].start = Min(b1, b2);
-		it->freed[it->nleaf_freed].end = Max(b1, b2) + 1;
-		it->nleaf_freed++;
+		note_leaf_range(it, leaf, ItemPointerGetBlockNumber(first),
+						ItemPointerGetBlockNumber(last));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	pfree(args);
@@ -975,6 +982,77 @@ split_tids_into_rounds(BatchIterator *it, SPITupleTable *tuptable, uint64 ntids)
 }
 
 /*
+ * Whether the batch about to run may be split into rounds: more than one
+ * round asked for, space reuse on, a closed range of the main pass, and in a
+ * partitioned table walked by key, rounds that read their batch's leaves
+ * only (rounds_limited_to_batch_leaves).
+ */
+static bool
+rounds_possible(BatchIterator *it, bool has_upper)
+{
+	return it->hot_rounds > 1 && !it->sweeping && has_upper && safe_backfill_reuse_space &&
+		(it->by_ctid || !it->rounds_read_all_leaves);
+}
+
+/*
+ * A partitioned table walked by key whose batch will be split into rounds
+ * notes its leaves' ranges from the tids plan_hot_rounds reads anyway (of
+ * the rows still NULL, the ones rewritten), instead of reading the batch's
+ * rows once more for them (note_leaf_key_range_blocks).
+ */
+static bool
+leaf_ranges_from_round_tids(BatchIterator *it, bool has_upper)
+{
+	return !it->by_ctid && it->target->relkind == RELKIND_PARTITIONED_TABLE &&
+		rounds_possible(it, has_upper);
+}
+
+/* From the batch's (tid, tableoid) rows: each leaf's first and last block. */
+static void
+note_leaf_ranges_of_tids(BatchIterator *it, SPITupleTable *tuptable, uint64 ntids)
+{
+	Oid		   *leaves = palloc(sizeof(Oid) * Max(1, ntids));
+	BlockNumber *first = palloc(sizeof(BlockNumber) * Max(1, ntids));
+	BlockNumber *last = palloc(sizeof(BlockNumber) * Max(1, ntids));
+	int			nleaves = 0;
+	uint64		i;
+	int			j;
+
+	it->nleaf_freed = 0;
+	for (i = 0; i < ntids; i++)
+	{
+		bool		null1,
+					null2;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tuptable->vals[i],
+																	  tuptable->tupdesc,
+																	  1, &null1));
+		Oid			leaf = DatumGetObjectId(SPI_getbinval(tuptable->vals[i],
+														  tuptable->tupdesc, 2, &null2));
+		BlockNumber blk;
+
+		if (null1 || null2)
+			continue;
+		blk = ItemPointerGetBlockNumber(tid);
+		/* a batch's rows are in a few leaves: a short search */
+		for (j = 0; j < nleaves && leaves[j] != leaf; j++)
+			;
+		if (j == nleaves)
+		{
+			leaves[nleaves] = leaf;
+			first[nleaves] = last[nleaves] = blk;
+			nleaves++;
+		}
+		first[j] = Min(first[j], blk);
+		last[j] = Max(last[j], blk);
+	}
+	for (j = 0; j < nleaves; j++)
+		note_leaf_range(it, leaves[j], first[j], last[j]);
+	pfree(leaves);
+	pfree(first);
+	pfree(last);
+}
+
+/*
  * Split the batch about to run into rounds, or not (nrounds = 1: one plain
  * UPDATE, as without rounds).  Rounds need the batch's pages pruned between
  * them (space reuse on, the batch's blocks known and close together: see
@@ -988,20 +1066,22 @@ plan_hot_rounds(BatchIterator *it, bool has_upper)
 	ItemPointerData tids[2];
 	int			rc;
 
+	bool		leaves_from_tids = leaf_ranges_from_round_tids(it, has_upper);
+
 	it->nrounds = 1;
 	it->round = 0;
 	MemoryContextReset(it->rounds_cxt);
 	it->round_tids = NULL;
-	if (it->hot_rounds <= 1 || it->sweeping || !has_upper ||
-		!safe_backfill_reuse_space || !batch_blocks_known(it) ||
-		(!it->by_ctid && it->rounds_read_all_leaves))
+	if (!rounds_possible(it, has_upper) || (!leaves_from_tids && !batch_blocks_known(it)))
 		return;
 	(void) batch_bound_args(it, args, tids);
 	rc = SPI_execute_plan(null_tids_plan(it), args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading the batch's row tids failed: %s",
 			 SPI_result_code_string(rc));
-	if (SPI_processed > 1)
+	if (leaves_from_tids)
+		note_leaf_ranges_of_tids(it, SPI_tuptable, SPI_processed);
+	if (SPI_processed > 1 && batch_blocks_known(it))
 		split_tids_into_rounds(it, SPI_tuptable, SPI_processed);
 	SPI_freetuptable(SPI_tuptable);
 	if (it->nrounds < 1)

@@ -651,7 +651,7 @@ record_round(PassState *pass, int64 filled)
 #define ROUND_HORIZON_WAIT_MS	1000
 #define ROUND_HORIZON_MAX_TIMEOUTS	3
 #define ROUND_HORIZON_FIRST_SLEEP_MS	1
-#define ROUND_HORIZON_MAX_SLEEP_MS	50
+#define ROUND_HORIZON_MAX_SLEEP_MS	10
 
 static void say_horizon_held(PassState *pass, TransactionId xid);
 

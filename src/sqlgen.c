@@ -441,10 +441,11 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
  * then one UPDATE per round over its share of them.
  * --------------------------------------------------------------------- */
 
+/* The tid of each row, and its leaf's OID (a partitioned table's leaves' ranges). */
 static void
 append_null_tids_head(StringInfo buf, BackfillTarget *target)
 {
-	appendStringInfo(buf, "SELECT ctid FROM %s WHERE %s IS NULL",
+	appendStringInfo(buf, "SELECT ctid, tableoid FROM %s WHERE %s IS NULL",
 					 relation_clause(target), quote_identifier(target->colname));
 }
 
