@@ -87,6 +87,7 @@ struct BatchIterator
 	int			nleaf_freed;
 	SPIPlanPtr	leaf_ctids_plan[2];	/* [has_lower] */
 	bool		rounds_read_all_leaves; /* see rounds_limited_to_batch_leaves */
+	bool		leaves_unknown; /* partitioned, and the caller may not read tableoid */
 
 	/*
 	 * HOT rounds (see plan_hot_rounds): a batch whose rows were picked by
@@ -289,7 +290,9 @@ iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 	it->upper = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
 	it->estimated_rows = rows;
 	it->expected_blocks = expected_blocks_per_batch(target, batch_size, rows);
-	it->rounds_read_all_leaves = !rounds_limited_to_batch_leaves(target);
+	it->leaves_unknown = target->relkind == RELKIND_PARTITIONED_TABLE &&
+		!caller_may_read_tableoid(target);
+	it->rounds_read_all_leaves = it->leaves_unknown || !rounds_limited_to_batch_leaves(target);
 	return it;
 }
 
@@ -471,6 +474,8 @@ note_key_range_blocks(BatchIterator *it)
 		return;
 	if (t->relkind == RELKIND_PARTITIONED_TABLE)
 	{
+		if (it->leaves_unknown)
+			return;
 		/* split into rounds, the batch's tids give its leaves' ranges */
 		if (!leaf_ranges_from_round_tids(it, true))
 			note_leaf_key_range_blocks(it);

@@ -441,11 +441,15 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
  * then one UPDATE per round over its share of them.
  * --------------------------------------------------------------------- */
 
-/* The tid of each row, and its leaf's OID (a partitioned table's leaves' ranges). */
+/*
+ * The tid of each row and, with_leaf, the OID of its leaf (a partitioned
+ * table walked by key learns its leaves' ranges from them).
+ */
 static void
-append_null_tids_head(StringInfo buf, BackfillTarget *target)
+append_null_tids_head(StringInfo buf, BackfillTarget *target, bool with_leaf)
 {
-	appendStringInfo(buf, "SELECT ctid, tableoid FROM %s WHERE %s IS NULL",
+	appendStringInfo(buf, "SELECT ctid%s FROM %s WHERE %s IS NULL",
+					 with_leaf ? ", tableoid" : "",
 					 relation_clause(target), quote_identifier(target->colname));
 }
 
@@ -456,7 +460,7 @@ sql_key_range_null_tids(BackfillTarget *target, bool has_lower)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	append_null_tids_head(&buf, target);
+	append_null_tids_head(&buf, target, target->relkind == RELKIND_PARTITIONED_TABLE);
 	if (has_lower)
 		appendStringInfo(&buf, " AND %s", key_comparison(target, ">", 1));
 	appendStringInfo(&buf, " AND %s%s",
@@ -473,7 +477,7 @@ sql_ctid_range_null_tids(BackfillTarget *target)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	append_null_tids_head(&buf, target);
+	append_null_tids_head(&buf, target, false);
 	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.>=) $1"
 						   " AND ctid OPERATOR(pg_catalog.<) $2");
 	return buf.data;

@@ -77,5 +77,21 @@ UPDATE hp_plain SET status = 'active' WHERE status IS NULL;
 SELECT (SELECT array_agg(t::text ORDER BY d, id) FROM hp_in_leaf t) = (SELECT array_agg(t::text ORDER BY d, id) FROM hp_plain t) AS in_leaf_same,
        (SELECT array_agg(t::text ORDER BY d, id) FROM hp_across t) = (SELECT array_agg(t::text ORDER BY d, id) FROM hp_plain t) AS across_same;
 
+-- a caller with column privileges only, without tableoid: no leaf ranges
+-- (it would need tableoid to learn them), the rows filled all the same
+CREATE ROLE hp_column_writer;
+CREATE TABLE hp_cols (d int, id int, status text, PRIMARY KEY (d, id)) PARTITION BY RANGE (d);
+CREATE TABLE hp_cols_0 PARTITION OF hp_cols FOR VALUES FROM (0) TO (10);
+CREATE TABLE hp_cols_1 PARTITION OF hp_cols FOR VALUES FROM (10) TO (20);
+INSERT INTO hp_cols SELECT g % 20, g FROM generate_series(1, 2000) g;
+ANALYZE hp_cols;
+GRANT SELECT (d, id, status, ctid), UPDATE (status) ON hp_cols TO hp_column_writer;
+SET ROLE hp_column_writer;
+CALL safe_backfill('hp_cols', 'status', 'c', 300);
+RESET ROLE;
+SELECT count(*) FILTER (WHERE status = 'c') AS filled, count(*) FROM hp_cols;
+DROP TABLE hp_cols;
+DROP ROLE hp_column_writer;
+
 DROP TABLE hp_in_leaf, hp_across, hp_plain, hp_index_sizes;
 DROP FUNCTION hp_seed(text), hp_flush_stats(), hp_leaf_updates(text), hp_note_index_sizes(text), hp_index_growth(text);
