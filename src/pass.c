@@ -640,11 +640,12 @@ record_round(PassState *pass, int64 filled)
  * passed the round (space.c table_horizon_passed: a transaction open in
  * another database does not count, as it does not for pruning), holding no
  * snapshot and no lock, on the latch: 1 ms, then twice as long each time up
- * to 50 ms, 1 s in all at most.  Unless something holds the horizon, a
- * serial run's wait ends at the first look.
+ * to 10 ms (those statements end within a few ms: longer steps overshoot
+ * them), 1 s in all at most.  Unless something holds the horizon, a serial
+ * run's wait ends at the first look.
  *
  * A wait that times out means a long transaction of this database holds
- * pruning back: say which, once per run.  After three timeouts in a row,
+ * pruning back: say which, once per run (per worker, with workers).  After three timeouts in a row,
  * stop waiting; then only look, once a round, whether the horizon has
  * passed (the transaction ended), and wait again from then on.
  */
