@@ -65,6 +65,7 @@ typedef struct KeyColumn
 	char	   *op_le;
 	char	   *op_eq;
 	char	   *op_gt;
+	char	   *op_ge;
 } KeyColumn;
 
 /*
@@ -100,6 +101,7 @@ typedef struct TargetRunState
 	/* bumped by target.c when the table was renamed: statements built before are stale */
 	int			generation;
 	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
+	bool		said_horizon_held;	/* pass.c: NOTICE given for a long transaction */
 } TargetRunState;
 
 /*
@@ -153,6 +155,19 @@ typedef struct BackfillOptions
 	bool		resume;			/* false: start an unfinished run over */
 	int			reuse_lag;		/* batches to wait before pruning a batch's pages */
 } BackfillOptions;
+
+/*
+ * Blocks whose rows a batch rewrote, to prune: [start, end) of the table
+ * relid, or of every leaf of the target when relid is InvalidOid (a plain
+ * table, or a partitioned one walked by block ranges, whose range is the
+ * same in every leaf).
+ */
+typedef struct FreedBlocks
+{
+	Oid			relid;
+	BlockNumber start;
+	BlockNumber end;
+} FreedBlocks;
 
 /* A parallel worker's progress, in shared memory, read by the leader. */
 typedef struct SharedProgress

@@ -22,6 +22,7 @@
 #include "src/sqlgen.h"
 #include "src/target.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -31,6 +32,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/resowner.h"
@@ -73,6 +75,19 @@ struct BatchIterator
 	/* blocks whose rows the last batch rewrote: [freed_start, freed_end) */
 	BlockNumber freed_start;
 	BlockNumber freed_end;
+
+	/*
+	 * ... or, in a partitioned table walked by key, a range in each leaf
+	 * (note_leaf_key_range_blocks); freed[] is what iterator_freed_ranges
+	 * hands out, either way.
+	 */
+	FreedBlocks *freed;
+	int			nfreed;
+	int			freed_cap;
+	int			nleaf_freed;
+	SPIPlanPtr	leaf_ctids_plan[2];	/* [has_lower] */
+	bool		rounds_read_all_leaves; /* see rounds_limited_to_batch_leaves */
+	bool		leaves_unknown; /* partitioned, and the caller may not read tableoid */
 
 	/*
 	 * HOT rounds (see plan_hot_rounds): a batch whose rows were picked by
@@ -153,7 +168,8 @@ free_kept_plans(void *arg)
 		&it->key_update_plan[0][0], &it->key_update_plan[0][1],
 	&it->key_update_plan[1][0], &it->key_update_plan[1][1],
 		&it->null_tids_plan[0], &it->null_tids_plan[1],
-	&it->key_round_plan[0], &it->key_round_plan[1], &it->ctid_round_plan};
+	&it->key_round_plan[0], &it->key_round_plan[1], &it->ctid_round_plan,
+	&it->leaf_ctids_plan[0], &it->leaf_ctids_plan[1]};
 	int			i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -222,12 +238,47 @@ rows_per_block(double rows, BlockNumber blocks)
 	return (blocks > 0 && rows > 0) ? rows / blocks : 1.0;
 }
 
+/*
+ * The blocks a batch of rows spans.  The rows are spread over the leaves of
+ * a partitioned table: count the blocks of all of them (about: the largest
+ * leaf's times their number), or a batch's rows would seem to be packed
+ * into a block or two, and any leaf's share of them too far apart to prune.
+ */
 static BlockNumber
 expected_blocks_per_batch(BackfillTarget *target, int batch_size, double rows)
 {
-	BlockNumber blocks = table_block_count(target->relid);
+	double		all_leaves = (double) table_block_count(target->relid) *
+		Max(1, storage_relation_count(target->relid));
+	BlockNumber blocks = (BlockNumber) Min(all_leaves, (double) MaxBlockNumber);
 
 	return (BlockNumber) Max(1.0, batch_size / rows_per_block(rows, blocks));
+}
+
+/*
+ * Whether a partitioned table's rounds read the leaves their batch has rows
+ * in only: when the key starts with the first column of a range or list
+ * partitioning (a month's payments by (payment_date, payment_id)), the
+ * bound sqlgen.c puts on it leaves the other leaves out of the rounds'
+ * generic plan.  Otherwise each round would look for its tids in every
+ * leaf, and a batch is better one UPDATE, its leaves pruned after it.
+ */
+static bool
+rounds_limited_to_batch_leaves(BackfillTarget *target)
+{
+	Relation	rel;
+	PartitionKey key;
+	bool		limited;
+
+	if (target->relkind != RELKIND_PARTITIONED_TABLE)
+		return true;
+	rel = try_relation_open(target->relid, AccessShareLock);
+	if (rel == NULL)
+		return false;			/* dropped: recheck_target will say so */
+	key = RelationGetPartitionKey(rel);
+	limited = key != NULL && key->strategy != PARTITION_STRATEGY_HASH &&
+		key->partattrs[0] == target->keys[0].attnum;
+	relation_close(rel, AccessShareLock);
+	return limited;
 }
 
 BatchIterator *
@@ -239,6 +290,9 @@ iterator_create_keyset(BackfillTarget *target, int batch_size, double rows)
 	it->upper = MemoryContextAllocZero(it->cxt, sizeof(Datum) * target->nkeys);
 	it->estimated_rows = rows;
 	it->expected_blocks = expected_blocks_per_batch(target, batch_size, rows);
+	it->leaves_unknown = target->relkind == RELKIND_PARTITIONED_TABLE &&
+		!caller_may_read_tableoid(target);
+	it->rounds_read_all_leaves = it->leaves_unknown || !rounds_limited_to_batch_leaves(target);
 	return it;
 }
 
@@ -385,10 +439,20 @@ advance_lower_bound(BatchIterator *it)
 }
 
 /*
- * Where the batch's rows are.  Only a range about as long as a batch of rows
- * is worth pruning: when the key order does not follow the physical order
- * (random uuids, say) the rows of a batch are spread over the whole table.
+ * Only a range of blocks about as long as a batch of rows is worth pruning:
+ * when the key order does not follow the physical order (random uuids, say)
+ * the rows of a batch are spread over the whole table.
  */
+static bool
+blocks_close_together(BatchIterator *it, BlockNumber b1, BlockNumber b2)
+{
+	return Max(b1, b2) - Min(b1, b2) <= it->expected_blocks * 4 + 16;
+}
+
+static void note_leaf_key_range_blocks(BatchIterator *it);
+static bool leaf_ranges_from_round_tids(BatchIterator *it, bool has_upper);
+
+/* Where the batch's rows are: from its first and its last row's tid. */
 static void
 note_key_range_blocks(BatchIterator *it)
 {
@@ -405,7 +469,19 @@ note_key_range_blocks(BatchIterator *it)
 				b2;
 
 	it->freed_start = it->freed_end = 0;
-	if (!safe_backfill_reuse_space || t->relkind != RELKIND_RELATION)
+	it->nleaf_freed = 0;
+	if (!safe_backfill_reuse_space)
+		return;
+	if (t->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		if (it->leaves_unknown)
+			return;
+		/* split into rounds, the batch's tids give its leaves' ranges */
+		if (!leaf_ranges_from_round_tids(it, true))
+			note_leaf_key_range_blocks(it);
+		return;
+	}
+	if (t->relkind != RELKIND_RELATION)
 		return;
 	if (it->ctid_range_plan[lower] == NULL)
 	{
@@ -433,7 +509,7 @@ note_key_range_blocks(BatchIterator *it)
 	{
 		b1 = ItemPointerGetBlockNumber(first);
 		b2 = ItemPointerGetBlockNumber(last);
-		if (Max(b1, b2) - Min(b1, b2) <= it->expected_blocks * 4 + 16)
+		if (blocks_close_together(it, b1, b2))
 		{
 			it->freed_start = Min(b1, b2);
 			it->freed_end = Max(b1, b2) + 1;
@@ -441,6 +517,93 @@ note_key_range_blocks(BatchIterator *it)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	pfree(args);
+}
+
+/* Room in it->freed for n ranges, in the iterator's memory. */
+static void
+reserve_freed(BatchIterator *it, int n)
+{
+	if (n <= it->freed_cap)
+		return;
+	it->freed_cap = Max(n, it->freed_cap * 2);
+	if (it->freed == NULL)
+		it->freed = MemoryContextAlloc(it->cxt, sizeof(FreedBlocks) * it->freed_cap);
+	else
+		it->freed = repalloc(it->freed, sizeof(FreedBlocks) * it->freed_cap);
+}
+
+/* Add leaf's blocks [b1, b2] to the batch's ranges, if close enough together. */
+static void
+note_leaf_range(BatchIterator *it, Oid leaf, BlockNumber b1, BlockNumber b2)
+{
+	if (!blocks_close_together(it, b1, b2))
+		return;
+	reserve_freed(it, it->nleaf_freed + 1);
+	it->freed[it->nleaf_freed].relid = leaf;
+	it->freed[it->nleaf_freed].start = Min(b1, b2);
+	it->freed[it->nleaf_freed].end = Max(b1, b2) + 1;
+	it->nleaf_freed++;
+}
+
+/*
+ * A partitioned table's batch: its rows are in one leaf, or a few (a key
+ * that starts with the partition key, a month's payments), each with blocks
+ * of its own.  Note the range of each leaf the key range has rows in, from
+ * the first and the last of their tids there, so that each gets pruned (and
+ * the batch its HOT rounds) as a plain table's does.
+ */
+static void
+note_leaf_key_range_blocks(BatchIterator *it)
+{
+	BackfillTarget *t = it->target;
+	Datum	   *args = palloc(sizeof(Datum) * t->nkeys * 2);
+	int			lower = it->has_lower ? 1 : 0;
+	int			n = 0;
+	int			i;
+	uint64		row;
+
+	if (it->leaf_ctids_plan[lower] == NULL)
+	{
+		Oid		   *types = palloc(sizeof(Oid) * t->nkeys * 2);
+
+		for (i = 0; i < t->nkeys * (lower + 1); i++)
+			types[i] = t->keys[i % t->nkeys].typid;
+		it->leaf_ctids_plan[lower] =
+			prepare_kept_plan(sql_key_range_leaf_ctids(t, lower), t->nkeys * (lower + 1), types);
+	}
+	if (lower)
+		for (i = 0; i < t->nkeys; i++)
+			args[n++] = it->lower[i];
+	for (i = 0; i < t->nkeys; i++)
+		args[n++] = it->upper[i];
+
+	if (SPI_execute_plan(it->leaf_ctids_plan[lower], args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: batch block range query failed");
+	for (row = 0; row < SPI_processed; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		null0,
+					null1,
+					null2;
+		Oid			leaf = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &null0));
+		ItemPointer first = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 2, &null1));
+		ItemPointer last = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &null2));
+
+		if (null0 || null1 || null2)
+			continue;
+		note_leaf_range(it, leaf, ItemPointerGetBlockNumber(first),
+						ItemPointerGetBlockNumber(last));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pfree(args);
+}
+
+/* Whether the blocks of the batch about to run are known (to prune between rounds). */
+static bool
+batch_blocks_known(BatchIterator *it)
+{
+	return it->freed_end > it->freed_start || it->nleaf_freed > 0;
 }
 
 /* btree order of two keys, column by column, as the primary key sorts them */
@@ -498,6 +661,7 @@ keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 		has_upper = clip_to_end_key(it, find_upper_bound(it));
 
 		it->freed_start = it->freed_end = 0;
+		it->nleaf_freed = 0;
 		if (has_upper)
 			note_key_range_blocks(it);
 		it->batch_has_upper = has_upper;
@@ -823,6 +987,77 @@ split_tids_into_rounds(BatchIterator *it, SPITupleTable *tuptable, uint64 ntids)
 }
 
 /*
+ * Whether the batch about to run may be split into rounds: more than one
+ * round asked for, space reuse on, a closed range of the main pass, and in a
+ * partitioned table walked by key, rounds that read their batch's leaves
+ * only (rounds_limited_to_batch_leaves).
+ */
+static bool
+rounds_possible(BatchIterator *it, bool has_upper)
+{
+	return it->hot_rounds > 1 && !it->sweeping && has_upper && safe_backfill_reuse_space &&
+		(it->by_ctid || !it->rounds_read_all_leaves);
+}
+
+/*
+ * A partitioned table walked by key whose batch will be split into rounds
+ * notes its leaves' ranges from the tids plan_hot_rounds reads anyway (of
+ * the rows still NULL, the ones rewritten), instead of reading the batch's
+ * rows once more for them (note_leaf_key_range_blocks).
+ */
+static bool
+leaf_ranges_from_round_tids(BatchIterator *it, bool has_upper)
+{
+	return !it->by_ctid && it->target->relkind == RELKIND_PARTITIONED_TABLE &&
+		rounds_possible(it, has_upper);
+}
+
+/* From the batch's (tid, tableoid) rows: each leaf's first and last block. */
+static void
+note_leaf_ranges_of_tids(BatchIterator *it, SPITupleTable *tuptable, uint64 ntids)
+{
+	Oid		   *leaves = palloc(sizeof(Oid) * Max(1, ntids));
+	BlockNumber *first = palloc(sizeof(BlockNumber) * Max(1, ntids));
+	BlockNumber *last = palloc(sizeof(BlockNumber) * Max(1, ntids));
+	int			nleaves = 0;
+	uint64		i;
+	int			j;
+
+	it->nleaf_freed = 0;
+	for (i = 0; i < ntids; i++)
+	{
+		bool		null1,
+					null2;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tuptable->vals[i],
+																	  tuptable->tupdesc,
+																	  1, &null1));
+		Oid			leaf = DatumGetObjectId(SPI_getbinval(tuptable->vals[i],
+														  tuptable->tupdesc, 2, &null2));
+		BlockNumber blk;
+
+		if (null1 || null2)
+			continue;
+		blk = ItemPointerGetBlockNumber(tid);
+		/* a batch's rows are in a few leaves: a short search */
+		for (j = 0; j < nleaves && leaves[j] != leaf; j++)
+			;
+		if (j == nleaves)
+		{
+			leaves[nleaves] = leaf;
+			first[nleaves] = last[nleaves] = blk;
+			nleaves++;
+		}
+		first[j] = Min(first[j], blk);
+		last[j] = Max(last[j], blk);
+	}
+	for (j = 0; j < nleaves; j++)
+		note_leaf_range(it, leaves[j], first[j], last[j]);
+	pfree(leaves);
+	pfree(first);
+	pfree(last);
+}
+
+/*
  * Split the batch about to run into rounds, or not (nrounds = 1: one plain
  * UPDATE, as without rounds).  Rounds need the batch's pages pruned between
  * them (space reuse on, the batch's blocks known and close together: see
@@ -836,19 +1071,22 @@ plan_hot_rounds(BatchIterator *it, bool has_upper)
 	ItemPointerData tids[2];
 	int			rc;
 
+	bool		leaves_from_tids = leaf_ranges_from_round_tids(it, has_upper);
+
 	it->nrounds = 1;
 	it->round = 0;
 	MemoryContextReset(it->rounds_cxt);
 	it->round_tids = NULL;
-	if (it->hot_rounds <= 1 || it->sweeping || !has_upper ||
-		!safe_backfill_reuse_space || it->freed_end <= it->freed_start)
+	if (!rounds_possible(it, has_upper) || (!leaves_from_tids && !batch_blocks_known(it)))
 		return;
 	(void) batch_bound_args(it, args, tids);
 	rc = SPI_execute_plan(null_tids_plan(it), args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading the batch's row tids failed: %s",
 			 SPI_result_code_string(rc));
-	if (SPI_processed > 1)
+	if (leaves_from_tids)
+		note_leaf_ranges_of_tids(it, SPI_tuptable, SPI_processed);
+	if (SPI_processed > 1 && batch_blocks_known(it))
 		split_tids_into_rounds(it, SPI_tuptable, SPI_processed);
 	SPI_freetuptable(SPI_tuptable);
 	if (it->nrounds < 1)
@@ -971,13 +1209,24 @@ iterator_set_batch_size(BatchIterator *it, int rows)
 	}
 }
 
-/* The blocks the last batch left dead row versions in, if worth pruning. */
-bool
-iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end)
+/*
+ * The blocks the last batch left dead row versions in, if worth pruning:
+ * how many ranges, in *ranges (the iterator's, until its next batch).
+ */
+int
+iterator_freed_ranges(BatchIterator *it, const FreedBlocks **ranges)
 {
-	*start = it->freed_start;
-	*end = it->freed_end;
-	return it->freed_end > it->freed_start;
+	*ranges = it->freed;
+	if (it->nleaf_freed > 0)
+		return it->nleaf_freed;
+	if (it->freed_end <= it->freed_start)
+		return 0;
+	reserve_freed(it, 1);
+	it->freed[0].relid = InvalidOid;
+	it->freed[0].start = it->freed_start;
+	it->freed[0].end = it->freed_end;
+	*ranges = it->freed;
+	return 1;
 }
 
 double

@@ -17,7 +17,7 @@ extern bool iterator_run_batch(BatchIterator *it, int64 *rows_filled, int64 *row
 extern bool iterator_finished(BatchIterator *it);
 extern int	iterator_batch_size(BatchIterator *it);
 extern void iterator_set_batch_size(BatchIterator *it, int rows);
-extern bool iterator_freed_blocks(BatchIterator *it, BlockNumber *start, BlockNumber *end);
+extern int	iterator_freed_ranges(BatchIterator *it, const FreedBlocks **ranges);
 extern bool iterator_by_ctid(BatchIterator *it);
 extern Datum *iterator_position_key(BatchIterator *it);
 extern BlockNumber iterator_position_block(BatchIterator *it);

@@ -50,10 +50,11 @@
  */
 #define REUSE_QUEUE 4
 
+/* One batch's ranges (one per leaf of a partitioned table walked by key). */
 typedef struct FreedRange
 {
-	BlockNumber start;
-	BlockNumber end;
+	FreedBlocks *ranges;		/* in pass_cxt */
+	int			nranges;
 } FreedRange;
 
 typedef struct PassState
@@ -242,16 +243,19 @@ pause_between_batches(int ms)
 }
 
 static void
-queue_freed_space(PassState *pass, BlockNumber start, BlockNumber end)
+queue_freed_space(PassState *pass, const FreedBlocks *ranges, int nranges)
 {
 	int			lag = Min(pass->opts->reuse_lag, REUSE_QUEUE - 1);
+	FreedRange *slot = &pass->freed[pass->nfreed];
 
-	pass->freed[pass->nfreed].start = start;
-	pass->freed[pass->nfreed].end = end;
+	slot->ranges = MemoryContextAlloc(pass->pass_cxt, sizeof(FreedBlocks) * nranges);
+	memcpy(slot->ranges, ranges, sizeof(FreedBlocks) * nranges);
+	slot->nranges = nranges;
 	pass->nfreed++;
 	if (pass->nfreed > lag)
 	{
-		reuse_freed_space(pass->target, pass->freed[0].start, pass->freed[0].end);
+		reuse_freed_space(pass->target, pass->freed[0].ranges, pass->freed[0].nranges);
+		pfree(pass->freed[0].ranges);
 		memmove(&pass->freed[0], &pass->freed[1], sizeof(FreedRange) * (pass->nfreed - 1));
 		pass->nfreed--;
 	}
@@ -264,7 +268,10 @@ flush_freed_space(PassState *pass)
 	int			i;
 
 	for (i = 0; i < pass->nfreed; i++)
-		reuse_freed_space(pass->target, pass->freed[i].start, pass->freed[i].end);
+	{
+		reuse_freed_space(pass->target, pass->freed[i].ranges, pass->freed[i].nranges);
+		pfree(pass->freed[i].ranges);
+	}
 	pass->nfreed = 0;
 	commit_transaction();
 }
@@ -624,37 +631,89 @@ record_round(PassState *pass, int64 filled)
 }
 
 /*
- * A parallel worker's round just committed, but the other workers'
- * statements that started before the commit still see the row versions it
- * left dead: pruning now would keep them all, and the next round's rows
- * would have to move (and add index entries) again.  Those statements are
- * short: wait, holding no snapshot and no lock, until no running snapshot
- * is older than the round, 1 s at most.  If that times out three times
- * in a row, something else (a long transaction) holds the horizon back and
- * waiting cannot help: stop waiting for the rest of the pass.  A serial run
- * has no statements of ours running beside it and does not wait.
+ * A round just committed and its pages are pruned next; but a statement of
+ * this database that started before the commit still sees the row versions
+ * it left dead: pruning now would keep them, and the next round's rows would
+ * have to move (and add index entries) again.  With parallel workers the
+ * other workers' statements are always such, and so are concurrent
+ * clients'; they are short.  So wait until the table's own horizon has
+ * passed the round (space.c table_horizon_passed: a transaction open in
+ * another database does not count, as it does not for pruning), holding no
+ * snapshot and no lock, on the latch: 1 ms, then twice as long each time up
+ * to 10 ms (those statements end within a few ms: longer steps overshoot
+ * them), 1 s in all at most.  Unless something holds the horizon, a serial
+ * run's wait ends at the first look.
+ *
+ * A wait that times out means a long transaction of this database holds
+ * pruning back: say which, once per run (per worker, with workers).  After three timeouts in a row,
+ * stop waiting; then only look, once a round, whether the horizon has
+ * passed (the transaction ended), and wait again from then on.
  */
 #define ROUND_HORIZON_WAIT_MS	1000
 #define ROUND_HORIZON_MAX_TIMEOUTS	3
+#define ROUND_HORIZON_FIRST_SLEEP_MS	1
+#define ROUND_HORIZON_MAX_SLEEP_MS	10
+
+static void say_horizon_held(PassState *pass, TransactionId xid);
 
 static void
 wait_for_round_horizon(PassState *pass, TransactionId xid)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	int			sleep_ms = ROUND_HORIZON_FIRST_SLEEP_MS;
+	Oid			relid = pass->target->relid;
 
-	if (pass->opts->reuse_lag == 0 || pass->no_horizon_wait || !TransactionIdIsValid(xid))
+	if (!TransactionIdIsValid(xid))
 		return;
-	while (!TransactionIdPrecedes(xid, GetOldestNonRemovableTransactionId(NULL)))
+	if (pass->no_horizon_wait)
+	{
+		if (table_horizon_passed(relid, xid))
+			pass->no_horizon_wait = false;
+		pass->horizon_timeouts = 0;
+		return;
+	}
+	while (!table_horizon_passed(relid, xid))
 	{
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), ROUND_HORIZON_WAIT_MS))
 		{
+			say_horizon_held(pass, xid);
 			if (++pass->horizon_timeouts >= ROUND_HORIZON_MAX_TIMEOUTS)
 				pass->no_horizon_wait = true;
 			return;
 		}
-		sleep_interruptibly(1);
+		sleep_interruptibly(sleep_ms);
+		sleep_ms = Min(sleep_ms * 2, ROUND_HORIZON_MAX_SLEEP_MS);
 	}
 	pass->horizon_timeouts = 0;
+}
+
+/*
+ * As VACUUM VERBOSE says what holds its cutoff back: the session whose
+ * snapshot keeps the round's dead row versions, once per run.
+ */
+static void
+say_horizon_held(PassState *pass, TransactionId xid)
+{
+	BackfillTarget *target = pass->target;
+	char	   *holder;
+	int			pid = 0;
+
+	if (target->run.said_horizon_held)
+		return;
+	target->run.said_horizon_held = true;
+	holder = describe_horizon_holder(xid, &pid);
+	if (holder)
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the pages rewritten cannot be pruned while %s has a snapshot from before the last commit",
+						target->display, holder),
+				 errdetail("A transaction of this database that is older than the rows rewritten keeps their old versions: until it ends, rewritten rows move to other pages and add index entries (fewer HOT updates, the table and its indexes grow)."),
+				 errhint("End that transaction (COMMIT, ROLLBACK or pg_terminate_backend(%d)); the run goes on meanwhile.",
+						 pid)));
+	else
+		ereport(NOTICE,
+				(errmsg("safe_backfill: %s: the pages rewritten cannot be pruned: no session of this database shows a snapshot old enough to prevent it",
+						target->display),
+				 errdetail("A prepared transaction (pg_prepared_xacts) or a replication slot's xmin (pg_replication_slots) can hold back the horizon too; until it moves, rewritten rows move to other pages and add index entries.")));
 }
 
 /*
@@ -676,8 +735,8 @@ commit_batch_work(PassState *pass)
 static void
 finish_round(PassState *pass, BatchAttempt *attempt)
 {
-	BlockNumber start;
-	BlockNumber end;
+	const FreedBlocks *ranges;
+	int			nranges;
 	TransactionId xid = GetTopTransactionIdIfAny();
 
 	record_round(pass, attempt->filled);
@@ -685,10 +744,10 @@ finish_round(PassState *pass, BatchAttempt *attempt)
 	if (attempt->filled > 0)
 		replica_lag_note_commit();
 	count_rows_filled(pass, attempt->filled);
-	if (attempt->filled > 0 && iterator_freed_blocks(pass->it, &start, &end))
+	if (attempt->filled > 0 && (nranges = iterator_freed_ranges(pass->it, &ranges)) > 0)
 	{
 		wait_for_round_horizon(pass, xid);
-		prune_between_rounds(pass->target, start, end);
+		prune_between_rounds(pass->target, ranges, nranges);
 	}
 }
 
@@ -701,8 +760,8 @@ static bool
 run_one_batch(PassState *pass, int64 *filled)
 {
 	BatchAttempt attempt = {pass->it, pass->job, false, 0, 0};
-	BlockNumber freed_start;
-	BlockNumber freed_end;
+	const FreedBlocks *freed;
+	int			nfreed;
 	TimestampTz started = 0;
 	double		batch_ms;
 	int			size = iterator_batch_size(pass->it);
@@ -738,8 +797,8 @@ run_one_batch(PassState *pass, int64 *filled)
 	batch_ms = (double) (GetCurrentTimestamp() - started) / 1000.0;
 
 	/* the old versions are dead now that the batch committed */
-	if (*filled > 0 && iterator_freed_blocks(pass->it, &freed_start, &freed_end))
-		queue_freed_space(pass, freed_start, freed_end);
+	if (*filled > 0 && (nfreed = iterator_freed_ranges(pass->it, &freed)) > 0)
+		queue_freed_space(pass, freed, nfreed);
 
 	pass->stats->batches++;
 	count_rows_filled(pass, attempt.filled);

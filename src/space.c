@@ -28,11 +28,14 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "commands/defrem.h"
 #include "nodes/bitmapset.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -166,11 +169,13 @@ reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNum
 }
 
 static void
-reuse_freed_blocks(BackfillTarget *target, BlockNumber start, BlockNumber end, bool record)
+reuse_freed_blocks(BackfillTarget *target, const FreedBlocks *ranges, int nranges,
+				   bool record)
 {
 	ListCell   *lc;
+	int			i;
 
-	if (!safe_backfill_reuse_space || start >= end)
+	if (!safe_backfill_reuse_space || nranges <= 0)
 		return;
 
 	/*
@@ -179,19 +184,30 @@ reuse_freed_blocks(BackfillTarget *target, BlockNumber start, BlockNumber end, b
 	 * commit would call its dead versions still needed.
 	 */
 	(void) GetTransactionSnapshot();
-	foreach(lc, storage_relations(target->relid))
-		reuse_in_relation(target, lfirst_oid(lc), start, end, record);
+	for (i = 0; i < nranges; i++)
+	{
+		const FreedBlocks *r = &ranges[i];
+
+		if (r->start >= r->end)
+			continue;
+		if (OidIsValid(r->relid))
+			reuse_in_relation(target, r->relid, r->start, r->end, record);
+		else
+			foreach(lc, storage_relations(target->relid))
+				reuse_in_relation(target, lfirst_oid(lc), r->start, r->end, record);
+	}
 }
 
 /*
  * Called at the start of the transaction after a batch committed, with the
- * block range that held the rows the batch rewrote (in every partition, for
- * a partitioned table walked by block ranges).
+ * block ranges that held the rows the batch rewrote: one range, in every
+ * partition for a partitioned table walked by block ranges; one in each
+ * leaf the batch wrote in, for one walked by key.
  */
 void
-reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
+reuse_freed_space(BackfillTarget *target, const FreedBlocks *ranges, int nranges)
 {
-	reuse_freed_blocks(target, start, end, true);
+	reuse_freed_blocks(target, ranges, nranges, true);
 }
 
 /*
@@ -204,9 +220,74 @@ reuse_freed_space(BackfillTarget *target, BlockNumber start, BlockNumber end)
  * round moves its rows there.
  */
 void
-prune_between_rounds(BackfillTarget *target, BlockNumber start, BlockNumber end)
+prune_between_rounds(BackfillTarget *target, const FreedBlocks *ranges, int nranges)
 {
-	reuse_freed_blocks(target, start, end, false);
+	reuse_freed_blocks(target, ranges, nranges, false);
+}
+
+/*
+ * Whether pruning the table now removes the row versions that transaction
+ * xid (committed) left dead: no snapshot that could still see them is left.
+ * The horizon asked is the table's own, the one heap_page_prune_opt() tests
+ * against (GlobalVisTestFor): it counts the backends of this database only
+ * (and those that hold back every database's, a standby's feedback), not a
+ * transaction open in another database, which the shared horizon
+ * (GetOldestNonRemovableTransactionId(NULL)) would wait for in vain.  Takes
+ * no snapshot: the catalog snapshot opening the table may take is dropped.
+ */
+bool
+table_horizon_passed(Oid relid, TransactionId xid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	TransactionId horizon;
+
+	if (rel == NULL)
+		return true;			/* dropped: recheck_target will say so */
+	horizon = GetOldestNonRemovableTransactionId(rel);
+	relation_close(rel, AccessShareLock);
+	InvalidateCatalogSnapshot();
+	return TransactionIdPrecedes(xid, horizon);
+}
+
+/*
+ * Who holds back the table's horizon at transaction xid, for a NOTICE:
+ * "pid 123 (idle in transaction, transaction open 35.2 s)" and its *pid,
+ * or NULL if no session shows it (a prepared transaction or a replication
+ * slot can).  Read from pg_stat_activity, with what the caller may see of it.
+ */
+char *
+describe_horizon_holder(TransactionId xid, int *pid)
+{
+	Oid			argtypes[2] = {XIDOID, OIDOID};
+	Datum		args[2] = {TransactionIdGetDatum(xid), ObjectIdGetDatum(MyDatabaseId)};
+	char	   *holder = NULL;
+	int			rc;
+
+	rc = SPI_execute_with_args(sql_horizon_holder(), 2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: horizon holder query failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *state = SPI_getvalue(tup, desc, 2);
+		char	   *type = SPI_getvalue(tup, desc, 3);
+		char	   *open_s = SPI_getvalue(tup, desc, 4);
+
+		*pid = atoi(SPI_getvalue(tup, desc, 1));
+		if (state == NULL || open_s == NULL)
+			holder = psprintf("pid %s (%s, whose state this role may not see)",
+							  SPI_getvalue(tup, desc, 1), type ? type : "a session");
+		else
+			holder = psprintf("pid %s (%s%s%s, transaction open %.1f s)",
+							  SPI_getvalue(tup, desc, 1), state,
+							  type && strcmp(type, "client backend") != 0 ? ", " : "",
+							  type && strcmp(type, "client backend") != 0 ? type : "",
+							  strtod(open_s, NULL));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return holder;
 }
 
 /*

@@ -131,6 +131,33 @@ key_comparison(BackfillTarget *target, const char *op, int first_param)
 }
 
 /*
+ * A partitioned table's batch bounded by its first key column too, as the
+ * key range implies: " AND k1 >= ALL (ARRAY[$l]) AND k1 <= ALL (ARRAY[$u])"
+ * (lower_param 0: no lower bound).  When the key starts with the partition
+ * key (a month's payments by (payment_date, payment_id)), PostgreSQL then
+ * leaves out the leaves the batch has no rows in, also in a generic plan
+ * (when the executor starts), which it cannot do from a row comparison.
+ * Written as "ALL (ARRAY[...])", which no index can use, it does not become
+ * the access path of a round, whose tids stay that.  Empty for other tables.
+ */
+static char *
+partition_key_bounds(BackfillTarget *target, int lower_param, int upper_param)
+{
+	KeyColumn  *k1 = &target->keys[0];
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (target->relkind != RELKIND_PARTITIONED_TABLE)
+		return buf.data;
+	if (lower_param > 0)
+		appendStringInfo(&buf, " AND %s %s ALL (ARRAY[$%d])",
+						 quote_identifier(k1->name), k1->op_ge, lower_param);
+	appendStringInfo(&buf, " AND %s %s ALL (ARRAY[$%d])",
+					 quote_identifier(k1->name), k1->op_le, upper_param);
+	return buf.data;
+}
+
+/*
  * The key that ends a batch: the batch_size-th key after the lower bound.
  * $1..$n is the lower bound (if any), the last parameter the offset.
  */
@@ -180,6 +207,28 @@ sql_key_range_ctids(BackfillTarget *target, bool has_lower)
 					rel, has_lower ? " WHERE " : "",
 					has_lower ? key_comparison(target, ">", 1) : "", keys,
 					rel, key_comparison(target, "=", upper_param));
+}
+
+/*
+ * A partitioned table's batch: in each leaf that holds rows of the key
+ * range, the first and the last of their tids.  $1..$n the lower bound
+ * (exclusive, if any), then the upper bound (inclusive).
+ */
+char *
+sql_key_range_leaf_ctids(BackfillTarget *target, bool has_lower)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT tableoid, pg_catalog.min(ctid), pg_catalog.max(ctid) FROM %s WHERE ",
+					 relation_clause(target));
+	if (has_lower)
+		appendStringInfo(&buf, "%s AND ", key_comparison(target, ">", 1));
+	appendStringInfo(&buf, "%s%s GROUP BY tableoid",
+					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1),
+					 partition_key_bounds(target, has_lower ? 1 : 0,
+										  has_lower ? target->nkeys + 1 : 1));
+	return buf.data;
 }
 
 static void
@@ -392,10 +441,15 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
  * then one UPDATE per round over its share of them.
  * --------------------------------------------------------------------- */
 
+/*
+ * The tid of each row and, with_leaf, the OID of its leaf (a partitioned
+ * table walked by key learns its leaves' ranges from them).
+ */
 static void
-append_null_tids_head(StringInfo buf, BackfillTarget *target)
+append_null_tids_head(StringInfo buf, BackfillTarget *target, bool with_leaf)
 {
-	appendStringInfo(buf, "SELECT ctid FROM %s WHERE %s IS NULL",
+	appendStringInfo(buf, "SELECT ctid%s FROM %s WHERE %s IS NULL",
+					 with_leaf ? ", tableoid" : "",
 					 relation_clause(target), quote_identifier(target->colname));
 }
 
@@ -406,11 +460,13 @@ sql_key_range_null_tids(BackfillTarget *target, bool has_lower)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	append_null_tids_head(&buf, target);
+	append_null_tids_head(&buf, target, target->relkind == RELKIND_PARTITIONED_TABLE);
 	if (has_lower)
 		appendStringInfo(&buf, " AND %s", key_comparison(target, ">", 1));
-	appendStringInfo(&buf, " AND %s",
-					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1));
+	appendStringInfo(&buf, " AND %s%s",
+					 key_comparison(target, "<=", has_lower ? target->nkeys + 1 : 1),
+					 partition_key_bounds(target, has_lower ? 1 : 0,
+										  has_lower ? target->nkeys + 1 : 1));
 	return buf.data;
 }
 
@@ -421,7 +477,7 @@ sql_ctid_range_null_tids(BackfillTarget *target)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	append_null_tids_head(&buf, target);
+	append_null_tids_head(&buf, target, false);
 	appendStringInfoString(&buf, " AND ctid OPERATOR(pg_catalog.>=) $1"
 						   " AND ctid OPERATOR(pg_catalog.<) $2");
 	return buf.data;
@@ -469,7 +525,8 @@ sql_update_key_round(BackfillTarget *target, bool has_lower)
 		appendStringInfo(&buf, "%s AND ", key_comparison(target, ">", next_param));
 		next_param += target->nkeys;
 	}
-	appendStringInfo(&buf, "%s) IS TRUE", key_comparison(target, "<=", next_param));
+	appendStringInfo(&buf, "%s) IS TRUE%s", key_comparison(target, "<=", next_param),
+					 partition_key_bounds(target, has_lower ? 3 : 0, next_param));
 	return round_statement(target, buf.data);
 }
 
@@ -587,6 +644,29 @@ sql_lock_holders(void)
 				   "   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
 				   " AND (l.pid IS NULL OR l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())"
 				   " GROUP BY 1, 2, 3 ORDER BY 3 DESC, 1");
+}
+
+/*
+ * The session whose snapshot or transaction is the oldest of those that
+ * hold back the horizon of this database ($2) at the transaction $1: its
+ * pid, state (NULL if the caller may not see it), backend type and how long
+ * its transaction has been open, in s.  A session of another database
+ * counts only if it holds back every database's (datid NULL: a walsender
+ * with a standby's feedback).  age() orders xids across wraparound.
+ */
+char *
+sql_horizon_holder(void)
+{
+	return pstrdup("SELECT a.pid, a.state, a.backend_type,"
+				   " EXTRACT(epoch FROM pg_catalog.clock_timestamp()"
+				   "   OPERATOR(pg_catalog.-) a.xact_start)::pg_catalog.float8"
+				   " FROM pg_catalog.pg_stat_activity a"
+				   " WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+				   " AND (a.datid OPERATOR(pg_catalog.=) $2 OR a.datid IS NULL)"
+				   " AND GREATEST(pg_catalog.age(a.backend_xmin), pg_catalog.age(a.backend_xid))"
+				   "   OPERATOR(pg_catalog.>=) pg_catalog.age($1)"
+				   " ORDER BY GREATEST(pg_catalog.age(a.backend_xmin), pg_catalog.age(a.backend_xid)) DESC"
+				   " LIMIT 1");
 }
 
 /* Each standby: its name (or "pid n"), replay position, reported replay lag in ms. */

@@ -22,6 +22,7 @@ extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
 extern char *sql_key_list(BackfillTarget *target);
 extern char *sql_key_sample(BackfillTarget *target);
 extern char *sql_key_range_ctids(BackfillTarget *target, bool has_lower);
+extern char *sql_key_range_leaf_ctids(BackfillTarget *target, bool has_lower);
 extern char *sql_key_range_null_tids(BackfillTarget *target, bool has_lower);
 extern char *sql_ctid_range_null_tids(BackfillTarget *target);
 extern char *sql_update_key_round(BackfillTarget *target, bool has_lower);
@@ -40,6 +41,7 @@ extern char *sql_expression_rows_from(BackfillTarget *target, bool by_ctid, bool
 extern char *sql_compute_one_row(BackfillTarget *target);
 extern char *sql_drop_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_lock_holders(void);
+extern char *sql_horizon_holder(void);
 extern char *sql_replica_positions(void);
 extern char *sql_hint_add_column(BackfillTarget *target, const char *colname);
 extern char *sql_hint_set_default(BackfillTarget *target);

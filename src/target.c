@@ -215,6 +215,21 @@ check_backfill_privileges(BackfillTarget *target)
 }
 
 /*
+ * Whether the caller may read the table's tableoid: a partitioned table
+ * walked by key learns each leaf's range of a batch from it, and a caller
+ * with column privileges without it just goes without (iterate.c).
+ */
+bool
+caller_may_read_tableoid(BackfillTarget *target)
+{
+	Oid			role = GetUserId();
+
+	return pg_class_aclcheck(target->relid, role, ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck(target->relid, TableOidAttributeNumber, role,
+							  ACL_SELECT) == ACLCHECK_OK;
+}
+
+/*
  * An expression run also reads each row's tableoid, to write the value
  * computed from that very row version (sqlgen.c's sql_compute_rows): a
  * caller with column privileges must have it too, or the run would pass
@@ -315,6 +330,8 @@ resolve_primary_key(BackfillTarget *target, Relation rel)
 											BTEqualStrategyNumber);
 		key->op_gt = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
 											BTGreaterStrategyNumber);
+		key->op_ge = qualified_key_operator(index->rd_opfamily[i], index->rd_opcintype[i],
+											BTGreaterEqualStrategyNumber);
 		nsp = key_operator_namespace(index->rd_opfamily[i], index->rd_opcintype[i]);
 		if (i == 0)
 			opnsp = nsp;

@@ -20,6 +20,7 @@ extern BlockNumber table_block_count(Oid relid);
 extern int	storage_relation_count(Oid relid);
 extern List *storage_relations(Oid relid);
 extern bool primary_key_still_serves(BackfillTarget *target);
+extern bool caller_may_read_tableoid(BackfillTarget *target);
 extern void check_expression_privileges(BackfillTarget *target);
 extern void reject_instead_rules(BackfillTarget *target);
 

@@ -31,7 +31,7 @@ RESET safe_backfill.iteration;
 SELECT count(*) AS still_null FROM am_keyed WHERE v IS NULL;
 
 -- a partitioned table with a key and one leaf of each kind: filled by key
--- (by key, only a plain table reuses space)
+-- (by key, each heap leaf reuses space; the other is said once)
 CREATE TABLE am_parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
 CREATE TABLE am_parted_heap PARTITION OF am_parted FOR VALUES FROM (1) TO (2001);
 CREATE TABLE am_parted_heap2 PARTITION OF am_parted FOR VALUES FROM (2001) TO (4001) USING sb_heap2;
