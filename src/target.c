@@ -569,6 +569,19 @@ never_analyzed(Relation rel)
 }
 
 /*
+ * Whether the caller may count a leaf's rows itself: SELECT on it, or on one
+ * of its columns.  A partition's privileges are its own, and a caller who
+ * may read the partitioned table need not have any on its leaves; such a
+ * leaf is estimated from its size instead.
+ */
+static bool
+caller_can_count(Oid relid)
+{
+	return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ANY) == ACLCHECK_OK;
+}
+
+/*
  * Run a query that returns one count (SELECT pg_catalog.count(*) ...) and
  * return it; what names the count in the error.  read_only false makes SPI
  * take a new snapshot for the statement.
@@ -615,7 +628,7 @@ estimate_table_rows(Oid relid)
 		double		tuples;
 		double		allvisfrac;
 
-		if (never_analyzed(rel))
+		if (never_analyzed(rel) && caller_can_count(RelationGetRelid(rel)))
 			tuples = (double) run_count_query(sql_count_rows(RelationGetRelid(rel)), true, "rows");
 		else
 			estimate_rel_size(rel, widths, &pages, &tuples, &allvisfrac);
