@@ -1,8 +1,8 @@
 # safe_backfill: PGXS build
 MODULE_big = safe_backfill
-OBJS = safe_backfill.o src/target.o src/value.o src/expression.o src/sqlgen.o src/iterate.o src/keys.o src/xact.o src/settings.o src/pass.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/validate.o src/space.o src/replicas.o src/jobs.o src/parallel.o src/citus_nodes.o src/citus.o
+OBJS = safe_backfill.o src/target.o src/value.o src/expression.o src/sqlgen.o src/iterate.o src/keys.o src/xact.o src/settings.o src/pass.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/validate.o src/request.o src/detached.o src/space.o src/replicas.o src/jobs.o src/parallel.o src/citus_nodes.o src/citus.o
 EXTENSION = safe_backfill
-DATA = safe_backfill--1.0.sql safe_backfill--1.0--1.1.sql safe_backfill--1.1.sql
+DATA = safe_backfill--1.0.sql safe_backfill--1.0--1.1.sql safe_backfill--1.1.sql safe_backfill--1.1--1.2.sql safe_backfill--1.2.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 
 PG_CPPFLAGS = -I$(srcdir) -I$(libpq_srcdir)
