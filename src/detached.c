@@ -177,6 +177,47 @@ refuse_no_worker_slot(const char *procname)
 }
 
 /*
+ * The roles the worker takes: it connects as the session user and takes the
+ * current role, as the caller did with SET ROLE, so it can do what the
+ * caller could (SET ROLE back included), nothing more.  Inside a SECURITY
+ * DEFINER function the current role is the function's owner, whom the
+ * session user need not be able to become: the worker connects as that
+ * role itself, so it must be able to log in.  A security-restricted
+ * operation (an index expression, a materialized view's query) may not
+ * start anything that outlives it.
+ */
+static void
+worker_roles(DetachedRun *run)
+{
+	Oid			user;
+	int			sec_context;
+	HeapTuple	tup;
+	bool		can_login = false;
+
+	GetUserIdAndSecContext(&user, &sec_context);
+	if (sec_context & SECURITY_RESTRICTED_OPERATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("safe_backfill_start cannot be called in a security-restricted operation"),
+				 errdetail("An index expression, a materialized view's query or a maintenance command may not start a run that outlives it; nothing was started.")));
+	run->run_role = user;
+	run->session_role = (sec_context & SECURITY_LOCAL_USERID_CHANGE) ? user : GetSessionUserId();
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(run->session_role));
+	if (HeapTupleIsValid(tup))
+	{
+		can_login = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
+		ReleaseSysCache(tup);
+	}
+	if (!can_login)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("safe_backfill_start: role \"%s\" cannot log in, and the run's worker connects as it",
+						GetUserNameFromId(run->session_role, false)),
+				 errdetail("Inside a SECURITY DEFINER function the run is the function owner's, and its background worker connects as that role; nothing was started."),
+				 errhint("Call safe_backfill_start outside the function, or give the role LOGIN.")));
+}
+
+/*
  * SELECT safe_backfill_start(...): the checks a CALL makes, then the run
  * queued and its worker started; returns the run's id at once.
  */
@@ -188,13 +229,12 @@ detached_start(BackfillRequest *req)
 	BackfillTarget *target;
 	int64		id;
 
+	memset(&run, 0, sizeof(DetachedRun));
+	worker_roles(&run);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "safe_backfill_start: SPI_connect failed");
 	target = request_target(req);
-	memset(&run, 0, sizeof(DetachedRun));
 	run.opts = req->opts;
-	run.session_role = GetSessionUserId();
-	run.run_role = GetUserId();
 	run.settings = caller_settings();
 	id = job_enqueue_detached(target, &run);
 	SPI_finish();

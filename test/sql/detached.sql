@@ -44,6 +44,21 @@ SELECT safe_backfill_start('det', 'status', 'x', set_not_null => true);
 RESET ROLE;
 SELECT * FROM det_unchanged;
 
+-- a security-restricted operation (here a materialized view's query) may not
+-- start a run that outlives it
+CREATE MATERIALIZED VIEW det_mv AS SELECT safe_backfill_start('det', 'status', 'x') AS run;
+-- inside a SECURITY DEFINER function the run is the owner's, and its worker
+-- connects as the owner, who must be able to log in (the caller could not
+-- become the owner: a worker connected as the caller could SET ROLE back)
+CREATE ROLE det_owner NOLOGIN;
+GRANT SELECT, UPDATE ON det TO det_owner;
+CREATE FUNCTION det_start_as_owner() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT safe_backfill_start('det', 'status', 'x') $$;
+ALTER FUNCTION det_start_as_owner() OWNER TO det_owner;
+SELECT det_start_as_owner();
+DROP FUNCTION det_start_as_owner();
+SELECT * FROM det_unchanged;
+
 -- a run started, then waited for: it filled every row and is done
 SELECT safe_backfill_start('det', 'n', 7, batch_size => 30) AS run \gset
 CALL safe_backfill_wait(:run);
@@ -71,12 +86,15 @@ ROLLBACK;
 -- a run of safe_backfill (not detached) is not waited for
 CREATE TABLE det_fg (id int PRIMARY KEY, status text);
 INSERT INTO det_fg SELECT generate_series(1, 10);
+SET client_min_messages = warning;
 CALL safe_backfill('det_fg', 'status', 'x');
+RESET client_min_messages;
 SELECT id AS fg_run FROM safe_backfill_jobs WHERE table_name = 'public.det_fg' \gset
 CALL safe_backfill_wait(:fg_run);
 
+SELECT safe_backfill_forget('det') + safe_backfill_forget('det_fg') AS forgotten;
 DROP TABLE det_fg;
 DROP VIEW det_unchanged;
 DROP TABLE det;
 DROP ROLE det_reader;
-SELECT safe_backfill_forget();
+DROP ROLE det_owner;

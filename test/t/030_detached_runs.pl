@@ -164,5 +164,26 @@ release_gate($gate);
 ($ret, $out, $err) = as_role('alice', qq{CALL safe_backfill_wait($id)});
 is($ret, 0, 'and the run goes on to its end') or diag $err;
 
+# --- the attack: a SECURITY DEFINER function called by a superuser -----------------
+# mallory's function starts a run whose expression reports the session it
+# runs in.  Were the worker connected as the caller's session user (a
+# superuser) with mallory as its role, the expression could SET ROLE back
+# to the superuser; it connects as mallory herself.
+$node->safe_psql('postgres', q{
+	CREATE ROLE mallory LOGIN;
+	CREATE TABLE m (id int PRIMARY KEY, who text);
+	INSERT INTO m SELECT generate_series(1, 10);
+	ALTER TABLE m OWNER TO mallory;
+	CREATE FUNCTION start_for_mallory() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+	    AS $$ SELECT safe_backfill_start('m', 'who',
+	           expression => $e$session_user || ' ' || current_user || ' ' || current_setting('is_superuser')$e$) $$;
+	ALTER FUNCTION start_for_mallory() OWNER TO mallory;
+});
+$id = $node->safe_psql('postgres', q{SELECT start_for_mallory()});
+($ret, $out, $err) = $node->psql('postgres', qq{CALL safe_backfill_wait($id)});
+is($ret, 0, 'the run started in the definer function ends') or diag $err;
+is($node->safe_psql('postgres', q{SELECT DISTINCT who FROM m}), 'mallory mallory off',
+	'its worker is connected as the function owner, not as the superuser who called it');
+
 $node->stop;
 done_testing();

@@ -16,7 +16,7 @@ use RowGate;
 my $node = PostgreSQL::Test::Cluster->new('detached_restart');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_backfill'\nsafe_backfill.max_detached_runs = 1");
+	"shared_preload_libraries = 'safe_backfill'\nsafe_backfill.max_detached_runs = 1\nrestart_after_crash = on");
 $node->start;
 
 my $workers = q{backend_type = 'safe_backfill detached'};
@@ -85,6 +85,20 @@ for my $mode ('immediate', 'fast')
 		'20000|1|1', "$mode shutdown: every row was written exactly once");
 	is($node->safe_psql('postgres', "SELECT rows_done FROM safe_backfill_jobs WHERE id = $id"),
 		'20000', "$mode shutdown: the run counts every row once");
+}
+
+# --- a crash (a worker killed): crash recovery, then the launcher resumes the run ----
+{
+	new_table('t_crash');
+	my ($id, $gate) = start_held('t_crash');
+	my $pid = $node->safe_psql('postgres', qq{SELECT pid FROM pg_stat_activity WHERE $workers});
+	kill 'KILL', $pid;
+	$gate->{h}->finish;    # its session ended with the crash
+	$node->poll_query_until('postgres', undef, '') or die 'no restart after the crash';
+	my ($ret, $out, $err) = wait_for_run($id);
+	is($ret, 0, "crash: the launcher resumes run $id after crash recovery") or diag $err;
+	is($node->safe_psql('postgres', "SELECT count(*), min(n), max(n) FROM writes WHERE tbl = 't_crash'"),
+		'20000|1|1', 'crash: every row was written exactly once');
 }
 
 # --- the role lost its UPDATE privilege: the resumed run fails, recorded ------------
