@@ -1065,12 +1065,6 @@ job_enqueue_detached(BackfillTarget *target, const DetachedRun *run)
 	return job->id;
 }
 
-static char *
-getvalue_or_null(HeapTuple tup, TupleDesc desc, int col)
-{
-	return SPI_getvalue(tup, desc, col);
-}
-
 /* The detached run id as recorded; false when there is none by that id. */
 bool
 job_load_detached(Oid procoid, int64 id, DetachedRun *run)
@@ -1096,12 +1090,12 @@ job_load_detached(Oid procoid, int64 id, DetachedRun *run)
 	run->state = SPI_getvalue(tup, desc, 1);
 	run->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 	run->colname = SPI_getvalue(tup, desc, 3);
-	run->value_text = getvalue_or_null(tup, desc, 4);
-	run->expression = getvalue_or_null(tup, desc, 5);
+	run->value_text = SPI_getvalue(tup, desc, 4);
+	run->expression = SPI_getvalue(tup, desc, 5);
 	run->rows_done = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
 	d = SPI_getbinval(tup, desc, 7, &isnull);
 	run->rows_estimated = isnull ? 0 : DatumGetInt64(d);
-	run->error = getvalue_or_null(tup, desc, 8);
+	run->error = SPI_getvalue(tup, desc, 8);
 	d = SPI_getbinval(tup, desc, 9, &isnull);
 	run->pid = isnull ? 0 : DatumGetInt32(d);
 	run->session_role = DatumGetObjectId(SPI_getbinval(tup, desc, 10, &isnull));
@@ -1116,7 +1110,7 @@ job_load_detached(Oid procoid, int64 id, DetachedRun *run)
 	run->opts.procoid = procoid;
 	run->settings = SPI_datumTransfer(SPI_getbinval(tup, desc, 19, &isnull), false, -1);
 	run->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 20, &isnull));
-	run->sqlstate = getvalue_or_null(tup, desc, 21);
+	run->sqlstate = SPI_getvalue(tup, desc, 21);
 	run->alive = DatumGetBool(SPI_getbinval(tup, desc, 22, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return true;
