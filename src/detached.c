@@ -782,6 +782,7 @@ safe_backfill_launcher_main(Datum main_arg)
 		BackgroundWorker worker;
 
 		fill_worker(&worker, "safe_backfill_resumer_main", "safe_backfill detached resumer");
+		snprintf(worker.bgw_type, BGW_MAXLEN, "safe_backfill resumer");
 		worker.bgw_main_arg = ObjectIdGetDatum(lfirst_oid(lc));
 		if (!RegisterDynamicBackgroundWorker(&worker, NULL))
 			ereport(WARNING,

@@ -16,7 +16,7 @@ use RowGate;
 my $node = PostgreSQL::Test::Cluster->new('detached_restart');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_backfill'\nsafe_backfill.max_detached_runs = 1\nrestart_after_crash = on");
+	"shared_preload_libraries = 'safe_backfill'\nsafe_backfill.max_detached_runs = 1\nrestart_after_crash = on\nmax_prepared_transactions = 2");
 $node->start;
 
 my $workers = q{backend_type = 'safe_backfill detached'};
@@ -99,6 +99,46 @@ for my $mode ('immediate', 'fast')
 	is($ret, 0, "crash: the launcher resumes run $id after crash recovery") or diag $err;
 	is($node->safe_psql('postgres', "SELECT count(*), min(n), max(n) FROM writes WHERE tbl = 't_crash'"),
 		'20000|1|1', 'crash: every row was written exactly once');
+}
+
+# --- safe_backfill.max_detached_runs = 1: two interrupted runs, resumed one at a time ----
+# The gate is a prepared transaction: its row locks survive the restart, so
+# the first resumed run waits at it while the second must not have started.
+{
+	new_table('one');
+	new_table('two');
+	$node->safe_psql('postgres', q{
+		BEGIN;
+		SELECT FROM one WHERE id = 5001 FOR UPDATE;
+		SELECT FROM two WHERE id = 5001 FOR UPDATE;
+		PREPARE TRANSACTION 'gate';
+	});
+	my @ids;
+	for my $table ('one', 'two')
+	{
+		my ($ret, $id, $err) = $node->psql('postgres',
+			"SET safe_backfill.batch_lock_timeout = 0; SET safe_backfill.synchronous_commit = on; SELECT safe_backfill_start('$table', 'status', 'done', 500)",
+			extra_params => [ '-U', 'alice' ]);
+		push @ids, $id;
+	}
+	$node->poll_query_until('postgres',
+		qq{SELECT count(*) = 2 FROM pg_stat_activity WHERE $workers AND wait_event_type = 'Lock'})
+	  or die 'the two runs did not reach the gate';
+	$node->stop('immediate');
+	$node->start;
+	$node->poll_query_until('postgres',
+		qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE $workers AND wait_event_type = 'Lock'})
+	  or die 'no resumed run reached the gate';
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE $workers}), '1',
+		'max_detached_runs = 1: one run is resumed, the other waits for it');
+	$node->safe_psql('postgres', q{COMMIT PREPARED 'gate'});
+	for my $id (@ids)
+	{
+		my ($ret, $out, $err) = wait_for_run($id);
+		is($ret, 0, "max_detached_runs = 1: run $id ends") or diag $err;
+	}
+	is($node->safe_psql('postgres', q{SELECT count(*), min(n), max(n) FROM writes WHERE tbl IN ('one', 'two')}),
+		'40000|1|1', 'max_detached_runs = 1: every row of both tables written exactly once');
 }
 
 # --- the role lost its UPDATE privilege: the resumed run fails, recorded ------------
