@@ -7,10 +7,12 @@
 #include "safe_backfill.h"
 #include "src/backfill.h"
 #include "src/citus_nodes.h"
+#include "src/detached.h"
 #include "src/expression.h"
 #include "src/jobs.h"
 #include "src/not_null.h"
 #include "src/replicas.h"
+#include "src/request.h"
 #include "src/settings.h"
 #include "src/sqlgen.h"
 #include "src/target.h"
@@ -26,6 +28,7 @@
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/snapmgr.h"
@@ -77,6 +80,8 @@ void
 _PG_init(void)
 {
 	define_settings();
+	if (process_shared_preload_libraries_in_progress)
+		detached_register_launcher();
 }
 
 /*
@@ -99,101 +104,6 @@ require_nonatomic_call(FunctionCallInfo fcinfo, const char *procname,
 			 errdetail("The CALL runs inside a transaction block (BEGIN ... COMMIT), where a procedure cannot commit; %s commits %s.", procname, commits) :
 			 errdetail("The CALL runs inside a function, or a procedure with a SET clause or SECURITY DEFINER, where a procedure cannot commit; %s commits %s.", procname, commits),
 			 errhint("Run CALL %s(...) as a statement of its own with autocommit on: not after BEGIN, and not in a query string with other statements (psql -c 'SET ...; CALL ...'). In a Django migration, set atomic = False on the Migration class.", procname)));
-}
-
-static void
-require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"%s\" must not be NULL", name),
-				 strcmp(name, "value") == 0 ?
-				 errdetail("A backfill replaces NULL with a value; NULL would change nothing.") :
-				 errdetail("Nothing was changed."),
-				 errhint("Pass a non-NULL %s.", name)));
-}
-
-/*
- * value and expression both default to NULL: exactly one of them must be
- * given.  Neither is the old "value is NULL" error (value => NULL and a call
- * with neither cannot be told apart, and mean the same mistake).  Returns the
- * expression's text, or NULL for a value.
- */
-static char *
-value_or_expression(FunctionCallInfo fcinfo)
-{
-	bool		has_value = !PG_ARGISNULL(2);
-	bool		has_expression = !PG_ARGISNULL(10);
-
-	if (has_value && has_expression)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("safe_backfill takes a value or an expression, not both"),
-				 errdetail("value is written as it is into every NULL; expression is computed for each row. Nothing was changed."),
-				 errhint("Pass value => ... for one value, or expression => '...' for a value computed from each row.")));
-	if (!has_value && !has_expression)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"value\" must not be NULL"),
-				 errdetail("A backfill replaces NULL with a value; NULL would change nothing."),
-				 errhint("Pass a non-NULL value, or expression => '...' to compute one for each row.")));
-	return has_expression ? text_to_cstring(PG_GETARG_TEXT_PP(10)) : NULL;
-}
-
-static void
-require_range(const char *name, int value, int min, int max, const char *why)
-{
-	if (value >= min && value <= max)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("%s must be between %d and %d, not %d", name, min, max, value),
-			 errdetail("%s", why),
-			 errhint("Nothing was changed; call it again with a %s in range.", name)));
-}
-
-/* An interval argument in milliseconds, checked against [min_ms, max_ms]. */
-static int
-interval_argument_ms(FunctionCallInfo fcinfo, int argno, const char *name,
-					 int min_ms, int max_ms, const char *why)
-{
-	Interval   *iv = PG_GETARG_INTERVAL_P(argno);
-	double		ms;
-
-	ms = (double) iv->time / 1000.0 +
-		((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * SECS_PER_DAY * 1000.0;
-	if (ms < min_ms || ms > max_ms)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between %d ms and %d s, not %s", name,
-						min_ms, max_ms / 1000,
-						DatumGetCString(DirectFunctionCall1(interval_out,
-															IntervalPGetDatum(iv)))),
-				 errdetail("%s", why),
-				 errhint("Nothing was changed; call it again with a %s in range.", name)));
-	return (int) ms;
-}
-
-/*
- * set_not_null => true after an expression run that left rows NULL: the
- * promotion would fail on them anyway; say why they are NULL.  The run
- * itself is done (recorded so): every row the expression gives a value for
- * was filled.
- */
-static void
-refuse_not_null_over_expression_nulls(BackfillTarget *target)
-{
-	if (target->written.expression == NULL || target->run.expression_nulls == 0)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_NOT_NULL_VIOLATION),
-			 errmsg("safe_backfill: %s: cannot set NOT NULL: " INT64_FORMAT " %s still NULL because the expression gave NULL for %s",
-					target->display, target->run.expression_nulls,
-					target->run.expression_nulls == 1 ? "row is" : "rows are",
-					target->run.expression_nulls == 1 ? "it" : "them"),
-			 errdetail("Every row the expression gives a value for was filled and committed, and the run is recorded as done; the column was not made NOT NULL."),
-			 errhint("Give those rows a value (a second call with an expression such as COALESCE(<expression>, <fallback>) writes only the rows still NULL), then call safe_set_not_null.")));
 }
 
 /* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
@@ -233,91 +143,21 @@ PG_FUNCTION_INFO_V1(safe_backfill);
 Datum
 safe_backfill(PG_FUNCTION_ARGS)
 {
-	BackfillOptions opts;
+	BackfillRequest req;
 	BackfillTarget *target;
-	Oid			relid;
-	char	   *colname;
-	Oid			valtype;
-	char	   *expression;
 
 	require_nonatomic_call(fcinfo, "safe_backfill", "after every batch");
 	require_sql_version("safe_backfill");
-	require_argument(fcinfo, 0, "tbl");
-	require_argument(fcinfo, 1, "col");
-	expression = value_or_expression(fcinfo);
-	require_argument(fcinfo, 3, "batch_size");
-	require_argument(fcinfo, 4, "pause_ms");
-	require_argument(fcinfo, 5, "set_not_null");
-	require_argument(fcinfo, 8, "workers");
-	require_argument(fcinfo, 9, "resume");
-
-	opts.batch_size = PG_GETARG_INT32(3);
-	opts.pause_ms = PG_GETARG_INT32(4);
-	opts.set_not_null = PG_GETARG_BOOL(5);
-	opts.target_batch_ms = PG_ARGISNULL(6) ? safe_backfill_target_batch_ms
-		: PG_GETARG_INT32(6);
-	opts.batch_lock_timeout_ms = safe_backfill_batch_lock_timeout_ms;
-	opts.max_batch_retries = safe_backfill_max_batch_retries;
-	opts.max_replica_lag_ms = PG_ARGISNULL(7) ? safe_backfill_max_replica_lag_ms
-		: interval_argument_ms(fcinfo, 7, "max_replica_lag", 0, 3600 * 1000,
-							   "It is how far behind a standby may replay before safe_backfill waits; 0 does not watch standbys.");
-	opts.max_replica_wait_ms = safe_backfill_max_replica_wait_ms;
-	opts.procoid = fcinfo->flinfo->fn_oid;
-	opts.workers = PG_GETARG_INT32(8);
-	opts.resume = PG_GETARG_BOOL(9);
-	opts.reuse_lag = 0;
-	require_range("workers", opts.workers, 1, 64,
-				  "workers is how many background workers split the main pass; 1 runs it in this session.");
-	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,
-				  "Each batch is one transaction that holds its row locks until it commits; larger batches would block other writers.");
-	require_range("pause_ms", opts.pause_ms, 0, 60 * 1000,
-				  "pause_ms is the sleep between two batches, in milliseconds.");
-	require_range("target_batch_ms", opts.target_batch_ms, 0, 60 * 1000,
-				  "target_batch_ms is the time each batch should take, in milliseconds; 0 keeps batches at batch_size rows.");
-
-	relid = PG_GETARG_OID(0);
-	valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	request_from_arguments(fcinfo, &req);
 
 	/* Allocations from here on live in the SPI procedure context, which survives our commits. */
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "safe_backfill: SPI_connect_ext failed");
-	colname = pstrdup(NameStr(*PG_GETARG_NAME(1)));
-	if (expression)
-		expression = pstrdup(expression);
-
-	if (opts.max_replica_lag_ms > 0)
-		require_replica_visibility();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	target = resolve_target(relid, colname);
-	check_backfill_privileges(target);
-	reject_instead_rules(target);
-	if (opts.set_not_null)
-		require_table_owner(target, "safe_backfill(..., set_not_null => true)");
-	if (expression)
-	{
-		citus_refuse_expression(target);
-		prepare_expression(target, expression);
-	}
-	else
-		coerce_value_to_column(target, PG_GETARG_DATUM(2), valtype);
-	PopActiveSnapshot();
-
-	if (target->attnotnull)
-		ereport(NOTICE,
-				(errmsg("safe_backfill: %s: column is already NOT NULL, nothing to fill",
-						target->display)));
-	else
-	{
-		run_backfill(target, &opts);
-		if (opts.set_not_null)
-		{
-			LockPolicy	policy = {safe_backfill_lock_timeout_ms,
-			safe_backfill_max_lock_attempts};
-
-			refuse_not_null_over_expression_nulls(target);
-			run_set_not_null(target, &policy, -1);
-		}
-	}
+	req.colname = pstrdup(req.colname);
+	if (req.expression)
+		req.expression = pstrdup(req.expression);
+	target = request_target(&req);
+	request_run(target, &req);
 
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -362,4 +202,56 @@ safe_set_not_null(PG_FUNCTION_ARGS)
 
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_backfill_start(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(safe_backfill_start);
+
+/*
+ * SELECT safe_backfill_start(<the arguments of safe_backfill>): every check
+ * safe_backfill makes, then the run is queued and a background worker runs
+ * it once the caller commits; returns the run's id at once.
+ */
+Datum
+safe_backfill_start(PG_FUNCTION_ARGS)
+{
+	BackfillRequest req;
+
+	require_sql_version("safe_backfill_start");
+	request_from_arguments(fcinfo, &req);
+	PG_RETURN_INT64(detached_start(&req));
+}
+
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_backfill_wait(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(safe_backfill_wait);
+
+/* CALL safe_backfill_wait(job_id bigint, timeout interval DEFAULT NULL) */
+Datum
+safe_backfill_wait(PG_FUNCTION_ARGS)
+{
+	int			timeout_ms;
+
+	require_nonatomic_call(fcinfo, "safe_backfill_wait", "between two looks at the run");
+	require_sql_version("safe_backfill_wait");
+	require_argument(fcinfo, 0, "job_id");
+	timeout_ms = PG_ARGISNULL(1) ? -1
+		: interval_argument_ms(fcinfo, 1, "timeout", 0, INT_MAX,
+							   "It is how long to wait for the run to end; NULL waits as long as it takes.");
+	detached_wait(fcinfo->flinfo->fn_oid, PG_GETARG_INT64(0), timeout_ms);
+	PG_RETURN_VOID();
+}
+
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_backfill_cancel(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(safe_backfill_cancel);
+
+/* SELECT safe_backfill_cancel(job_id bigint) */
+Datum
+safe_backfill_cancel(PG_FUNCTION_ARGS)
+{
+	require_sql_version("safe_backfill_cancel");
+	require_argument(fcinfo, 0, "job_id");
+	PG_RETURN_BOOL(detached_cancel(fcinfo->flinfo->fn_oid, PG_GETARG_INT64(0)));
 }

@@ -26,7 +26,7 @@
  * The version of the SQL objects (safe_backfill--<version>.sql) this library
  * works with: its tables, view and procedures.
  */
-#define SAFE_BACKFILL_SQL_VERSION		"1.1"
+#define SAFE_BACKFILL_SQL_VERSION		"1.2"
 
 /* Largest batch_size accepted: beyond it a batch is no longer "small". */
 #define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
@@ -44,6 +44,8 @@
 #define SAFE_BACKFILL_LOCK_SPACE			0x5342	/* "SB" */
 #define SAFE_BACKFILL_WORKERS_LOCK_SPACE	0x5343
 #define SAFE_BACKFILL_PROMOTION_LOCK_SPACE	0x5344
+/* DETACHED: held by the worker of a detached run; keys (database, job id >> 32, job id) */
+#define SAFE_BACKFILL_DETACHED_LOCK_SPACE	0x5345
 
 /* Sweeps that still find NULL rows before we give up and say why. */
 #define SAFE_BACKFILL_MAX_SWEEPS		10

@@ -358,13 +358,14 @@ insert_job(BackfillJob *job, BackfillTarget *target, const char *value,
 }
 
 static void
-claim_job(BackfillJob *job, double estimated_rows)
+claim_job(BackfillJob *job, double estimated_rows, bool by_ctid)
 {
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		args[2] = {Int64GetDatum(job->id), Int64GetDatum((int64) estimated_rows)};
+	Oid			types[3] = {INT8OID, INT8OID, TEXTOID};
+	Datum		args[3] = {Int64GetDatum(job->id), Int64GetDatum((int64) estimated_rows),
+	CStringGetTextDatum(by_ctid ? "ctid" : "key")};
 
 	if (execute_as_owner(job->owner, sql_job_claim(job->jobs_table), NULL,
-						 2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+						 3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "safe_backfill: updating %s failed", job->jobs_table);
 }
 
@@ -385,6 +386,29 @@ delete_expired_jobs(BackfillJob *job)
 	if (execute_as_owner(job->owner, sql_job_delete_expired(job->jobs_table), NULL,
 						 1, types, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "safe_backfill: deleting the expired runs from %s failed", job->jobs_table);
+}
+
+static void execute_on_job(BackfillJob *job, const char *sql, bool read_only, int expected,
+						   const char *what);
+static char *ranges_table(Oid nsp);
+
+/*
+ * A recorded run with no position at all, in its main pass, without
+ * parallel ranges: nothing to resume (a detached run queued by
+ * safe_backfill_start, or a run stopped before its first batch).
+ */
+static bool
+never_ran(BackfillJob *job, const JobPosition *pos)
+{
+	bool		has_ranges;
+
+	if (pos->sweeping || pos->nkeys > 0 || pos->has_block || pos->rows_done > 0)
+		return false;
+	execute_on_job(job, sql_range_exists(ranges_table(job->nsp)), true, SPI_OK_SELECT,
+				   "reading the ranges");
+	has_ranges = SPI_processed > 0;
+	SPI_freetuptable(SPI_tuptable);
+	return !has_ranges;
 }
 
 /* Says which statement failed when reading or recording the run fails. */
@@ -414,10 +438,18 @@ resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
 
 	delete_expired_jobs(job);
 	memset(pos, 0, sizeof(JobPosition));
-	if (find_resumable(job, target, value, pos) && pos->by_ctid == by_ctid)
+	if (!find_resumable(job, target, value, pos))
+		insert_job(job, target, value, by_ctid, estimated_rows);
+	else if (never_ran(job, pos))
+	{
+		/* a detached run's queued row: its run starts here, with either iteration */
+		memset(pos, 0, sizeof(JobPosition));
+		claim_job(job, estimated_rows, by_ctid);
+	}
+	else if (pos->by_ctid == by_ctid)
 	{
 		pos->resumed = true;
-		claim_job(job, estimated_rows);
+		claim_job(job, estimated_rows, by_ctid);
 	}
 	else
 	{
@@ -567,7 +599,6 @@ job_record_batch(BackfillJob *job, const char *phase, Datum *key,
 		elog(ERROR, "safe_backfill: recording the batch failed");
 }
 
-static char *ranges_table(Oid nsp);
 
 /*
  * Run sql, whose one parameter $1 is the job's id, as the jobs tables'
@@ -977,4 +1008,255 @@ run_in_job(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	}
 	PG_END_TRY();
 	job_release(job);
+}
+
+/* ---------------------------------------------------------------------
+ * Detached runs: the job row queued by safe_backfill_start, with its
+ * arguments, role and settings in safe_backfill_detached, for the worker
+ * that runs it (now, or after a restart) to read back.  As the tables'
+ * owner, locked down, like every statement on them.
+ * --------------------------------------------------------------------- */
+
+static char *
+detached_table(Oid nsp)
+{
+	return quote_qualified_identifier(get_namespace_name(nsp), "safe_backfill_detached");
+}
+
+/* The lock a detached run's worker holds for its whole life. */
+void
+set_detached_lock_tag(LOCKTAG *tag, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (((uint64) id) >> 32),
+						 (uint32) id, SAFE_BACKFILL_DETACHED_LOCK_SPACE);
+}
+
+/* A second detached run on a column where one is queued or any run works. */
+static void
+refuse_busy_column(BackfillJob *job, BackfillTarget *target)
+{
+	Oid			types[2] = {OIDOID, INT4OID};
+	Datum		args[2] = {ObjectIdGetDatum(target->relid), Int32GetDatum(target->attnum)};
+	int64		busy;
+	bool		isnull;
+
+	if (execute_as_owner(job->owner, sql_detached_busy(job->jobs_table, detached_table(job->nsp)),
+						 NULL, 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading %s failed", job->jobs_table);
+	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return;
+	}
+	busy = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("safe_backfill_start: %s is already being filled by run " INT64_FORMAT,
+					target->display, busy),
+			 errdetail("Two runs on one column would fight over the same rows; nothing was started."),
+			 errhint("Wait for it with CALL safe_backfill_wait(" INT64_FORMAT "), or stop it with SELECT safe_backfill_cancel(" INT64_FORMAT ").",
+					 busy, busy)));
+}
+
+/*
+ * safe_backfill_start: queue the run in the caller's transaction (the row
+ * is seen, and the worker runs it, only once the caller commits).  With
+ * resume, the column's latest unfinished run with the same value (or
+ * expression) by the same role is queued again, keeping its position;
+ * otherwise a new run is recorded.  Returns the run's id.
+ */
+int64
+job_enqueue_detached(BackfillTarget *target, const DetachedRun *run)
+{
+	BackfillJob *job = new_job(run->opts.procoid);
+	char	   *value = value_text(target);
+	JobPosition pos;
+	Oid			types[11] = {INT8OID, OIDOID, OIDOID, INT4OID, INT4OID, BOOLOID, INT4OID,
+	INT4OID, INT4OID, BOOLOID, TEXTARRAYOID};
+	Datum		args[11];
+
+	refuse_busy_column(job, target);
+	memset(&pos, 0, sizeof(JobPosition));
+	if (run->opts.resume && find_resumable(job, target, value, &pos))
+		execute_on_job(job, sql_job_requeue(job->jobs_table), false, SPI_OK_UPDATE,
+					   "queuing");
+	else
+	{
+		Oid			itypes[9] = {OIDOID, INT4OID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, INT8OID, NAMEOID, TEXTOID};
+		Datum		iargs[9];
+		char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		NameData	colname;
+		bool		isnull;
+
+		namestrcpy(&colname, target->colname);
+		iargs[0] = ObjectIdGetDatum(target->relid);
+		iargs[1] = Int32GetDatum(target->attnum);
+		iargs[2] = CStringGetTextDatum(target->qualified);
+		iargs[3] = NameGetDatum(&colname);
+		iargs[4] = text_or_null(value, &nulls[4]);
+		/* the worker's run sets the iteration it chooses (resume_or_record) */
+		iargs[5] = CStringGetTextDatum(target->nkeys > 0 ? "key" : "ctid");
+		iargs[6] = Int64GetDatum((int64) estimate_table_rows(target->relid));
+		iargs[7] = NameGetDatum(&job->caller);
+		iargs[8] = text_or_null(target->written.expression, &nulls[8]);
+		if (execute_as_owner(job->owner, sql_job_insert_queued(job->jobs_table), NULL,
+							 9, itypes, iargs, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+			SPI_processed != 1)
+			elog(ERROR, "safe_backfill: recording the run in %s failed", job->jobs_table);
+		job->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	args[0] = Int64GetDatum(job->id);
+	args[1] = ObjectIdGetDatum(run->session_role);
+	args[2] = ObjectIdGetDatum(run->run_role);
+	args[3] = Int32GetDatum(run->opts.batch_size);
+	args[4] = Int32GetDatum(run->opts.pause_ms);
+	args[5] = BoolGetDatum(run->opts.set_not_null);
+	args[6] = Int32GetDatum(run->opts.target_batch_ms);
+	args[7] = Int32GetDatum(run->opts.max_replica_lag_ms);
+	args[8] = Int32GetDatum(run->opts.workers);
+	args[9] = BoolGetDatum(run->opts.resume);
+	args[10] = run->settings;
+	if (execute_as_owner(job->owner, sql_detached_upsert(detached_table(job->nsp)), NULL,
+						 11, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "safe_backfill: recording the detached run failed");
+	return job->id;
+}
+
+/* The detached run id as recorded; false when there is none by that id. */
+bool
+job_load_detached(Oid procoid, int64 id, DetachedRun *run)
+{
+	BackfillJob *job = new_job(procoid);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	job->id = id;
+	memset(run, 0, sizeof(DetachedRun));
+	execute_on_job(job, sql_detached_load(job->jobs_table, detached_table(job->nsp)), true,
+				   SPI_OK_SELECT, "reading the detached run");
+	if (SPI_processed != 1)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return false;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	run->id = id;
+	run->state = SPI_getvalue(tup, desc, 1);
+	run->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	run->colname = SPI_getvalue(tup, desc, 3);
+	run->value_text = SPI_getvalue(tup, desc, 4);
+	run->expression = SPI_getvalue(tup, desc, 5);
+	run->rows_done = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	run->rows_estimated = isnull ? 0 : DatumGetInt64(d);
+	run->error = SPI_getvalue(tup, desc, 8);
+	d = SPI_getbinval(tup, desc, 9, &isnull);
+	run->pid = isnull ? 0 : DatumGetInt32(d);
+	run->session_role = DatumGetObjectId(SPI_getbinval(tup, desc, 10, &isnull));
+	run->run_role = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+	run->opts.batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
+	run->opts.pause_ms = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+	run->opts.set_not_null = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
+	run->opts.target_batch_ms = DatumGetInt32(SPI_getbinval(tup, desc, 15, &isnull));
+	run->opts.max_replica_lag_ms = DatumGetInt32(SPI_getbinval(tup, desc, 16, &isnull));
+	run->opts.workers = DatumGetInt32(SPI_getbinval(tup, desc, 17, &isnull));
+	run->opts.resume = DatumGetBool(SPI_getbinval(tup, desc, 18, &isnull));
+	run->opts.procoid = procoid;
+	run->settings = SPI_datumTransfer(SPI_getbinval(tup, desc, 19, &isnull), false, -1);
+	run->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 20, &isnull));
+	run->sqlstate = SPI_getvalue(tup, desc, 21);
+	run->alive = DatumGetBool(SPI_getbinval(tup, desc, 22, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/* The worker takes its run; false when it is no longer queued or running (cancelled). */
+bool
+job_claim_detached(Oid procoid, int64 id)
+{
+	BackfillJob *job = new_job(procoid);
+	bool		claimed;
+
+	job->id = id;
+	execute_on_job(job, sql_detached_claim(job->jobs_table), false,
+				   SPI_OK_UPDATE_RETURNING, "claiming the detached run");
+	claimed = SPI_processed == 1;
+	SPI_freetuptable(SPI_tuptable);
+	return claimed;
+}
+
+/* The worker's last record of its run: done (error NULL), failed or cancelled. */
+void
+job_end_detached(Oid procoid, int64 id, const char *error, const char *sqlstate)
+{
+	BackfillJob *job = new_job(procoid);
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	args[0] = Int64GetDatum(id);
+	args[1] = text_or_null(error, &nulls[1]);
+	args[2] = text_or_null(sqlstate, &nulls[2]);
+	if (execute_as_owner(job->owner, sql_detached_end(job->jobs_table, detached_table(job->nsp)),
+						 NULL, 3, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "safe_backfill: recording the end of detached run " INT64_FORMAT " failed", id);
+}
+
+/*
+ * safe_backfill_cancel: mark the run as asked to stop, and cancel it at once
+ * if no process works on it (queued, or interrupted); true if it did.
+ */
+bool
+job_cancel_idle_detached(Oid procoid, int64 id)
+{
+	BackfillJob *job = new_job(procoid);
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	bool		cancelled;
+
+	job->id = id;
+	execute_on_job(job, sql_detached_request_cancel(detached_table(job->nsp)), false,
+				   SPI_OK_UPDATE, "cancelling");
+	args[0] = Int64GetDatum(id);
+	args[1] = CStringGetTextDatum("cancelled by safe_backfill_cancel");
+	if (execute_as_owner(job->owner, sql_detached_cancel_idle(job->jobs_table), NULL,
+						 2, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "safe_backfill: cancelling run " INT64_FORMAT " failed", id);
+	cancelled = SPI_processed == 1;
+	SPI_freetuptable(SPI_tuptable);
+	return cancelled;
+}
+
+/*
+ * The detached runs that no process works on (after a restart): a list of
+ * DetachedRun with id, session_role and run_role set.
+ */
+List *
+jobs_detached_to_resume(Oid procoid)
+{
+	BackfillJob *job = new_job(procoid);
+	List	   *runs = NIL;
+	uint64		i;
+
+	if (execute_as_owner(job->owner, sql_detached_to_resume(job->jobs_table, detached_table(job->nsp)),
+						 NULL, 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "safe_backfill: reading the detached runs failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		DetachedRun *run = palloc0(sizeof(DetachedRun));
+		bool		isnull;
+
+		run->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		run->session_role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		run->run_role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		runs = lappend(runs, run);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return runs;
 }

@@ -20,6 +20,7 @@ bool		safe_backfill_synchronous_commit = false;
 int			safe_backfill_hot_rounds = 8;
 bool		safe_backfill_reuse_space = true;
 int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
+int			safe_backfill_max_detached_runs = 4;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -133,6 +134,18 @@ define_settings(void)
 							&safe_backfill_job_retention_s,
 							30 * SECS_PER_DAY, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/*
+	 * Read by the resumer that the launcher (shared_preload_libraries)
+	 * starts in each database after a restart: a reload changes it.
+	 */
+	DefineCustomIntVariable("safe_backfill.max_detached_runs",
+							"Most detached runs the launcher resumes at once in each database after a restart.",
+							"Each takes a background worker (max_worker_processes), and workers => n more; the others wait for one to end.",
+							&safe_backfill_max_detached_runs,
+							4, 1, 64,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	compat_reserve_guc_prefix("safe_backfill");

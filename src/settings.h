@@ -30,5 +30,6 @@ extern int	safe_backfill_batch_lock_timeout_ms;
 extern int	safe_backfill_max_batch_retries;
 extern int	safe_backfill_max_replica_lag_ms;
 extern int	safe_backfill_max_replica_wait_ms;
+extern int	safe_backfill_max_detached_runs;
 
 #endif							/* SAFE_BACKFILL_SETTINGS_H */

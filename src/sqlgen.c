@@ -719,12 +719,12 @@ sql_job_insert(const char *table)
 					" RETURNING id", table);
 }
 
-/* A resumed run: $1 the job, $2 the new row estimate. */
+/* A resumed run: $1 the job, $2 the new row estimate, $3 its iteration. */
 char *
 sql_job_claim(const char *table)
 {
 	return psprintf("UPDATE %s SET state = 'running', error = NULL,"
-					" pid = pg_catalog.pg_backend_pid(), rows_estimated = $2,"
+					" pid = pg_catalog.pg_backend_pid(), rows_estimated = $2, iteration = $3,"
 					" updated_at = pg_catalog.clock_timestamp()"
 					" WHERE id OPERATOR(pg_catalog.=) $1", table);
 }
@@ -1146,4 +1146,156 @@ sql_citus_lock_holders_left(void)
 				   LOCK_HOLDER_NAME
 				   " FROM pg_catalog.pg_locks l"
 				   " WHERE l.virtualtransaction OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])");
+}
+
+/* ---------------------------------------------------------------------
+ * Detached runs (detached.c): the job row and its safe_backfill_detached row
+ * --------------------------------------------------------------------- */
+
+/*
+ * Whether job j is being worked on now: its worker holds the job's lock
+ * (SAFE_BACKFILL_DETACHED_LOCK_SPACE, 21317, keyed by the job id), or the
+ * session that runs it holds the column's (SAFE_BACKFILL_LOCK_SPACE, 21314).
+ */
+static const char *
+sql_job_alive(void)
+{
+	return "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+		" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text AND l.granted"
+		" AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+		"   WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+		" AND ((l.classid OPERATOR(pg_catalog.=) j.relid"
+		"       AND l.objid OPERATOR(pg_catalog.=) j.attnum::pg_catalog.oid"
+		"       AND l.objsubid OPERATOR(pg_catalog.=) 21314 AND l.pid OPERATOR(pg_catalog.=) j.pid)"
+		"   OR (l.classid OPERATOR(pg_catalog.=) (j.id OPERATOR(pg_catalog.>>) 32)::pg_catalog.oid"
+		"       AND l.objid OPERATOR(pg_catalog.=) (j.id OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid"
+		"       AND l.objsubid OPERATOR(pg_catalog.=) 21317)))";
+}
+
+/*
+ * $1 table, $2 column: a run that keeps a new detached run off the column:
+ * a detached run waiting for its worker, or any run being worked on now.
+ */
+char *
+sql_detached_busy(const char *jobs, const char *detached)
+{
+	return psprintf("SELECT j.id FROM %s j WHERE j.relid OPERATOR(pg_catalog.=) $1"
+					" AND j.attnum OPERATOR(pg_catalog.=) $2"
+					" AND ((j.state OPERATOR(pg_catalog.=) 'queued'::pg_catalog.text"
+					"       AND EXISTS (SELECT 1 FROM %s d WHERE d.job_id OPERATOR(pg_catalog.=) j.id))"
+					"   OR (j.state OPERATOR(pg_catalog.=) 'running'::pg_catalog.text AND %s))"
+					" ORDER BY j.id DESC LIMIT 1", jobs, detached, sql_job_alive());
+}
+
+/* A new run, queued for its worker; $1-$9 as sql_job_insert's, no pid yet. */
+char *
+sql_job_insert_queued(const char *table)
+{
+	return psprintf("INSERT INTO %s (relid, attnum, table_name, column_name,"
+					" value_text, iteration, rows_estimated, username, expression, state)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued')"
+					" RETURNING id", table);
+}
+
+/* $1 an unfinished run that a detached run resumes: queued for its worker. */
+char *
+sql_job_requeue(const char *table)
+{
+	return psprintf("UPDATE %s SET state = 'queued', error = NULL, finished_at = NULL,"
+					" pid = NULL, updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1", table);
+}
+
+/* $1 job, $2 session role, $3 role, $4-$10 options, $11 settings */
+char *
+sql_detached_upsert(const char *detached)
+{
+	return psprintf("INSERT INTO %s (job_id, session_role, run_role, batch_size, pause_ms,"
+					" set_not_null, target_batch_ms, max_replica_lag_ms, workers, resume, settings)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+					" ON CONFLICT (job_id) DO UPDATE SET session_role = EXCLUDED.session_role,"
+					" run_role = EXCLUDED.run_role, batch_size = EXCLUDED.batch_size,"
+					" pause_ms = EXCLUDED.pause_ms, set_not_null = EXCLUDED.set_not_null,"
+					" target_batch_ms = EXCLUDED.target_batch_ms,"
+					" max_replica_lag_ms = EXCLUDED.max_replica_lag_ms, workers = EXCLUDED.workers,"
+					" resume = EXCLUDED.resume, settings = EXCLUDED.settings,"
+					" queued_at = pg_catalog.clock_timestamp(), cancel_requested = false,"
+					" sqlstate = NULL", detached);
+}
+
+/* $1 job: everything a worker, a wait or a cancel needs of it */
+char *
+sql_detached_load(const char *jobs, const char *detached)
+{
+	return psprintf("SELECT j.state, j.relid, j.column_name, j.value_text, j.expression,"
+					" j.rows_done, j.rows_estimated, j.error, j.pid,"
+					" d.session_role, d.run_role, d.batch_size, d.pause_ms, d.set_not_null,"
+					" d.target_batch_ms, d.max_replica_lag_ms, d.workers, d.resume, d.settings,"
+					" d.cancel_requested, d.sqlstate, %s AS alive"
+					" FROM %s j JOIN %s d ON d.job_id OPERATOR(pg_catalog.=) j.id"
+					" WHERE j.id OPERATOR(pg_catalog.=) $1", sql_job_alive(), jobs, detached);
+}
+
+/* $1 job: its worker takes it (queued, or interrupted by a restart) */
+char *
+sql_detached_claim(const char *table)
+{
+	return psprintf("UPDATE %s SET state = 'running', pid = pg_catalog.pg_backend_pid(),"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1"
+					" AND state OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[])"
+					" RETURNING id", table);
+}
+
+/*
+ * $1 job, $2 error (NULL: it ended well), $3 its SQLSTATE: the worker's last
+ * word.  A run already recorded done stays done; a failure after
+ * safe_backfill_cancel asked it to stop is "cancelled".
+ */
+char *
+sql_detached_end(const char *jobs, const char *detached)
+{
+	return psprintf("WITH d AS (UPDATE %s SET sqlstate = $3 WHERE job_id OPERATOR(pg_catalog.=) $1"
+					" RETURNING cancel_requested)"
+					" UPDATE %s SET state = CASE WHEN $2 IS NULL THEN 'done'"
+					"   WHEN (SELECT cancel_requested FROM d) THEN 'cancelled' ELSE 'failed' END,"
+					" phase = CASE WHEN $2 IS NULL THEN 'done' ELSE phase END,"
+					" error = $2, finished_at = pg_catalog.clock_timestamp(),"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE id OPERATOR(pg_catalog.=) $1"
+					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text", detached, jobs);
+}
+
+/* $1 job: safe_backfill_cancel asks its worker to stop */
+char *
+sql_detached_request_cancel(const char *detached)
+{
+	return psprintf("UPDATE %s SET cancel_requested = true WHERE job_id OPERATOR(pg_catalog.=) $1",
+					detached);
+}
+
+/*
+ * $1 job, $2 message: cancel a run that no process works on (queued, or
+ * interrupted by a restart) right away; one row when it did.
+ */
+char *
+sql_detached_cancel_idle(const char *table)
+{
+	return psprintf("UPDATE %s j SET state = 'cancelled', error = $2,"
+					" finished_at = pg_catalog.clock_timestamp(),"
+					" updated_at = pg_catalog.clock_timestamp()"
+					" WHERE j.id OPERATOR(pg_catalog.=) $1"
+					" AND (j.state OPERATOR(pg_catalog.=) 'queued'::pg_catalog.text"
+					"   OR (j.state OPERATOR(pg_catalog.=) 'running'::pg_catalog.text AND NOT %s))"
+					" RETURNING j.id", table, sql_job_alive());
+}
+
+/* The detached runs no process works on any more, oldest first. */
+char *
+sql_detached_to_resume(const char *jobs, const char *detached)
+{
+	return psprintf("SELECT j.id, d.session_role, d.run_role FROM %s j"
+					" JOIN %s d ON d.job_id OPERATOR(pg_catalog.=) j.id"
+					" WHERE j.state OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[])"
+					" AND NOT %s ORDER BY j.id", jobs, detached, sql_job_alive());
 }

@@ -63,6 +63,30 @@ that added the column drops it when reversed further).  SafeSetNotNull, and
 SafeBackfill with set_not_null, run ALTER COLUMN ... DROP NOT NULL backwards,
 a catalog-only change.
 
+Detached runs (the two-deploy pattern): SafeBackfill(..., detached=True)
+runs SELECT safe_backfill_start(...) instead of the CALL: it checks the
+arguments, queues the run and returns at once; a background worker of the
+server runs it as the migration's role once the migration's transaction
+commits (so it may stay in an atomic migration: the run starts when the
+migration commits, and nothing runs if it rolls back).  A later migration,
+deployed after the run had time to finish, waits for it and promotes:
+
+    # 0010: deploy 1 (atomic is fine)
+    operations = [SafeBackfill("ticket", "priority", 3, detached=True)]
+
+    # 0011: deploy 2
+    atomic = False      # safe_backfill_wait and safe_set_not_null commit
+    operations = [
+        EnsureBackfillFinished("ticket", "priority"),
+        SafeSetNotNull("ticket", "priority"),
+    ]
+
+EnsureBackfillFinished runs CALL safe_backfill_wait on the column's latest
+detached run: it returns when the run is done, relaying its progress, and
+fails the migration with the run's error if it failed or was cancelled.
+Without shared_preload_libraries = 'safe_backfill' a server restart stops
+a detached run until it is started again (see the extension's README).
+
 Requires the safe_backfill extension in the database
 (CREATE EXTENSION safe_backfill, e.g. with
 django.contrib.postgres.operations.CreateExtension in an earlier migration).
@@ -75,8 +99,8 @@ from django.db import NotSupportedError
 from django.db.migrations.operations import AlterField
 from django.db.migrations.operations.base import Operation
 
-__all__ = ["SafeBackfill", "SafeSetNotNull", "AtomicMigrationError",
-           "UnsupportedExpressionError"]
+__all__ = ["SafeBackfill", "SafeSetNotNull", "EnsureBackfillFinished",
+           "AtomicMigrationError", "UnsupportedExpressionError"]
 
 
 class AtomicMigrationError(RuntimeError):
@@ -433,6 +457,20 @@ def _execute_showing_notices(schema_editor, sql, params, stream=None):
         raw.notices = old_notices
 
 
+def _start_detached(schema_editor, sql, params, stream=None):
+    """SELECT safe_backfill_start(...): print the id of the run it queued."""
+    if schema_editor.collect_sql:
+        schema_editor.execute(sql, params)
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        run_id = cursor.fetchone()[0]
+    out = stream or sys.stdout
+    out.write("\n    safe_backfill: detached run %s queued; a background worker runs it "
+              "once this migration commits (safe_backfill_progress shows it)\n" % run_id)
+    out.flush()
+
+
 # ---------------------------------------------------------------------------
 # operations
 
@@ -502,7 +540,7 @@ class SafeBackfill(_FieldOperation):
     procedure = "safe_backfill"
 
     def __init__(self, model_name, name, value=None, batch_size=10000, pause_ms=0,
-                 set_not_null=False, field=None, expression=None):
+                 set_not_null=False, field=None, expression=None, detached=False):
         if value is None and expression is None:
             raise ValueError(
                 "SafeBackfill needs value= (a constant other than None) or "
@@ -529,6 +567,12 @@ class SafeBackfill(_FieldOperation):
             raise ValueError("SafeBackfill: the new field must have null=False")
         self.set_not_null = bool(set_not_null)
         self.field = field
+        if detached and set_not_null:
+            raise ValueError(
+                "SafeBackfill: detached=True does not take set_not_null=True: the "
+                "state would say NOT NULL before the run ends; use "
+                "EnsureBackfillFinished and SafeSetNotNull in a later migration")
+        self.detached = bool(detached)
 
     def references_field(self, model_name, name, app_label):
         if super().references_field(model_name, name, app_label):
@@ -542,6 +586,16 @@ class SafeBackfill(_FieldOperation):
     def state_forwards(self, app_label, state):
         if self.set_not_null:
             _not_null_state_forwards(app_label, state, self.model_name, self.name, self.field)
+
+    def _target(self, app_label, schema_editor, to_state):
+        if not self.detached:
+            return super()._target(app_label, schema_editor, to_state)
+        # detached: a function, fine in an atomic migration
+        model, field = _resolve(to_state, app_label, self.model_name, self.name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return None
+        _require_postgresql(schema_editor.connection, self)
+        return model, field
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         target = self._target(app_label, schema_editor, to_state)
@@ -564,6 +618,10 @@ class SafeBackfill(_FieldOperation):
         if self.set_not_null:
             sql += ", set_not_null => %s"
             params.append(True)
+        if self.detached:
+            _start_detached(schema_editor, sql.replace("CALL safe_backfill(", "SELECT safe_backfill_start(", 1)
+                            + ")", params)
+            return
         _execute_showing_notices(schema_editor, sql + ")", params)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
@@ -575,9 +633,10 @@ class SafeBackfill(_FieldOperation):
     def describe(self):
         source = ("expression %r" % (self.expression,) if self.expression is not None
                   else "%r" % (self.value,))
-        return "Backfill NULL %s.%s with %s in batches of %d%s (safe_backfill)" % (
+        return "Backfill NULL %s.%s with %s in batches of %d%s (safe_backfill%s)" % (
             self.model_name, self.name, source, self.batch_size,
-            ", then NOT NULL" if self.set_not_null else "")
+            ", then NOT NULL" if self.set_not_null else "",
+            "_start, detached" if self.detached else "")
 
     @property
     def migration_name_fragment(self):
@@ -653,3 +712,72 @@ class SafeSetNotNull(_FieldOperation):
     def migration_name_fragment(self):
         return "set_not_null_%s_%s" % (self.model_name_lower, self.name.lower())
 
+
+
+class EnsureBackfillFinished(_FieldOperation):
+    """
+    EnsureBackfillFinished(model_name, name, timeout=None)
+
+    Wait for the latest detached run (SafeBackfill(..., detached=True)) of
+    field `name` of `model_name` to end: CALL safe_backfill_wait(id,
+    timeout), which relays its progress and fails the migration with the
+    run's own error (and SQLSTATE) if it failed or was cancelled, or when
+    timeout (e.g. "30 min"; None: no limit) passes first.  No detached run
+    of the column at all is an error too: the migration that starts it was
+    not applied here.  Needs atomic = False on the migration (the wait
+    commits between looks, holding no snapshot).  The state is unchanged;
+    backwards it does nothing.
+    """
+
+    reversible = True
+    reduces_to_sql = True
+    atomic = False
+    procedure = "safe_backfill_wait"
+
+    # the latest detached run of the column, by the table's current name
+    FIND_RUN = (
+        "SELECT p.id FROM safe_backfill_progress p, pg_catalog.pg_class c, pg_catalog.pg_namespace n "
+        "WHERE c.oid = %s::regclass AND n.oid = c.relnamespace AND p.detached "
+        "AND p.table_name = pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+        "AND p.column_name = %s ORDER BY p.id DESC LIMIT 1")
+
+    def __init__(self, model_name, name, timeout=None):
+        self.model_name = model_name
+        self.name = name
+        self.timeout = timeout
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        target = self._target(app_label, schema_editor, to_state)
+        if target is None:
+            return
+        model, field = target
+        table = schema_editor.quote_name(model._meta.db_table)
+        if schema_editor.collect_sql:
+            schema_editor.execute("CALL safe_backfill_wait((%s), timeout => %%s::interval)" % self.FIND_RUN,
+                                  [table, field.column, self.timeout])
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(self.FIND_RUN, [table, field.column])
+            row = cursor.fetchone()
+        if row is None:
+            raise RuntimeError(
+                "EnsureBackfillFinished: no detached run of %s.%s was found in "
+                "safe_backfill_progress: apply the migration with "
+                "SafeBackfill(..., detached=True) first" % (model._meta.db_table, field.column))
+        _execute_showing_notices(schema_editor,
+                                 "CALL safe_backfill_wait(%s, timeout => %s::interval)",
+                                 [row[0], self.timeout])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        pass
+
+    def describe(self):
+        return "Wait for the detached backfill of %s.%s to finish (safe_backfill_wait)" % (
+            self.model_name, self.name)
+
+    @property
+    def migration_name_fragment(self):
+        return "ensure_backfilled_%s_%s" % (self.model_name_lower, self.name.lower())

@@ -747,6 +747,45 @@ def test_expression_backfill():
        and len(applied("opsdemo")) == 8, end_to_end[5], tail(out))
 
 
+TICKET = "opsdemo_ticket"
+
+
+def test_detached_two_deploys():
+    """SafeBackfill(detached=True) in an atomic migration, then
+    EnsureBackfillFinished + SafeSetNotNull in a later one."""
+    rc, out = manage("migrate", "opsdemo", "0009")
+    ok(rc == 0, "opsdemo: migrate 0009 creates the ticket table", tail(out))
+    q("INSERT INTO opsdemo_ticket (title) SELECT 'ticket ' || g FROM generate_series(1, %s) g",
+      [OPS_ROWS])
+    # counts every committed write of each row
+    q("CREATE TABLE ticket_writes (id bigint PRIMARY KEY, n int NOT NULL)")
+    q("CREATE FUNCTION ticket_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "INSERT INTO ticket_writes VALUES (NEW.id, 1) "
+      "ON CONFLICT (id) DO UPDATE SET n = ticket_writes.n + 1; RETURN NEW; END $$")
+    q("CREATE TRIGGER ticket_write BEFORE UPDATE ON opsdemo_ticket "
+      "FOR EACH ROW EXECUTE FUNCTION ticket_write()")
+    rc, out = manage("sqlmigrate", "opsdemo", "0010")
+    ok(rc == 0 and "SELECT safe_backfill_start(tbl => '\"opsdemo_ticket\"'::regclass" in out,
+       "opsdemo: sqlmigrate shows SafeBackfill(detached=True)'s safe_backfill_start", tail(out))
+    rc, out = manage("migrate", "opsdemo", "0010")
+    run = re.search(r"detached run (\d+) queued", out)
+    ok(rc == 0 and run is not None,
+       "opsdemo: migrate 0010 (an atomic migration) queues a detached run and returns", tail(out))
+    ok(column_info(TICKET, "priority") == (True, False),
+       "opsdemo: the column is still nullable after 0010")
+    rc, out = manage("sqlmigrate", "opsdemo", "0011")
+    ok(rc == 0 and "CALL safe_backfill_wait(" in out and "CALL safe_set_not_null(" in out,
+       "opsdemo: sqlmigrate shows EnsureBackfillFinished's wait, then SafeSetNotNull", tail(out))
+    rc, out = manage("migrate", "opsdemo", "0011")
+    ok(rc == 0 and run is not None and ("run %s is done" % run.group(1)) in out,
+       "opsdemo: migrate 0011 waits for the detached run to be done", tail(out, 20))
+    ok(column_info(TICKET, "priority") == (True, True) and null_count(TICKET, "priority") == 0,
+       "opsdemo: then the column is NOT NULL and every row filled")
+    ok(q1("SELECT count(*) FROM ticket_writes WHERE n = 1") == OPS_ROWS
+       and q1("SELECT count(*) FROM ticket_writes WHERE n <> 1") == 0,
+       "opsdemo: every row was written exactly once by the detached run")
+
+
 def test_state_matches_models():
     rc, out = manage("makemigrations", "--check", "--dry-run")
     ok(rc == 0 and "No changes detected" in out,
@@ -767,6 +806,7 @@ def main():
     test_operations()
     test_backfill_with_set_not_null()
     test_expression_backfill()
+    test_detached_two_deploys()
     test_state_matches_models()
     print("1..%d" % counter)
     print("# django summary: %d tests, %d failed, %d skipped, %.1f s"

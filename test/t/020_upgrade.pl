@@ -104,6 +104,14 @@ for my $from (@older)
 	is($node->safe_psql($db,
 			q{SELECT count(*) || ' ' || min(state) || ' ' || min(rows_done) FROM safe_backfill_jobs WHERE column_name = 'b'}),
 		'1 done 3000', "$from: as the same run, counting the rows filled before");
+
+	# 1.2's detached runs work after the update (from 1.0 through 1.1)
+	$node->safe_psql($db, q{ALTER TABLE t ADD COLUMN c text});
+	my $run = $node->safe_psql($db, q{SELECT safe_backfill_start('t', 'c', 'detached', 500)});
+	($ret, $out, $err) = $node->psql($db, "CALL safe_backfill_wait($run)");
+	like($err, qr/run $run is done: 3000 rows filled/, "$from: a detached run after the update runs to its end");
+	is($node->safe_psql($db, qq{SELECT state || ' ' || detached FROM safe_backfill_progress WHERE id = $run}),
+		'done true', "$from: and the progress view shows it as detached");
 }
 
 $node->stop;

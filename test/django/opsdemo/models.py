@@ -43,3 +43,14 @@ class Person(models.Model):
 
     class Meta:
         db_table = "opsdemo_Person"
+
+
+class Ticket(models.Model):
+    """
+    The two-deploy pattern: created with priority nullable by 0009, filled
+    by a detached run started in 0010 (atomic), waited for and made NOT NULL
+    by 0011 (EnsureBackfillFinished, SafeSetNotNull).
+    """
+
+    title = models.CharField(max_length=100)
+    priority = models.IntegerField()

@@ -1,0 +1,130 @@
+/* safe_backfill--1.1--1.2.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION safe_backfill UPDATE TO '1.2'" to load this file. \quit
+
+-- ---------------------------------------------------------------------
+-- 1.2: detached runs.  safe_backfill_start queues a run that a background
+-- worker runs as the calling role, detached from the caller's session;
+-- safe_backfill_wait waits for it, safe_backfill_cancel stops it.  With
+-- shared_preload_libraries = 'safe_backfill' a launcher resumes the runs a
+-- restart or a crash interrupted.
+-- ---------------------------------------------------------------------
+
+-- A detached run is 'queued' until its worker takes it, and 'cancelled'
+-- when safe_backfill_cancel stopped it (resumable, like a failed run).
+ALTER TABLE safe_backfill_jobs DROP CONSTRAINT safe_backfill_jobs_state_check;
+ALTER TABLE safe_backfill_jobs ADD CONSTRAINT safe_backfill_jobs_state_check
+    CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled'));
+
+-- What the worker of a detached run needs to run it, now or after a
+-- restart: the roles (it connects as session_role, the caller's session
+-- user, and runs as run_role, the caller's current user, with that role's
+-- privileges as they are then), the arguments as checked (the value and
+-- the expression are in its safe_backfill_jobs row) and the caller's
+-- settings ({name, value, ...}).  Read and written only by the functions,
+-- as the table's owner, like safe_backfill_jobs.
+CREATE TABLE safe_backfill_detached (
+    job_id             bigint PRIMARY KEY REFERENCES safe_backfill_jobs (id) ON DELETE CASCADE,
+    session_role       oid NOT NULL,
+    run_role           oid NOT NULL,
+    batch_size         integer NOT NULL,
+    pause_ms           integer NOT NULL,
+    set_not_null       boolean NOT NULL,
+    target_batch_ms    integer NOT NULL,
+    max_replica_lag_ms integer NOT NULL,
+    workers            integer NOT NULL,
+    resume             boolean NOT NULL,
+    settings           text[] NOT NULL,
+    queued_at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    cancel_requested   boolean NOT NULL DEFAULT false,
+    sqlstate           text     -- of the error that ended it
+);
+REVOKE ALL ON safe_backfill_detached FROM PUBLIC;
+
+-- The arguments of safe_backfill; returns the run's id (safe_backfill_jobs.id)
+-- at once.  The run starts when the calling transaction commits (nothing
+-- runs if it rolls back).
+CREATE FUNCTION safe_backfill_start(
+    tbl        regclass,
+    col        name,
+    value      anycompatible DEFAULT NULL,
+    batch_size integer DEFAULT 10000,
+    pause_ms   integer DEFAULT 0,
+    set_not_null boolean DEFAULT false,
+    target_batch_ms integer DEFAULT NULL,
+    max_replica_lag interval DEFAULT NULL,
+    workers integer DEFAULT 1,
+    resume  boolean DEFAULT true,
+    expression text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'safe_backfill_start';
+
+COMMENT ON FUNCTION safe_backfill_start(regclass, name, anycompatible, integer, integer, boolean, integer, interval, integer, boolean, text) IS
+'Start a safe_backfill run in a background worker, detached from this session; returns its id';
+
+-- Waits (committing between looks, so CALL it on its own) until the run
+-- ends; raises its error if it failed or was cancelled, and an error after
+-- timeout (NULL: no limit).
+CREATE PROCEDURE safe_backfill_wait(
+    job_id  bigint,
+    timeout interval DEFAULT NULL)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'safe_backfill_wait';
+
+COMMENT ON PROCEDURE safe_backfill_wait(bigint, interval) IS
+'Wait for a detached safe_backfill run to end; raise its error if it failed';
+
+CREATE FUNCTION safe_backfill_cancel(job_id bigint)
+RETURNS boolean
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'safe_backfill_cancel';
+
+COMMENT ON FUNCTION safe_backfill_cancel(bigint) IS
+'Stop a detached safe_backfill run (it stays resumable); false if it had ended';
+
+-- The progress view says which runs are detached; their state is 'queued'
+-- until a worker takes them, and 'cancelled' after safe_backfill_cancel.
+CREATE OR REPLACE VIEW safe_backfill_progress WITH (security_barrier) AS
+SELECT j.id,
+       j.table_name,
+       j.column_name,
+       CASE WHEN j.state = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.pid = j.pid
+                   AND ((l.classid = j.relid AND l.objid = j.attnum::pg_catalog.oid AND l.objsubid = 21314)
+                        -- or, for a detached run, the lock its worker holds (objsubid 0x5345, keyed by the id)
+                        OR (l.classid = (j.id >> 32)::pg_catalog.oid
+                            AND l.objid = (j.id & 4294967295)::pg_catalog.oid AND l.objsubid = 21317)))
+            THEN 'interrupted' ELSE j.state END AS state,
+       j.phase,
+       j.rows_done,
+       j.rows_estimated,
+       pg_catalog.round(100.0 * LEAST(j.rows_scanned, j.rows_estimated)
+                        / NULLIF(j.rows_estimated, 0), 1) AS percent,
+       pg_catalog.round(j.rows_done / NULLIF(EXTRACT(epoch FROM j.updated_at - j.started_at), 0)) AS rows_per_second,
+       CASE WHEN j.state = 'running' AND j.rows_scanned > 0 AND j.rows_estimated > j.rows_scanned
+            THEN (j.updated_at - j.started_at) * ((j.rows_estimated - j.rows_scanned)::float8 / j.rows_scanned) END AS eta,
+       j.batches,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       j.pid,
+       j.username,
+       -- an error can carry what its run read (a value in the message of
+       -- an expression's failed cast, the row a trigger refused) from
+       -- tables, or rows behind row-level security, that a reader of the
+       -- table filled may not read: only its caller's role sees it
+       CASE WHEN EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_roles r
+                 WHERE r.rolname = j.username AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+            THEN j.error
+            WHEN j.error IS NOT NULL
+            THEN 'hidden: the error of a run is shown to members of role '
+                 || pg_catalog.quote_ident(j.username) END AS error,
+       EXISTS (SELECT 1 FROM safe_backfill_detached d WHERE d.job_id = j.id) AS detached
+FROM safe_backfill_jobs j
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+              WHERE r.rolname = j.username AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+   OR pg_catalog.has_table_privilege(j.relid, 'SELECT');
