@@ -265,7 +265,12 @@ safe_backfill(PG_FUNCTION_ARGS)
 	opts.procoid = fcinfo->flinfo->fn_oid;
 	opts.workers = PG_GETARG_INT32(8);
 	opts.resume = PG_GETARG_BOOL(9);
-	opts.reuse_lag = 0;
+	/*
+	 * Alone, a serial run has no statements of its own running beside it to
+	 * wait for; beside other runs (a Citus node filling several shards) it
+	 * waits for them as parallel workers wait for each other.
+	 */
+	opts.reuse_lag = safe_backfill_round_horizon_wait ? CONCURRENT_REUSE_LAG : 0;
 	require_range("workers", opts.workers, 1, 64,
 				  "workers is how many background workers split the main pass; 1 runs it in this session.");
 	require_range("batch_size", opts.batch_size, 1, SAFE_BACKFILL_MAX_BATCH_SIZE,

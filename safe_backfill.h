@@ -137,6 +137,13 @@ typedef struct BackfillTarget
 	TargetRunState run;
 } BackfillTarget;
 
+/*
+ * reuse_lag of a run whose neighbours' batches run beside it (parallel
+ * workers, Citus shards filled together on a node): their statements keep
+ * its latest dead rows visible for about a batch.
+ */
+#define CONCURRENT_REUSE_LAG	2
+
 /* What the caller asked for, after the argument checks. */
 typedef struct BackfillOptions
 {

@@ -216,13 +216,19 @@ static const char *const forwarded_settings[] = {
 	"safe_backfill.iteration",
 	"safe_backfill.reuse_space",
 	"safe_backfill.synchronous_commit",
+	"safe_backfill.hot_rounds",
 };
 
+/*
+ * The settings sent ahead of every shard's CALL.  Shards filled together on
+ * a node keep each other's latest dead rows visible while their batches run:
+ * each then waits after a HOT round, as parallel workers do, before pruning.
+ */
 static void
-collect_settings(ShardCallArgs *call)
+collect_settings(ShardCallArgs *call, int per_node)
 {
 	int			ncanon = canonical_setting_count();
-	int			max = ncanon + lengthof(forwarded_settings);
+	int			max = ncanon + lengthof(forwarded_settings) + 1;
 	int			i;
 
 	call->setting_names = palloc(sizeof(char *) * max);
@@ -242,6 +248,10 @@ collect_settings(ShardCallArgs *call)
 			pstrdup(GetConfigOption(forwarded_settings[i], false, false));
 		call->nsettings++;
 	}
+	call->setting_names[call->nsettings] = "safe_backfill.round_horizon_wait";
+	call->setting_values[call->nsettings] = per_node > 1 ? "on" :
+		pstrdup(GetConfigOption("safe_backfill.round_horizon_wait", false, false));
+	call->nsettings++;
 }
 
 /*
@@ -524,6 +534,7 @@ typedef struct CitusRun
 	List	   *shards;			/* every shard, as the run recorded them */
 	ShardCallArgs call;
 	char	   *typname;		/* the column's type, qualified */
+	int			per_node;		/* shards filled at the same time on a node */
 	int64		shards_done;
 	TimestampTz started;
 } CitusRun;
@@ -598,7 +609,19 @@ prepare_shard_call(CitusRun *cr, BackfillTarget *target, const BackfillOptions *
 							  Max(CITUS_MIN_SHARD_BATCH, shard_rows / CITUS_SHARD_BATCH_FRACTION));
 	cr->call.pause_ms = opts->pause_ms;
 	cr->call.target_batch_ms = opts->target_batch_ms;
-	collect_settings(&cr->call);
+	collect_settings(&cr->call, cr->per_node);
+}
+
+/*
+ * Shards filled at the same time on each node: workers => n (n > 1) asks for
+ * n, as it asks for n processes on one node; the default workers => 1 leaves
+ * it to safe_backfill.citus_shards_per_node.  One shard's run is a single
+ * session: alone on a node it would leave the node's other cores idle.
+ */
+static int
+shards_per_node(const BackfillOptions *opts)
+{
+	return opts->workers > 1 ? opts->workers : safe_backfill_citus_shards_per_node;
 }
 
 /* The main pass: each shard's own run on its node, a few at a time per node. */
@@ -608,13 +631,14 @@ citus_main_pass(RunContext *run, BackfillJob *job, ResumeKind resume)
 	CitusRun   *cr = (CitusRun *) run->strategy_state;
 	List	   *todo = shards_to_fill(cr, job, resume);
 
+	cr->per_node = shards_per_node(run->opts);
 	prepare_shard_call(cr, run->target, run->opts, run->stats.estimated_rows);
 	ereport(NOTICE,
 			(errmsg("safe_backfill: %s: distributed table, filling %d of its %d shards on their nodes, %d at a time on each node, batches of at most %d rows",
 					run->target->display, list_length(todo), list_length(cr->shards),
-					run->opts->workers, cr->call.batch_size)));
+					cr->per_node, cr->call.batch_size)));
 	run_shards(run->target, job, cr->nsp, todo, cr->version, &cr->call, cr->typname,
-			   run->opts->workers, &cr->shards_done);
+			   cr->per_node, &cr->shards_done);
 	return true;
 }
 
@@ -638,7 +662,7 @@ citus_sweep(RunContext *run, BackfillJob *job, int sweep)
 	todo = load_placements(run->target, 0);
 	carry_range_numbers(todo, cr->shards);
 	run_shards(run->target, job, cr->nsp, todo, cr->version, &cr->call, cr->typname,
-			   run->opts->workers, &cr->shards_done);
+			   cr->per_node, &cr->shards_done);
 	return SWEEP_FILLED_UNKNOWN;
 }
 
@@ -669,7 +693,8 @@ static const RunStrategy citus_strategy = {
 
 /*
  * Before the job: refuse while shards may move, find every shard's
- * placement, check the extension on every node, and size the batches.
+ * placement, check the extension on every node, and estimate the rows that
+ * size the batches.
  */
 static const RunStrategy *
 prepare_per_shard(RunContext *run)
@@ -688,7 +713,8 @@ prepare_per_shard(RunContext *run)
 				 errmsg("safe_backfill: %s: no active placement of its shards on a primary node",
 						target->display)));
 	require_extension_on_every_node(cr->shards, cr->version);
-	run->stats.estimated_rows = (double) run_count_query(sql_count_rows(target->relid), true, "rows");
+	/* only to size batches and show progress: an estimate, never a count */
+	run->stats.estimated_rows = citus_estimate_rows(target->relid);
 	commit_transaction();
 	cr->started = GetCurrentTimestamp();
 	run->strategy_state = cr;

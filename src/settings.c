@@ -20,6 +20,8 @@ bool		safe_backfill_synchronous_commit = false;
 int			safe_backfill_hot_rounds = 8;
 bool		safe_backfill_reuse_space = true;
 int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
+bool		safe_backfill_round_horizon_wait = false;
+int			safe_backfill_citus_shards_per_node = 2;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -120,6 +122,22 @@ define_settings(void)
 							"Round r rewrites the rows whose line pointer number is r modulo hot_rounds, and commits; the batch's pages are pruned before the next round, so its rows are rewritten in place.  1 writes each batch with one UPDATE.  A column that is part of an index, or a table whose access method is not heap, always gets one round.",
 							&safe_backfill_hot_rounds,
 							8, 1, 64,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("safe_backfill.round_horizon_wait",
+							 "Whether a serial run waits, after each HOT round, for the statements that started before the round committed.",
+							 "Pruning cannot remove the row versions a round left dead while an older snapshot is running, so the next round's rows would move and add index entries.  Parallel workers always wait (each other's batches are such statements), 1 s at most per round.  On for runs that others run beside in the same database: the coordinator of a Citus table sets it for the shards it fills several at a time on a node.",
+							 &safe_backfill_round_horizon_wait,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("safe_backfill.citus_shards_per_node",
+							"Shards of a Citus distributed table filled at the same time on each node, when the call does not ask for workers.",
+							"With workers => 1 (the default) a distributed table's shards are filled this many at a time on each node that holds them; workers => n (n > 1) asks for n at a time instead.  1 fills one shard at a time on each node.",
+							&safe_backfill_citus_shards_per_node,
+							2, 1, 64,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
