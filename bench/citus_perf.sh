@@ -7,6 +7,7 @@
 #   bench/citus_perf.sh setup             build and start the cluster, load the base table
 #   bench/citus_perf.sh fill N [METHODS]  N interleaved rounds of METHODS (default "update serial"):
 #                                         update = one distributed UPDATE, serial = safe_backfill,
+#                                         one = safe_backfill with citus_shards_per_node = 1,
 #                                         wN = safe_backfill workers => N; prints time and table growth
 #   bench/citus_perf.sh notnull N CLIENTS N rounds: safe_set_not_null idle, then with CLIENTS
 #                                         pgbench clients running point queries, interleaved
@@ -67,24 +68,46 @@ fresh() {
     for n in $NODES; do q "CHECKPOINT" $n; done
 }
 
+# CPU seconds the three servers used so far: every backend's user+system time,
+# and the postmasters' own and their exited children's.
+cpu_seconds() {
+    local n pm pids="" p
+    for n in $NODES; do
+        pm=$(head -1 "$WORK/$n/postmaster.pid")
+        pids="$pids $pm $(pgrep -P "$pm" | tr '\n' ' ')"
+    done
+    for p in $pids; do
+        [ -r /proc/$p/stat ] && sed 's/.*) //' /proc/$p/stat
+    done | awk -v hz="$(getconf CLK_TCK)" '{ t += $12 + $13 } END { printf "%.2f", t / hz }'
+    # postmasters: add children already reaped
+    for n in $NODES; do sed 's/.*) //' /proc/"$(head -1 "$WORK/$n/postmaster.pid")"/stat; done |
+        awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf " %.2f\n", t / hz }'
+}
+
 run_method() {
-    local m=$1 sql
+    local m=$1 sql set="SET safe_backfill.progress_interval = 0"
     case $m in
         update) sql="UPDATE t SET v = 1" ;;
         serial) sql="CALL safe_backfill('t', 'v', 1)" ;;
+        one) set="SET safe_backfill.citus_shards_per_node = 1"; sql="CALL safe_backfill('t', 'v', 1)" ;;
         w*) sql="CALL safe_backfill('t', 'v', 1, workers => ${m#w})" ;;
         *) echo "unknown method $m" >&2; exit 1 ;;
     esac
     fresh
     local size0 t0 t1 size1 nulls
     size0=$(q "SELECT citus_table_size('t')")
+    local cpu0 cpu1
+    cpu0=$(cpu_seconds | awk '{print $1 + $2}')
     t0=$(now)
-    q "$sql" 2>/dev/null
+    "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(port_of c)" -U postgres -d postgres \
+        -c "$set" -c "$sql" 2>/dev/null
     t1=$(now)
+    cpu1=$(cpu_seconds | awk '{print $1 + $2}')
     size1=$(q "SELECT citus_table_size('t')")
     nulls=$(q "SELECT count(*) FROM t WHERE v IS NULL")
-    printf '%s %.2f %.3f %s load=%s\n' "$m" "$(echo "$t1 - $t0" | bc)" \
-        "$(echo "$size1 / $size0" | bc -l)" "nulls=$nulls" "$(cut -d' ' -f1 /proc/loadavg)"
+    printf '%s %.2f s growth %.3f cpu %.2f s %s load=%s\n' "$m" "$(echo "$t1 - $t0" | bc)" \
+        "$(echo "$size1 / $size0" | bc -l)" "$(echo "$cpu1 - $cpu0" | bc)" "nulls=$nulls" \
+        "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 fill() {

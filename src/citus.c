@@ -397,6 +397,23 @@ running_on_node(RunningShard **running, int nrunning, ShardTask *task)
 }
 
 /*
+ * Commit a shard's done record without waiting for its WAL flush (one flush
+ * per shard was a good part of a run over many small shards), unless
+ * safe_backfill.synchronous_commit says so.  A crash that loses it only
+ * makes a re-run call that shard again, whose own job on its node then finds
+ * nothing left to fill; the run's last commit (the job's end) is an ordinary
+ * one, and its flush covers these.
+ */
+static void
+commit_without_flush(void)
+{
+	if (!safe_backfill_synchronous_commit)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	commit_transaction();
+}
+
+/*
  * A shard's CALL returned without error.  Record the shard as done in the
  * job's ranges and commit.  If its placement moved meanwhile (a shard move
  * that started after our check), the shard is queued again for its new node.
@@ -425,7 +442,7 @@ finish_shard(BackfillTarget *target, BackfillJob *job, Oid nsp, ShardTask *task,
 	/* a shard that appeared after the run recorded its shards has no range */
 	if (task->range_no > 0)
 		range_record_done(range_recorder(nsp, job_id(job), task->range_no));
-	commit_transaction();
+	commit_without_flush();
 	task->done = true;
 	return true;
 }
