@@ -1062,6 +1062,23 @@ sql_citus_shard_row_estimate(void)
 				   "   ($1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.oid[])");
 }
 
+/*
+ * On a node: "pid n, pid m" of the other sessions that have held a snapshot
+ * (backend_xmin) in a transaction open for more than a second, in any
+ * database (the horizon a round waits for counts them all), or NULL.
+ */
+char *
+sql_citus_long_snapshot_holders(void)
+{
+	return pstrdup("SELECT pg_catalog.string_agg(pg_catalog.concat('pid ', a.pid), ', '::pg_catalog.text"
+				   "   ORDER BY a.pid)"
+				   " FROM pg_catalog.pg_stat_activity a"
+				   " WHERE a.backend_xmin IS NOT NULL"
+				   " AND a.xact_start OPERATOR(pg_catalog.<)"
+				   "   (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) '1 s'::pg_catalog.interval)"
+				   " AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()");
+}
+
 /* "pid n" of a pg_locks row l, or a prepared transaction's */
 #define LOCK_HOLDER_NAME \
 	"pg_catalog.string_agg(DISTINCT CASE WHEN l.pid IS NULL" \

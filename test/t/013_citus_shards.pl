@@ -127,6 +127,35 @@ like($err, qr/filling 4 of its 4 shards on their nodes, 1 at a time on each node
 like(worker_log_since($offsets), qr/'safe_backfill\.round_horizon_wait', \$\d+ = 'off'/,
 	'and a shard alone on its node does not wait after its HOT rounds');
 
+# --- a long snapshot on a node: its shards run without round waits ----------------
+# A snapshot held for more than a second, even in another database, would
+# make every round of every shard there wait its full second in vain.
+my $wport = $workers[0]->port;
+my %holder = (in => '', out => '', err => '');
+$holder{h} = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $workers[0]->connstr('template1') ],
+	'<', \$holder{in}, '>', \$holder{out}, '2>', \$holder{err});
+$holder{in} .= "BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT 'pid=' || pg_backend_pid();\n";
+$holder{h}->pump until $holder{out} =~ /pid=(\d+)/ || !$holder{h}->pumpable;
+my ($holder_pid) = $holder{out} =~ /pid=(\d+)/ or die "no snapshot holder: $holder{err}";
+$workers[0]->poll_query_until('postgres', qq{
+	SELECT clock_timestamp() - xact_start > interval '1.5 s' AND backend_xmin IS NOT NULL
+	FROM pg_stat_activity WHERE pid = $holder_pid})
+  or die 'the snapshot holder did not get old enough';
+$coord->safe_psql('postgres', q{UPDATE cs SET v = NULL});
+$offsets = worker_log_offsets();
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('cs', 'v', 1, 500)});
+is($ret, 0, 'the table is filled while a snapshot is held on a worker') or diag $err;
+like($err, qr/NOTICE:  safe_backfill: shards on node 127\.0\.0\.1:$wport are filled without waiting after each HOT round: pid $holder_pid has held a snapshot for more than 1 s/,
+	'its shards run without round waits, with a NOTICE naming the node and the session');
+is(scalar(() = $err =~ /are filled without waiting after each HOT round/g), 1, 'said once');
+like(slurp_file($workers[0]->logfile, $offsets->{$wport}),
+	qr/\$1 = 'safe_backfill\.round_horizon_wait', \$2 = 'off'/, "turned off in its shards' sessions");
+unlike($err, qr/127\.0\.0\.1:@{[$workers[1]->port]} are filled without waiting/, 'the other worker keeps its waits');
+$holder{in} .= "COMMIT;\n\\q\n";
+$holder{h}->finish;
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS NULL}), '0', 'no NULL left');
+
 # --- two shards at a time on each node by default --------------------------------
 # A row of the first shard on a worker is locked: that shard's run waits
 # for it (batch_lock_timeout = 0: for as long as it takes) while the second
