@@ -21,7 +21,7 @@ int			safe_backfill_hot_rounds = 8;
 bool		safe_backfill_reuse_space = true;
 int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
 bool		safe_backfill_round_horizon_wait = false;
-int			safe_backfill_citus_shards_per_node = 2;
+int			safe_backfill_citus_shards_per_node = 4;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -137,7 +137,7 @@ define_settings(void)
 							"Shards of a Citus distributed table filled at the same time on each node, when the call does not ask for workers.",
 							"With workers => 1 (the default) a distributed table's shards are filled this many at a time on each node that holds them; workers => n (n > 1) asks for n at a time instead.  1 fills one shard at a time on each node.",
 							&safe_backfill_citus_shards_per_node,
-							2, 1, 64,
+							4, 1, 64,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 

@@ -270,8 +270,8 @@ is($snode->safe_psql('postgres', "SELECT attnotnull FROM pg_attribute WHERE attr
 
 # --- cancel, then a re-run redoes only the unfinished shards ---------------------
 # One shard on worker 1 is held at a locked row (batch_lock_timeout = 0: its
-# run waits); meanwhile every other shard is finished (two run at a time on
-# each node: the other one on worker 1 too).  Then the call is cancelled;
+# run waits); meanwhile every other shard is finished (several run at a time
+# on each node: the other one on worker 1 too).  Then the call is cancelled;
 # the re-run fills only the shard left.
 $coord->safe_psql('postgres', q{
 	SET citus.shard_count = 4;

@@ -1,7 +1,7 @@
 # Citus, how a distributed table's shards are run: no count of the whole
 # table before the fill (the batches are sized from the shards' statistics
-# on their nodes), two shards at a time on each node by default
-# (safe_backfill.citus_shards_per_node; workers => n asks for n), and
+# on their nodes), several shards at a time on each node by default
+# (safe_backfill.citus_shards_per_node, 4; workers => n asks for n), and
 # shards run together wait for each other's batches after each HOT round
 # (safe_backfill.round_horizon_wait is set on for them).
 #
@@ -104,7 +104,7 @@ my @counts = grep { /SELECT count\(\*\) AS count FROM/ } split /\n/, $logged;
 ok(scalar(@counts) > 0, "the workers' logs show the count of the NULLs left (the check works)")
   or diag $logged;
 is(join("\n", grep { !/IS NULL/ } @counts), '', 'and no count of every row of a shard');
-my ($batch) = $err =~ /cs\.v: distributed table, filling 4 of its 4 shards on their nodes, 2 at a time on each node, batches of at most (\d+) rows/;
+my ($batch) = $err =~ /cs\.v: distributed table, filling 4 of its 4 shards on their nodes, 4 at a time on each node, batches of at most (\d+) rows/;
 ok(defined($batch) && $batch >= 150 && $batch <= 250,
 	"batches sized from the shards' estimated rows, about a tenth of 2000 a shard (" . ($batch // 'none') . ")")
   or diag $err;
@@ -116,7 +116,7 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS NULL}), '0
 
 # --- the shards run together are told to wait for each other ----------------------
 like($logged, qr/'safe_backfill\.round_horizon_wait', \$\d+ = 'on'/,
-	"the shards' sessions, run two at a time on a node, wait after each HOT round");
+	"the shards' sessions, run several at a time on a node, wait after each HOT round");
 $coord->safe_psql('postgres', q{UPDATE cs SET v = NULL});
 $offsets = worker_log_offsets();
 ($ret, $out, $err) = $coord->psql('postgres', q{
@@ -156,7 +156,7 @@ $holder{in} .= "COMMIT;\n\\q\n";
 $holder{h}->finish;
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS NULL}), '0', 'no NULL left');
 
-# --- two shards at a time on each node by default --------------------------------
+# --- several shards at a time on each node by default ----------------------------
 # A row of the first shard on a worker is locked: that shard's run waits
 # for it (batch_lock_timeout = 0: for as long as it takes) while the second
 # shard on the same worker is filled to the end beside it.
