@@ -261,8 +261,8 @@ collect_settings(ShardCallArgs *call, int per_node)
  * Right before a shard's CALL on a node where shards run together: a round
  * waits for every snapshot older than itself on the node, in any database,
  * for 1 s at most.  One held there for longer would make the rounds of
- * every shard wait in vain (a review measured 28 s instead of 6 s for a
- * snapshot held in another database).  The shard then runs without round
+ * every shard wait in vain (a run measured 28 s instead of 6 s with a
+ * snapshot held in another database of a worker).  The shard then runs without round
  * waits; a later shard on the same connection gets them back once that
  * snapshot is gone.  Only the sessions the caller may see in
  * pg_stat_activity count.
@@ -445,9 +445,9 @@ running_on_node(RunningShard **running, int nrunning, ShardTask *task)
 }
 
 /*
- * Commit a shard's done record without waiting for its WAL flush (one flush
- * per shard was a good part of a run over many small shards), unless
- * safe_backfill.synchronous_commit says so.  A crash that loses it only
+ * Commit a shard's done record without waiting for its WAL flush (a flush
+ * per shard, about 5 ms each on a loaded disk, adds up over many small
+ * shards), unless safe_backfill.synchronous_commit says so.  A crash that loses it only
  * makes a re-run call that shard again, whose own job on its node then finds
  * nothing left to fill; the run's last commit (the job's end) is an ordinary
  * one, and its flush covers these.
