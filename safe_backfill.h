@@ -141,6 +141,13 @@ typedef struct BackfillTarget
 	TargetRunState run;
 } BackfillTarget;
 
+/*
+ * reuse_lag of a run whose neighbours' batches run beside it (parallel
+ * workers, Citus shards filled together on a node): their statements keep
+ * its latest dead rows visible for about a batch.
+ */
+#define CONCURRENT_REUSE_LAG	2
+
 /* What the caller asked for, after the argument checks. */
 typedef struct BackfillOptions
 {
@@ -156,6 +163,9 @@ typedef struct BackfillOptions
 	int			workers;		/* main pass split across this many workers */
 	bool		resume;			/* false: start an unfinished run over */
 	int			reuse_lag;		/* batches to wait before pruning a batch's pages */
+	bool		round_waits;	/* a serial run waits for the horizon after each HOT
+								 * round (safe_backfill.round_horizon_wait); a run
+								 * with reuse_lag > 0 always does */
 } BackfillOptions;
 
 /*

@@ -13,6 +13,8 @@
 #include "src/xact.h"
 
 #include "libpq-fe.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -20,7 +22,9 @@
 #include "commands/extension.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
 #include "pgstat.h"
+#include "storage/bufpage.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -468,6 +472,68 @@ citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms, char *
 		*holders = pstrdup(left);
 	MemoryContextDelete(waitcxt);
 	return *holders == NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Row estimates
+ * --------------------------------------------------------------------- */
+
+/*
+ * Rows per block for the table's row width, as the planner guesses them for
+ * a table never vacuumed nor analyzed (table_block_relation_estimate_size):
+ * the coordinator's table has the shards' columns.
+ */
+static double
+rows_per_block_for_width(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	int32		width = get_rel_data_width(rel, NULL);
+
+	table_close(rel, AccessShareLock);
+	return (double) (BLCKSZ - SizeOfPageHeaderData) /
+		(width + MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData));
+}
+
+/*
+ * The rows of a distributed table, estimated from its shards' sizes and
+ * their statistics on the nodes that hold them: one catalog query a node
+ * over a connection of ours, never a scan (a count through Citus reads
+ * every row of every shard only to size batches).  The shard names and the
+ * density travel as parameters.
+ */
+double
+citus_estimate_rows(Oid relid)
+{
+	char		density[64];
+	List	   *nodes = load_shard_nodes(relid);
+	ListCell   *lc;
+	double		rows = 0;
+
+	snprintf(density, sizeof(density), "%.6f", rows_per_block_for_width(relid));
+	foreach(lc, nodes)
+	{
+		NodeHolders *node = (NodeHolders *) lfirst(lc);
+		const char *params[2] = {node->shards, density};
+		PGconn	   *volatile conn = citus_node_connect(&node->node);
+
+		PG_TRY();
+		{
+			PGresult   *res = citus_node_query(conn, &node->node,
+											   sql_citus_show_shards(), 0, NULL);
+
+			PQclear(res);
+			res = citus_node_query(conn, &node->node,
+								   sql_citus_shard_row_estimate(), 2, params);
+			rows += strtod(PQgetvalue(res, 0, 0), NULL);
+			PQclear(res);
+		}
+		PG_FINALLY();
+		{
+			PQfinish(conn);
+		}
+		PG_END_TRY();
+	}
+	return rows;
 }
 
 /*

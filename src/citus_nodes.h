@@ -32,6 +32,7 @@ extern bool citus_is_loaded(void);
 extern CitusTableKind citus_table_kind(Oid relid);
 extern void citus_set_local_lock_timeout(int ms);
 extern void citus_refuse_expression(BackfillTarget *target);
+extern double citus_estimate_rows(Oid relid);
 extern bool citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms,
 											  char **holders);
 

@@ -972,7 +972,7 @@ fill_range(ParallelShared *sh, shm_toc *toc, int r, BackfillTarget *target)
 	link.range = range;
 	opts.workers = 1;
 	/* the other workers' running batches keep our latest dead rows visible */
-	opts.reuse_lag = 2;
+	opts.reuse_lag = CONCURRENT_REUSE_LAG;
 	completed = run_main_pass(target, it, &stats, &opts, &link);
 	if (completed)
 		range_record_done(range);

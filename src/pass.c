@@ -663,7 +663,7 @@ wait_for_round_horizon(PassState *pass, TransactionId xid)
 	int			sleep_ms = ROUND_HORIZON_FIRST_SLEEP_MS;
 	Oid			relid = pass->target->relid;
 
-	if (!TransactionIdIsValid(xid))
+	if (!TransactionIdIsValid(xid) || (pass->opts->reuse_lag == 0 && !pass->opts->round_waits))
 		return;
 	if (pass->no_horizon_wait)
 	{

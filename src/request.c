@@ -108,6 +108,7 @@ request_options_from_settings(BackfillOptions *opts)
 	opts->max_batch_retries = safe_backfill_max_batch_retries;
 	opts->max_replica_wait_ms = safe_backfill_max_replica_wait_ms;
 	opts->reuse_lag = 0;
+	opts->round_waits = safe_backfill_round_horizon_wait;
 }
 
 /*

@@ -21,6 +21,8 @@ int			safe_backfill_hot_rounds = 8;
 bool		safe_backfill_reuse_space = true;
 int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
 int			safe_backfill_max_detached_runs = 4;
+bool		safe_backfill_round_horizon_wait = true;
+int			safe_backfill_citus_shards_per_node = 4;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -121,6 +123,22 @@ define_settings(void)
 							"Round r rewrites the rows whose line pointer number is r modulo hot_rounds, and commits; the batch's pages are pruned before the next round, so its rows are rewritten in place.  1 writes each batch with one UPDATE.  A column that is part of an index, or a table whose access method is not heap, always gets one round.",
 							&safe_backfill_hot_rounds,
 							8, 1, 64,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("safe_backfill.round_horizon_wait",
+							 "Whether a serial run waits, after each HOT round, for the statements that started before the round committed.",
+							 "Pruning cannot remove the row versions a round left dead while an older snapshot of this database is running, so the next round's rows would move and add index entries.  Such statements are short (concurrent clients', other runs'); the wait is on the table's own horizon, 1 s at most per round.  Parallel workers always wait.  The coordinator of a Citus table turns it off on a node where a long snapshot would make every shard's rounds wait in vain.",
+							 &safe_backfill_round_horizon_wait,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("safe_backfill.citus_shards_per_node",
+							"Shards of a Citus distributed table filled at the same time on each node, when the call does not ask for workers.",
+							"With workers => 1 (the default) a distributed table's shards are filled this many at a time on each node that holds them; workers => n (n > 1) asks for n at a time instead.  1 fills one shard at a time on each node.",
+							&safe_backfill_citus_shards_per_node,
+							4, 1, 64,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 

@@ -25,6 +25,8 @@ extern bool safe_backfill_reuse_space;
 extern bool safe_backfill_synchronous_commit;
 extern int	safe_backfill_hot_rounds;
 extern int	safe_backfill_job_retention_s;
+extern bool safe_backfill_round_horizon_wait;
+extern int	safe_backfill_citus_shards_per_node;
 extern int	safe_backfill_target_batch_ms;
 extern int	safe_backfill_batch_lock_timeout_ms;
 extern int	safe_backfill_max_batch_retries;

@@ -1106,6 +1106,60 @@ sql_citus_shard_nodes(void)
 				   " GROUP BY n.nodename, n.nodeport ORDER BY n.nodename, n.nodeport");
 }
 
+/*
+ * On a node, for the rest of the session: pg_class shows the shards (Citus
+ * hides them from sessions whose application_name is not its own).
+ */
+char *
+sql_citus_show_shards(void)
+{
+	return pstrdup("SELECT pg_catalog.set_config('citus.override_table_visibility', 'off', false)");
+}
+
+/*
+ * On a node: an estimate of the rows in the relations named in $1 (a
+ * text[] of its shards), never a scan - what the planner's
+ * estimate_rel_size does: each shard's current size in blocks times its
+ * rows per block as the last VACUUM or ANALYZE saw them, or, for a shard
+ * never vacuumed nor analyzed, times $2 (rows per block for the table's
+ * row width, computed by the coordinator).  The second column resolves
+ * every name: a shard missing there is an error, never a shard skipped.
+ */
+char *
+sql_citus_shard_row_estimate(void)
+{
+	return pstrdup("SELECT COALESCE(pg_catalog.sum("
+				   "   CASE WHEN c.reltuples OPERATOR(pg_catalog.>=) 0::pg_catalog.float4"
+				   "     AND c.relpages OPERATOR(pg_catalog.>) 0"
+				   "   THEN c.reltuples::pg_catalog.float8 OPERATOR(pg_catalog./) c.relpages::pg_catalog.float8"
+				   "   ELSE $2::pg_catalog.float8 END"
+				   "   OPERATOR(pg_catalog.*) (pg_catalog.pg_relation_size(c.oid)::pg_catalog.float8"
+				   "     OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.float8)),"
+				   " 0::pg_catalog.float8)::pg_catalog.text,"
+				   " $1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.text"
+				   " FROM pg_catalog.pg_class c"
+				   " WHERE c.oid OPERATOR(pg_catalog.=) ANY"
+				   "   ($1::pg_catalog.text[]::pg_catalog.regclass[]::pg_catalog.oid[])");
+}
+
+/*
+ * On a node: "pid n, pid m" of the other sessions that have held a snapshot
+ * (backend_xmin) in a transaction open for more than a second, in any
+ * database (the horizon a round waits for counts them all), or NULL.
+ */
+char *
+sql_citus_long_snapshot_holders(void)
+{
+	return pstrdup("SELECT pg_catalog.string_agg(pg_catalog.concat('pid ', a.pid), ', '::pg_catalog.text"
+				   "   ORDER BY a.pid)"
+				   " FROM pg_catalog.pg_stat_activity a"
+				   " WHERE a.backend_xmin IS NOT NULL"
+				   " AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+				   " AND a.xact_start OPERATOR(pg_catalog.<)"
+				   "   (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) '1 s'::pg_catalog.interval)"
+				   " AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()");
+}
+
 /* "pid n" of a pg_locks row l, or a prepared transaction's */
 #define LOCK_HOLDER_NAME \
 	"pg_catalog.string_agg(DISTINCT CASE WHEN l.pid IS NULL" \

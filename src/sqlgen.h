@@ -87,6 +87,9 @@ extern char *sql_citus_shard_call(const char *nspname, const char *typname);
 extern char *sql_citus_propagate_set_local(void);
 extern char *sql_set_local_lock_timeout(int ms);
 extern char *sql_citus_shard_nodes(void);
+extern char *sql_citus_shard_row_estimate(void);
+extern char *sql_citus_show_shards(void);
+extern char *sql_citus_long_snapshot_holders(void);
 extern char *sql_citus_lock_holder_snapshot(void);
 extern char *sql_citus_lock_holders_left(void);
 
