@@ -80,6 +80,26 @@ SELECT count(*) FILTER (WHERE c IS DISTINCT FROM (SELECT p.region FROM reads_par
 FROM reads_ctid k;
 SELECT count(*) FILTER (WHERE c IS DISTINCT FROM upper(name)) AS wrong FROM reads_one_round;
 
+-- a partitioned table: the UPDATE runs on the parent, each leaf's rows get
+-- the value computed from themselves (the subquery reads the row of the leaf
+-- the UPDATE reads), by key and by block ranges
+CREATE TABLE reads_parted (id int, part int, name text, c text, PRIMARY KEY (id, part))
+  PARTITION BY LIST (part);
+CREATE TABLE reads_parted_1 PARTITION OF reads_parted FOR VALUES IN (1);
+CREATE TABLE reads_parted_2 PARTITION OF reads_parted FOR VALUES IN (2);
+INSERT INTO reads_parted SELECT g, 1 + g % 2, 'Name ' || g FROM generate_series(1, 3000) g;
+CALL safe_backfill('reads_parted', 'c',
+  expression => '(SELECT p.region FROM reads_parent p WHERE p.id = 1 + reads_parted.id % 50) || lower(name)',
+  batch_size => 700);
+SELECT count(*) FILTER (WHERE c IS DISTINCT FROM (SELECT p.region FROM reads_parent p WHERE p.id = 1 + r.id % 50) || lower(name)) AS wrong,
+       count(*) FILTER (WHERE c IS NULL) AS left_null
+FROM reads_parted r;
+UPDATE reads_parted SET c = NULL;
+SET safe_backfill.iteration = ctid;
+CALL safe_backfill('reads_parted', 'c', expression => 'lower(name) || part', batch_size => 700);
+RESET safe_backfill.iteration;
+SELECT count(*) FILTER (WHERE c IS DISTINCT FROM lower(name) || part) AS wrong FROM reads_parted;
+
 -- a volatile expression: one call per row filled, on every path
 CREATE SEQUENCE reads_calls;
 CREATE TABLE reads_volatile (id int PRIMARY KEY, c bigint);
@@ -88,6 +108,6 @@ CALL safe_backfill('reads_volatile', 'c', expression => 'nextval(''reads_calls''
 SELECT count(*) AS rows, count(DISTINCT c) AS distinct_values,
        (SELECT last_value FROM reads_calls) AS calls FROM reads_volatile;
 
-DROP TABLE reads_key, reads_ctid, reads_one_round, reads_parent, reads_before, reads_volatile;
+DROP TABLE reads_key, reads_ctid, reads_one_round, reads_parent, reads_before, reads_volatile, reads_parted;
 DROP SEQUENCE reads_calls;
 DROP FUNCTION reads_seed(text), reads_flush_stats(), heap_block_accesses(text);
