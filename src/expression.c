@@ -37,6 +37,7 @@
 #include "src/target.h"
 #include "src/value.h"
 
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -516,27 +517,71 @@ mark_columns_walker(Node *node, MarkColumns *mark)
 }
 
 /*
+ * The parse state of the query level whose first and only relation is the
+ * table, where the statement's placeholders belong, and in *levels_up how
+ * many levels of subquery pstate is below it: 0 where the placeholder is in
+ * that query itself, 1 in the LATERAL subquery of sql_compute_rows, which
+ * has no relation of its own.
+ */
+static ParseState *
+table_parse_state(ParseState *pstate, BackfillTarget *target, int *levels_up)
+{
+	ParseState *level = pstate;
+
+	*levels_up = 0;
+	while (level != NULL && level->p_rtable == NIL)
+	{
+		level = level->parentParseState;
+		(*levels_up)++;
+	}
+	if (level == NULL || rt_fetch(1, level->p_rtable)->relid != target->relid)
+		elog(ERROR, "safe_backfill: the expression's place is not over table %s",
+			 target->display);
+	return level;
+}
+
+/*
  * A copy of the tree for the placeholder of the statement being analysed.
  * Every statement puts the placeholder where the table is the first and
- * only relation of the query, as it was for the analysis: the tree's Vars
- * (varno 1) read it.
+ * only relation of the query, as it was for the analysis, or in a subquery
+ * without relations below that query: the tree's Vars (varno 1) read it,
+ * from as many levels up.
  */
 static Node *
 expression_for_statement(ParseState *pstate, BackfillTarget *target)
 {
 	Node	   *tree;
-	MarkColumns mark = {pstate, 0};
+	int			levels_up;
+	MarkColumns mark = {table_parse_state(pstate, target, &levels_up), 0};
 
-	if (pstate->p_rtable == NIL || rt_fetch(1, pstate->p_rtable)->relid != target->relid)
-		elog(ERROR, "safe_backfill: the expression's place is not over table %s",
-			 target->display);
 	tree = copyObject(target->written.tree);
 	require_objects_exist(target, tree);
 	(void) lock_sublink_relations(tree, NULL);
 	(void) mark_columns_walker(tree, &mark);
+	if (levels_up > 0)
+		IncrementVarSublevelsUp(tree, levels_up, 0);
 	if (checkExprHasSubLink(tree))
 		pstate->p_hasSubLinks = true;
 	return tree;
+}
+
+/*
+ * The ctid of the table's row, for SQL_ROW_TID_PLACE, marked as the parser
+ * marks a column it resolves (its privilege is checked before the run:
+ * target.c).
+ */
+static Node *
+row_tid_for_statement(ParseState *pstate, BackfillTarget *target, int location)
+{
+	int			levels_up;
+	ParseState *table_level = table_parse_state(pstate, target, &levels_up);
+	Var		   *var = makeVar(1, SelfItemPointerAttributeNumber, TIDOID, -1,
+							  InvalidOid, 0);
+
+	var->location = location;
+	markVarForSelectPriv(table_level, var);
+	var->varlevelsup = levels_up;
+	return (Node *) var;
 }
 
 static Node *
@@ -548,6 +593,8 @@ expression_paramref_hook(ParseState *pstate, ParamRef *pref)
 
 	if (n == SQL_EXPRESSION_PARAM)
 		return expression_for_statement(pstate, statement->target);
+	if (n == SQL_ROW_TID_PARAM)
+		return row_tid_for_statement(pstate, statement->target, pref->location);
 	if (n < 1 || n > statement->nargs)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_PARAMETER),

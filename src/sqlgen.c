@@ -270,54 +270,59 @@ unused_name(BackfillTarget *target, const char *base, bool as_table)
 /*
  * The rows of one range to fill and the value computed for each:
  *   UPDATE t SET c = new.value
- *   FROM (SELECT tableoid, ctid, (<expression>) AS value FROM t
- *         WHERE c IS NULL AND <range> OFFSET 0) new
- *   WHERE tableoid = new.tableoid AND ctid = new.ctid
- *     AND new.value IS NOT NULL AND c IS NULL AND <range>
- * The subquery computes the expression once per row (OFFSET 0 keeps it from
- * being merged into the UPDATE, which would compute it twice), from the row
- * version the batch's snapshot sees, with the table under its own name.
- * Rows it gives NULL for are not written: they stay NULL without a new row
- * version, and the final count tells them apart (sql_count_computed_nulls).
- * A row another transaction updates meanwhile has a new ctid when the UPDATE
- * reaches it, so it is skipped, not filled with a value computed from its
- * old version; it is still NULL and a later pass computes it again.  The
- * ctid comparison is written twice: a TID Scan that uses the plain one as
- * its access path does not recheck it on the row's new version in every
- * PostgreSQL release (14 takes any version the update chain leads to), so
- * the "IS TRUE" copy, which no scan can use, stays a filter checked on the
- * new version too.  The
- * range and "c IS NULL" are repeated on the UPDATE's side so that it reads
- * only that range and hashes only the NULL rows (a sweep over a filled table
- * then hashes nothing).
+ *   FROM LATERAL (SELECT <t.ctid> AS tid, (<expression>) AS value OFFSET 0) new
+ *   WHERE new.value IS NOT NULL AND (ctid = new.tid) IS TRUE
+ *     AND c IS NULL AND <range>
+ * The UPDATE reads each row of the range once; the subquery computes the
+ * expression from that row version, once (OFFSET 0 keeps it from being
+ * merged into the UPDATE, which would compute it in the SET list and again
+ * in the WHERE clause), and rows it gives NULL for are not written: they stay
+ * NULL without a new row version, and the final count tells them apart
+ * (sql_count_computed_nulls).
+ *
+ * A subquery in an UPDATE's FROM may not refer to the table being updated,
+ * in SQL: the subquery's row is not computed again when the UPDATE follows a
+ * row updated concurrently to its new version (EvalPlanQual rechecks the
+ * WHERE clause on the new version with the subquery's row as first
+ * computed).  The text therefore names neither the table nor its columns
+ * there: the parser hook (expression.c) puts the analysed tree and the row's
+ * ctid (SQL_ROW_TID_PLACE) in its places, and the ctid is the guard: a row
+ * another transaction updates meanwhile has a new ctid when the UPDATE
+ * reaches it, so "(ctid = new.tid) IS TRUE" fails on its new version and it
+ * is skipped, not filled with a value computed from its old version; it is
+ * still NULL and a later pass computes it again.  ("IS TRUE": a TID Scan may
+ * not recheck a plain ctid comparison on the new version.)
+ *
+ * This replaced a subquery that read the range a second time, joined back
+ * to the UPDATE's rows by ctid: every row was fetched twice, and the join's
+ * TID Scan, started again for each row, looked up the table's size each
+ * time.
  */
 static char *
-sql_compute_rows(BackfillTarget *target, const char *rows, const char *check)
+sql_compute_rows(BackfillTarget *target, const char *rows)
 {
 	const char *rel = relation_clause(target);
 	const char *col = quote_identifier(target->colname);
 	const char *sub = unused_name(target, "safe_backfill_new", true);
-	const char *tid_rel = unused_name(target, "safe_backfill_rel", false);
 	const char *tid = unused_name(target, "safe_backfill_tid", false);
 	const char *value = unused_name(target, "safe_backfill_value", false);
 
 	return psprintf("UPDATE %s SET %s = %s.%s"
-				 " FROM (SELECT tableoid AS %s, ctid AS %s,"
-				 " %s AS %s FROM %s WHERE %s IS NULL%s OFFSET 0) %s"
-				 " WHERE tableoid OPERATOR(pg_catalog.=) %s.%s"
-				 " AND ctid OPERATOR(pg_catalog.=) %s.%s"
-				 " AND (ctid OPERATOR(pg_catalog.=) %s.%s) IS TRUE"
-				 " AND %s.%s IS NOT NULL AND %s IS NULL%s",
-				 rel, col, sub, value,
-				 tid_rel, tid, SQL_EXPRESSION_PLACE, value, rel, col, rows, sub,
-				 sub, tid_rel, sub, tid, sub, tid, sub, value, col, check);
+					" FROM LATERAL (SELECT %s AS %s, %s AS %s OFFSET 0) %s"
+					" WHERE %s.%s IS NOT NULL"
+					" AND (ctid OPERATOR(pg_catalog.=) %s.%s) IS TRUE"
+					" AND %s IS NULL%s",
+					rel, col, sub, value,
+					SQL_ROW_TID_PLACE, tid, SQL_EXPRESSION_PLACE, value, sub,
+					sub, value,
+					sub, tid,
+					col, rows);
 }
 
-/* The same condition on both sides: the range is the access path of both. */
 static char *
 sql_compute_range(BackfillTarget *target, const char *range)
 {
-	return sql_compute_rows(target, range, range);
+	return sql_compute_rows(target, range);
 }
 
 /*
@@ -489,10 +494,8 @@ sql_ctid_range_null_tids(BackfillTarget *target)
  * rows); the batch's bounds stay as a check on each row, written as
  * "(...) IS TRUE" so the planner cannot pick them as the access path
  * instead and read the whole batch again in every round.  With an
- * expression, only the subquery that computes it reads the tids: the
- * UPDATE's side joins on each row's ctid and checks the bounds, as
- * "ctid = ANY ($2)" there would compare every row with every tid of the
- * round.
+ * expression, the same: the UPDATE reads the round's rows and the
+ * expression is computed for each (sql_compute_rows).
  */
 static char *
 round_statement(BackfillTarget *target, const char *bounds)
@@ -504,7 +507,7 @@ round_statement(BackfillTarget *target, const char *bounds)
 	if (target->written.expression)
 	{
 		appendStringInfo(&buf, "%s%s", tids, bounds);
-		return sql_compute_rows(target, buf.data, bounds);
+		return sql_compute_rows(target, buf.data);
 	}
 	append_update_head(&buf, target);
 	appendStringInfo(&buf, "%s%s", tids, bounds);

@@ -16,6 +16,15 @@
 
 #define SQL_EXPRESSION_PARAM		0
 
+/*
+ * In the LATERAL subquery of an expression's UPDATE (sql_compute_rows), the
+ * ctid of the row the UPDATE reads, which a subquery in FROM could not name:
+ * another parameter number no statement uses, replaced by that column.
+ */
+#define SQL_ROW_TID_PLACE			"$65535"
+
+#define SQL_ROW_TID_PARAM			65535
+
 extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);

@@ -230,10 +230,9 @@ caller_may_read_tableoid(BackfillTarget *target)
 }
 
 /*
- * An expression run also reads each row's tableoid, to write the value
- * computed from that very row version (sqlgen.c's sql_compute_rows): a
- * caller with column privileges must have it too, or the run would pass
- * every check and fail at its first batch.
+ * An expression run's probe (expression.c) reads each row's tableoid with
+ * its ctid, the row identity a batch computes the value for: a caller with
+ * column privileges must have it too, as documented.
  */
 void
 check_expression_privileges(BackfillTarget *target)
