@@ -24,9 +24,11 @@ have_package() {
         grep '^install ok installed|' | grep -Eq "(\||, )$1( |,|$)"
 }
 
+# install_missing_packages [PACKAGE ...]: APT_PACKAGES and the packages
+# named (bench/run adds gnuplot-nox, which draws its picture).
 install_missing_packages() {
     local p missing=""
-    for p in $APT_PACKAGES; do
+    for p in $APT_PACKAGES "$@"; do
         have_package "$p" || missing="$missing $p"
     done
     [ -z "$missing" ] && return 0
@@ -203,6 +205,61 @@ client_stats() {
         }'
 }
 
+# client_save DIR DEST: keep the client's per-statement logs of one run
+# (client_start of the next run deletes them) for the picture.
+client_save() {
+    mkdir -p "$2"
+    cat "$1"/select.log.* >"$2/select.log" 2>/dev/null
+    cat "$1"/update.log.* >"$2/update.log" 2>/dev/null
+    return 0
+}
+
+# ---------------------------------------------------------------------------
+# The fill's progress as a client sees it: a separate connection counts, every
+# PROGRESS_EVERY seconds (psql's \watch, one short transaction each: no
+# snapshot held in between), the rows of TABLE whose COLUMN is NOT NULL among
+# those visible to it, in a block sample of about 200 pages (TABLESAMPLE
+# SYSTEM, the same blocks every time: REPEATABLE), so that a poll reads about
+# 200 pages (13,000 to 33,000 rows in the default cases) whatever the table's
+# size.  It counts committed rows only: a
+# one-shot UPDATE stays at 0% until it commits, which is what the
+# application sees.  Every method is measured the same way.  One line per
+# poll in OUT: epoch_us filled sampled.  Stopped like the client, by
+# terminating its connection.
+# ---------------------------------------------------------------------------
+PROGRESS_APP=safe_backfill_progress_poll
+PROGRESS_EVERY=0.25
+PROGRESS_PID=""
+
+progress_start() {
+    local table=$1 col=$2 out=$3 pct i
+    pct=$(sqlv "SELECT least(100, round(20000.0 / greatest(relpages, 1), 2)) FROM pg_class WHERE oid = '$table'::regclass")
+    printf '%s\n' \
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, count($col), count(*) FROM $table TABLESAMPLE SYSTEM ($pct) REPEATABLE (1)" \
+        "\\watch $PROGRESS_EVERY" |
+        PGAPPNAME=$PROGRESS_APP "$PG_BIN/psql" -X -At -F ' ' -h "$CL" -p "$PORT" -U postgres -d "$DB" >"$out" 2>&1 &
+    PROGRESS_PID=$!
+    for i in $(seq 1 100); do
+        [ "$(sqlv "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$PROGRESS_APP'")" -ge 1 ] && return 0
+        kill -0 "$PROGRESS_PID" 2>/dev/null || die "progress poll did not start: $(cat "$out")"
+        sleep 0.02
+    done
+    die "progress poll did not connect"
+}
+
+progress_stop() {
+    [ -n "$PROGRESS_PID" ] || return 0
+    sqlv "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '$PROGRESS_APP'" >/dev/null || true
+    local i
+    for i in $(seq 1 100); do
+        kill -0 "$PROGRESS_PID" 2>/dev/null || break
+        sleep 0.02
+    done
+    kill -0 "$PROGRESS_PID" 2>/dev/null && kill "$PROGRESS_PID" 2>/dev/null
+    wait "$PROGRESS_PID" 2>/dev/null
+    PROGRESS_PID=""
+}
+
 # ---------------------------------------------------------------------------
 # How long ACCESS EXCLUSIVE was held on a table.  A DO block polls pg_locks
 # (which reads the live lock table, not a snapshot) about once a millisecond
@@ -305,7 +362,7 @@ ae_sampler_stop() {
 # sampler, our cluster -- by the PIDs we started, nothing else.
 cleanup_all() {
     local pid
-    for pid in ${CLIENT_PIDS:-} ${TPCB_PID:-}; do kill "$pid" 2>/dev/null; done
+    for pid in ${CLIENT_PIDS:-} ${TPCB_PID:-} ${PROGRESS_PID:-}; do kill "$pid" 2>/dev/null; done
     [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
     stop_cluster
 }
