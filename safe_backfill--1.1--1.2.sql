@@ -128,3 +128,33 @@ FROM safe_backfill_jobs j
 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
               WHERE r.rolname = j.username AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
    OR pg_catalog.has_table_privilege(j.relid, 'SELECT');
+
+-- The latest detached run of a column, by the table's OID and the column's
+-- number (so a rename of the table, or of the column, does not lose it),
+-- among the runs the caller sees in safe_backfill_progress; NULL when none.
+-- A security barrier view over the jobs table (which only the functions
+-- read) that keeps exactly the rows safe_backfill_progress shows the caller.
+CREATE VIEW safe_backfill_detached_runs WITH (security_barrier) AS
+SELECT j.id, j.relid, j.attnum
+FROM safe_backfill_jobs j
+WHERE j.id IN (SELECT p.id FROM safe_backfill_progress p WHERE p.detached);
+GRANT SELECT ON safe_backfill_detached_runs TO PUBLIC;
+
+-- A SQL-standard body: parsed here, so the view, the catalogs and the
+-- operators it uses are bound now, by OID, and never looked up in the
+-- caller's search_path (nor lost when the extension is moved).
+CREATE FUNCTION safe_backfill_detached_run(tbl regclass, col name)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT pg_catalog.max(r.id)
+        FROM safe_backfill_detached_runs r, pg_catalog.pg_attribute a
+        WHERE r.relid OPERATOR(pg_catalog.=) tbl::pg_catalog.oid
+          AND a.attrelid OPERATOR(pg_catalog.=) tbl::pg_catalog.oid
+          AND a.attname OPERATOR(pg_catalog.=) col
+          AND a.attnum OPERATOR(pg_catalog.>) 0
+          AND NOT a.attisdropped
+          AND r.attnum OPERATOR(pg_catalog.=) a.attnum);
+
+COMMENT ON FUNCTION safe_backfill_detached_run(regclass, name) IS
+'The id of the latest detached safe_backfill run of a column you may see; NULL if none';

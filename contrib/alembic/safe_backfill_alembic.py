@@ -16,6 +16,12 @@ Alembic helpers for the safe_backfill PostgreSQL extension.
     def downgrade():
         op.alter_column("large_user", "status", nullable=True)
 
+Detached runs (two deploys): safe_backfill(op, ..., detached=True) queues
+the run (SELECT safe_backfill_start(...), fine inside the migration's
+transaction; a background worker of the server runs it once that
+transaction commits) and returns at once; a later migration waits for it
+with ensure_backfill_finished(op, table, column) before safe_set_not_null.
+
 safe_backfill runs CALL safe_backfill(...): the NULLs of the column are
 filled batch by batch, each batch committed on its own, so other sessions
 keep reading and writing the table.  safe_set_not_null runs CALL
@@ -59,7 +65,8 @@ import sys
 
 import sqlalchemy as sa
 
-__all__ = ["safe_backfill", "safe_set_not_null", "compile_expression",
+__all__ = ["safe_backfill", "safe_set_not_null", "ensure_backfill_finished",
+           "compile_expression",
            "MigrationTransactionError", "UnsupportedExpressionError"]
 
 
@@ -97,6 +104,20 @@ def _transaction_has_written(connection):
     """
     return connection.execute(sa.text(
         "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL")).scalar()
+
+
+def _require_online_postgresql(context, function, target):
+    """A detached start runs in the migration's transaction, online only."""
+    if context.as_sql:
+        raise MigrationTransactionError(
+            "%s(%s) cannot run here: Alembic is in offline mode (--sql), where "
+            "the statements are written into a script, and the values would "
+            "have to be glued into SQL text. Run this migration online. "
+            "Nothing was changed." % (function, target))
+    if context.bind.dialect.name != "postgresql":
+        raise MigrationTransactionError(
+            "%s(%s) needs PostgreSQL with the safe_backfill extension, not %s."
+            % (function, target, context.bind.dialect.name))
 
 
 def _require_autocommit_possible(context, procedure, target):
@@ -260,7 +281,7 @@ def _positive_int(name, value, minimum):
 def safe_backfill(op, table_name, column_name, value=None, *, expression=None,
                   schema=None, batch_size=10000, pause_ms=None,
                   target_batch_ms=None, max_replica_lag=None, workers=None,
-                  resume=None, set_not_null=False, stream=None):
+                  resume=None, set_not_null=False, detached=False, stream=None):
     """
     Fill the NULLs of table_name.column_name in batches of batch_size rows,
     each committed on its own (CALL safe_backfill), with either
@@ -284,6 +305,15 @@ def safe_backfill(op, table_name, column_name, value=None, *, expression=None,
     Runs in op.get_context().autocommit_block(); refuses with
     MigrationTransactionError in offline mode or when the migration's
     transaction already changed something (see the module's doc).
+
+    detached=True queues a detached run instead (SELECT
+    safe_backfill_start(...)), inside the migration's transaction (after
+    other operations too): a background worker of the server runs it once
+    that transaction commits, and the migration returns at once, printing
+    "detached run N queued".  Wait for it in a later migration with
+    ensure_backfill_finished().  It does not take set_not_null=True: make
+    the column NOT NULL after the wait, with safe_set_not_null.  Returns
+    the run's id (None without detached).
     """
     if (value is None) == (expression is None):
         raise ValueError(
@@ -291,7 +321,16 @@ def safe_backfill(op, table_name, column_name, value=None, *, expression=None,
             "None) and expression= (a SQLAlchemy expression or SQL text)")
     _positive_int("batch_size", batch_size, 1)
     target = _target(table_name, column_name, schema)
-    _require_autocommit_possible(op.get_context(), "safe_backfill", target)
+    if detached and set_not_null:
+        raise ValueError(
+            "safe_backfill: detached=True does not take set_not_null=True: the "
+            "migration would not wait for the NOT NULL. Make the column NOT NULL "
+            "in a later migration, after ensure_backfill_finished(), with "
+            "safe_set_not_null")
+    if detached:
+        _require_online_postgresql(op.get_context(), "safe_backfill_start", target)
+    else:
+        _require_autocommit_possible(op.get_context(), "safe_backfill", target)
     args = ["tbl => CAST(:tbl AS pg_catalog.regclass)",
             "col => CAST(:col AS pg_catalog.name)"]
     params = {"tbl": _quoted_table(op, table_name, schema), "col": column_name}
@@ -314,8 +353,57 @@ def safe_backfill(op, table_name, column_name, value=None, *, expression=None,
         if given is not None:
             args.append("%s => CAST(:%s AS %s)" % (name, name, sql_type))
             params[name] = given
+    if detached:
+        return _start_detached(op, target, "SELECT safe_backfill_start(%s)" % ", ".join(args),
+                               params, stream)
     _call(op, "safe_backfill", target,
           "CALL safe_backfill(%s)" % ", ".join(args), params, stream)
+    return None
+
+
+def _start_detached(op, target, sql, params, stream):
+    """SELECT safe_backfill_start(...) in the migration's own transaction."""
+    stream = stream or sys.stdout
+    run = op.get_bind().execute(sa.text(sql), params).scalar()
+    stream.write("    safe_backfill: detached run %s queued for %s; a background worker "
+                 "runs it once this migration's transaction commits. Wait for it in a "
+                 "later migration: ensure_backfill_finished(op, ...)\n" % (run, target))
+    stream.flush()
+    return run
+
+
+def ensure_backfill_finished(op, table_name, column_name, *, schema=None,
+                             timeout=None, stream=None):
+    """
+    Wait for the latest detached run of table_name.column_name
+    (safe_backfill(op, ..., detached=True) in an earlier migration), found
+    by the table's OID and the column's number
+    (safe_backfill_detached_run): CALL safe_backfill_wait(id, timeout),
+    which relays the run's progress and fails the migration with the run's
+    own error (and SQLSTATE) if it failed or was cancelled, or when timeout
+    (e.g. "30 min"; None: no limit) passes first.  No detached run of the
+    column is an error too (RuntimeError): the migration that queues it was
+    not applied here.
+
+    The wait commits between looks, so it runs in
+    op.get_context().autocommit_block(), with the same refusals as
+    safe_backfill (see the module's doc): put it first in its migration.
+    """
+    target = _target(table_name, column_name, schema)
+    _require_autocommit_possible(op.get_context(), "safe_backfill_wait", target)
+    params = {"tbl": _quoted_table(op, table_name, schema), "col": column_name}
+    run = op.get_bind().execute(sa.text(
+        "SELECT safe_backfill_detached_run(CAST(:tbl AS pg_catalog.regclass), "
+        "CAST(:col AS pg_catalog.name))"), params).scalar()
+    if run is None:
+        raise RuntimeError(
+            "ensure_backfill_finished(%s): no detached run of this column was found "
+            "in safe_backfill_progress: apply the migration with "
+            "safe_backfill(op, ..., detached=True) first" % target)
+    _call(op, "safe_backfill_wait", target,
+          "CALL safe_backfill_wait(CAST(:run AS pg_catalog.int8), "
+          "timeout => CAST(:timeout AS pg_catalog.interval))",
+          {"run": run, "timeout": timeout}, stream)
 
 
 def safe_set_not_null(op, table_name, column_name, *, schema=None,

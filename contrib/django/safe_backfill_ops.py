@@ -734,12 +734,9 @@ class EnsureBackfillFinished(_FieldOperation):
     atomic = False
     procedure = "safe_backfill_wait"
 
-    # the latest detached run of the column, by the table's current name
-    FIND_RUN = (
-        "SELECT p.id FROM safe_backfill_progress p, pg_catalog.pg_class c, pg_catalog.pg_namespace n "
-        "WHERE c.oid = %s::regclass AND n.oid = c.relnamespace AND p.detached "
-        "AND p.table_name = pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
-        "AND p.column_name = %s ORDER BY p.id DESC LIMIT 1")
+    # the latest detached run of the column, by the table's OID and the
+    # column's number (found after a rename), among the runs this role sees
+    FIND_RUN = "SELECT safe_backfill_detached_run(%s::regclass, %s)"
 
     def __init__(self, model_name, name, timeout=None):
         self.model_name = model_name
@@ -762,7 +759,7 @@ class EnsureBackfillFinished(_FieldOperation):
         with schema_editor.connection.cursor() as cursor:
             cursor.execute(self.FIND_RUN, [table, field.column])
             row = cursor.fetchone()
-        if row is None:
+        if row is None or row[0] is None:
             raise RuntimeError(
                 "EnsureBackfillFinished: no detached run of %s.%s was found in "
                 "safe_backfill_progress: apply the migration with "

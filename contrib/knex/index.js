@@ -31,6 +31,15 @@
  * one SQL text parameter: nothing is glued into the SQL.  The extension's
  * NOTICEs (progress lines, summary) are printed as they arrive (node-pg's
  * 'notice' event), to console.log or opts.log.
+ *
+ * Detached runs (two deploys): safeBackfill(knex_or_trx, ..., { detached:
+ * true }) queues the run (SELECT safe_backfill_start(...)), which a
+ * background worker of the server runs once the caller's transaction
+ * commits: a trx (a migration's default transaction) is fine, and it
+ * returns the run's id at once.  A later migration waits for it with
+ * ensureBackfillFinished(knex, table, column) (CALL safe_backfill_wait,
+ * which needs exports.config = { transaction: false }) before
+ * safeSetNotNull.
  */
 
 class SafeBackfillTransactionError extends Error {
@@ -60,8 +69,7 @@ function qualifiedTable(table, schema) {
   return schema == null ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
 }
 
-// helper: the function's name; procedure: the SQL procedure it calls.
-function requireOutsideTransaction(knex, helper, procedure, target) {
+function requirePostgres(knex, helper, target) {
   if (!knex || typeof knex.raw !== 'function' || !knex.client) {
     throw new TypeError(`${helper}(${target}): the first argument must be the knex instance`);
   }
@@ -69,6 +77,11 @@ function requireOutsideTransaction(knex, helper, procedure, target) {
   if (!/^(postgres(ql)?|pg)$/.test(String(dialect))) {
     throw new Error(`${helper}(${target}) needs PostgreSQL with the safe_backfill extension, not ${dialect}.`);
   }
+}
+
+// helper: the function's name; procedure: the SQL procedure it calls.
+function requireOutsideTransaction(knex, helper, procedure, target) {
+  requirePostgres(knex, helper, target);
   if (knex.isTransaction) {
     throw new SafeBackfillTransactionError(
       `${helper}(${target}) cannot run in a transaction: ${WHY(procedure)}, and it was ` +
@@ -135,10 +148,26 @@ function optional(args, name, value, cast) {
  * written.  opts: schema, batchSize, pauseMs, targetBatchMs, maxReplicaLag
  * ('10s'), workers, resume, setNotNull, log (a function for NOTICE lines).
  * Needs exports.config = { transaction: false } in a migration.
+ *
+ * opts.detached: true queues a detached run instead (SELECT
+ * safe_backfill_start(...)) on knex, which may be a trx (a migration's
+ * default transaction): a background worker of the server runs it once
+ * that transaction commits.  It logs "detached run N queued" and returns
+ * the run's id (a string) at once.  Wait for it in a later migration with
+ * ensureBackfillFinished.  It does not take setNotNull.
  */
 async function safeBackfill(knex, table, column, value, opts = {}) {
   const target = `${opts.schema ? opts.schema + '.' : ''}${table}.${column}`;
-  requireOutsideTransaction(knex, 'safeBackfill', 'safe_backfill', target);
+  if (opts.detached && opts.setNotNull) {
+    throw new TypeError('safeBackfill: { detached: true } does not take setNotNull: the ' +
+                        'migration would not wait for the NOT NULL. Make the column NOT NULL ' +
+                        'in a later migration, after ensureBackfillFinished, with safeSetNotNull');
+  }
+  if (opts.detached) {
+    requirePostgres(knex, 'safeBackfill', target);
+  } else {
+    requireOutsideTransaction(knex, 'safeBackfill', 'safe_backfill', target);
+  }
   const hasValue = value !== undefined && value !== null;
   const hasExpression = opts.expression !== undefined && opts.expression !== null;
   if (hasValue === hasExpression) {
@@ -163,7 +192,49 @@ async function safeBackfill(knex, table, column, value, opts = {}) {
   optional(args, 'workers', opts.workers, '::pg_catalog.int4');
   optional(args, 'resume', opts.resume, '::pg_catalog.bool');
   if (opts.setNotNull) args.push(['set_not_null', true, '::pg_catalog.bool']);
+  if (opts.detached) return startDetached(knex, target, args, opts.log);
   await callProcedure(knex, 'safe_backfill', target, args, opts.log);
+  return undefined;
+}
+
+// SELECT safe_backfill_start(name => ?, ...) on knex (in its transaction
+// when it is a trx); the run's id.
+async function startDetached(knex, target, args, log) {
+  const sql = `SELECT safe_backfill_start(${args.map(([name, , cast]) => `${name} => ?${cast || ''}`).join(', ')}) AS run`;
+  const result = await knex.raw(sql, args.map(([, value]) => value));
+  const run = result.rows[0].run;
+  (log || console.log)(`safe_backfill: detached run ${run} queued for ${target}; a background ` +
+                       "worker runs it once this migration's transaction commits. Wait for it " +
+                       'in a later migration: ensureBackfillFinished');
+  return run;
+}
+
+/**
+ * Wait for the latest detached run of table.column (safeBackfill(...,
+ * { detached: true }) in an earlier migration), found by the table's OID and
+ * the column's number (safe_backfill_detached_run): CALL
+ * safe_backfill_wait(id, timeout), which relays the run's progress and
+ * throws the run's own error if it failed or was cancelled, or when
+ * opts.timeout ('30 min'; unset: no limit) passes first.  No detached run of
+ * the column is an error too: the migration that queues it was not applied
+ * here.  opts: schema, timeout, log.  Needs exports.config = { transaction:
+ * false } in a migration (the wait commits between looks).
+ */
+async function ensureBackfillFinished(knex, table, column, opts = {}) {
+  const target = `${opts.schema ? opts.schema + '.' : ''}${table}.${column}`;
+  requireOutsideTransaction(knex, 'ensureBackfillFinished', 'safe_backfill_wait', target);
+  const found = await knex.raw(
+    'SELECT safe_backfill_detached_run(?::pg_catalog.regclass, ?::pg_catalog.name) AS run',
+    [qualifiedTable(table, opts.schema), String(column)]);
+  const run = found.rows[0].run;
+  if (run === null || run === undefined) {
+    throw new Error(`ensureBackfillFinished(${target}): no detached run of this column was ` +
+                    'found in safe_backfill_progress: run the migration with ' +
+                    'safeBackfill(..., { detached: true }) first');
+  }
+  const args = [['job_id', run, '::pg_catalog.int8']];
+  optional(args, 'timeout', opts.timeout, '::pg_catalog.interval');
+  await callProcedure(knex, 'safe_backfill_wait', target, args, opts.log);
 }
 
 /**
@@ -185,4 +256,5 @@ async function safeSetNotNull(knex, table, column, opts = {}) {
   await callProcedure(knex, 'safe_set_not_null', target, args, opts.log);
 }
 
-module.exports = { safeBackfill, safeSetNotNull, SafeBackfillTransactionError, expressionSql, quoteIdent };
+module.exports = { safeBackfill, safeSetNotNull, ensureBackfillFinished, SafeBackfillTransactionError,
+                   expressionSql, quoteIdent };

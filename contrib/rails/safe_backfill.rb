@@ -45,6 +45,14 @@
 # printed to the migration's output as they arrive (ruby-pg's notice
 # receiver).
 #
+# Detached runs (two deploys): safe_backfill ..., detached: true queues the
+# run (SELECT safe_backfill_start(...)), which a background worker of the
+# server runs once the migration's transaction commits: it needs no
+# disable_ddl_transaction!, and the migration returns at once.  A later
+# migration waits for it with ensure_backfill_finished :table, :column
+# (CALL safe_backfill_wait, which needs disable_ddl_transaction!) before
+# safe_set_not_null.
+#
 # Reversing (in `change`, or with rails db:rollback): safe_backfill writes
 # nothing back, the values stay (reversing the migration that added the
 # column drops them); safe_set_not_null, and safe_backfill with
@@ -57,6 +65,9 @@
 module SafeBackfill
   # The CALL would run inside a transaction block; nothing was sent.
   class TransactionError < StandardError; end
+
+  # ensure_backfill_finished found no detached run of the column.
+  class NoRunError < StandardError; end
 
   module Migration
     # Fill the NULLs of table.column in batches of batch_size rows, each
@@ -76,9 +87,22 @@ module SafeBackfill
     # resume: are passed to the procedure only when given.  set_not_null:
     # true makes the column NOT NULL after the last batch, as
     # safe_set_not_null does.  Needs disable_ddl_transaction!.
+    #
+    # detached: true queues a detached run instead (SELECT
+    # safe_backfill_start(...)), fine inside the migration's transaction (no
+    # disable_ddl_transaction! needed): a background worker of the server
+    # runs it once that transaction commits, and the migration goes on at
+    # once, saying "detached run N queued".  Wait for it in a later migration
+    # with ensure_backfill_finished.  It does not take set_not_null: true.
     def safe_backfill(table, column, value = nil, expression: nil, batch_size: 10_000,
                       pause_ms: nil, target_batch_ms: nil, max_replica_lag: nil,
-                      workers: nil, resume: nil, set_not_null: false)
+                      workers: nil, resume: nil, set_not_null: false, detached: false)
+      if detached && set_not_null
+        raise ArgumentError, "safe_backfill: detached: true does not take set_not_null: true: " \
+                             "the migration would not wait for the NOT NULL. Make the column " \
+                             "NOT NULL in a later migration, after ensure_backfill_finished, " \
+                             "with safe_set_not_null"
+      end
       if value.nil? == expression.nil?
         raise ArgumentError, "safe_backfill takes exactly one of a value (a constant other " \
                              "than nil) and expression: (SQL text or an Arel node)"
@@ -89,7 +113,8 @@ module SafeBackfill
 
       reversible do |dir|
         dir.up do
-          SafeBackfill.call_procedure(self, "safe_backfill", table, column) do |args|
+          run = detached ? :start_detached : :call_procedure
+          SafeBackfill.public_send(run, self, "safe_backfill", table, column) do |args|
             if expression.nil?
               args.add("value", value, SafeBackfill.column_type(connection, table, column))
             else
@@ -106,6 +131,28 @@ module SafeBackfill
         end
         # The values stay: which rows were NULL before is not known.
         dir.down { change_column_null(table, column, true) if set_not_null }
+      end
+    end
+
+    # Wait for the latest detached run of table.column (safe_backfill ...,
+    # detached: true in an earlier migration), found by the table's OID and
+    # the column's number (safe_backfill_detached_run): CALL
+    # safe_backfill_wait(id, timeout), which relays the run's progress and
+    # fails the migration with the run's own error if it failed or was
+    # cancelled, or when timeout: ("30 min"; nil: no limit) passes first.  No
+    # detached run of the column is an error too (SafeBackfill::NoRunError):
+    # the migration that queues it was not applied here.  Needs
+    # disable_ddl_transaction! (the wait commits between looks).  Reversing
+    # it does nothing.
+    def ensure_backfill_finished(table, column, timeout: nil)
+      reversible do |dir|
+        dir.up do
+          SafeBackfill.call_procedure(self, "safe_backfill_wait", table, column) do |args|
+            run = SafeBackfill.detached_run(connection, table, column)
+            args.replace("job_id", run, "int8")
+            args.add("timeout", timeout, nil, "interval")
+          end
+        end
       end
     end
 
@@ -149,6 +196,13 @@ module SafeBackfill
       cast = sql_type ? "::pg_catalog.#{sql_type}" : ""
       @sql << "#{name} => $#{@binds.size}#{cast}"
     end
+
+    # Only name => value (for safe_backfill_wait, which takes no tbl, col).
+    def replace(name, value, sql_type)
+      @sql = []
+      @binds = []
+      add(name, value, nil, sql_type)
+    end
   end
 
   QUIETER_THAN_NOTICE = %w[warning error log fatal panic].freeze
@@ -180,13 +234,53 @@ module SafeBackfill
       end
     end
 
+    # SELECT safe_backfill_start(tbl => ..., col => ..., <what the block
+    # adds>) on the migration's connection, in its transaction if it has one.
+    def start_detached(migration, _procedure, table, column)
+      connection = migration.connection
+      target = "#{table}.#{column}"
+      require_postgresql(connection, "safe_backfill_start", target)
+      args = Arguments.new
+      args.add("tbl", connection.quote_table_name(table), nil, "regclass")
+      args.add("col", column.to_s, nil, "name")
+      yield args
+      sql = "SELECT safe_backfill_start(#{args.sql.join(', ')})"
+      migration.say_with_time("safe_backfill_start(#{table.inspect}, #{column.inspect})") do
+        run = connection.exec_query(sql, "safe_backfill_start", args.binds).rows.first.first
+        migration.say("safe_backfill: detached run #{run} queued for #{target}; a background " \
+                      "worker runs it once this migration's transaction commits. Wait for it " \
+                      "in a later migration: ensure_backfill_finished", true)
+        nil
+      end
+    end
+
+    # The id of the latest detached run of table.column this role may see.
+    def detached_run(connection, table, column)
+      binds = [ActiveRecord::Relation::QueryAttribute.new("tbl", connection.quote_table_name(table),
+                                                          ActiveRecord::Type::Value.new),
+               ActiveRecord::Relation::QueryAttribute.new("col", column.to_s,
+                                                          ActiveRecord::Type::Value.new)]
+      run = connection.exec_query("SELECT safe_backfill_detached_run($1::pg_catalog.regclass, " \
+                                  "$2::pg_catalog.name)", "safe_backfill_detached_run",
+                                  binds).rows.first.first
+      return run unless run.nil?
+
+      raise NoRunError, "ensure_backfill_finished(#{table}.#{column}): no detached run of this " \
+                        "column was found in safe_backfill_progress: run the migration with " \
+                        "safe_backfill ..., detached: true first"
+    end
+
+    def require_postgresql(connection, procedure, target)
+      return if connection.adapter_name.match?(/postg/i)
+
+      raise TransactionError, "#{procedure}(#{target}) needs PostgreSQL with the " \
+                              "safe_backfill extension, not #{connection.adapter_name}."
+    end
+
     # Refuse before anything is sent: inside a transaction the CALL would
     # fail anyway (SQLSTATE 2D000), but this says what to change.
     def require_no_transaction(connection, procedure, target)
-      unless connection.adapter_name.match?(/postg/i)
-        raise TransactionError, "#{procedure}(#{target}) needs PostgreSQL with the " \
-                                "safe_backfill extension, not #{connection.adapter_name}."
-      end
+      require_postgresql(connection, procedure, target)
       return unless connection.transaction_open?
 
       raise TransactionError, "#{procedure}(#{target}) cannot run in a transaction: " \

@@ -11,12 +11,15 @@
 #   ALEMBIC_TEST_ROWS   large_user rows to seed (default 1000000)
 #   ALEMBIC_TEST_BATCH  backfill batch size (default 10000)
 #   ALEMBIC_TEST_DB     database name (default alembic_safe_backfill)
+#   ALEMBIC_TEST_DETACHED_ROWS  detached_user rows, for the detached flow
+#                       (0004 queues a detached run, 0005 waits; default 50000)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
 
 export PGDATABASE=${ALEMBIC_TEST_DB:-alembic_safe_backfill}
 ROWS=${ALEMBIC_TEST_ROWS:-1000000}
+DETACHED_ROWS=${ALEMBIC_TEST_DETACHED_ROWS:-50000}
 export SAFE_BACKFILL_BATCH_SIZE=${ALEMBIC_TEST_BATCH:-10000}
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 unset ALEMBIC_TEST_ONE_TRANSACTION PGOPTIONS
@@ -40,6 +43,8 @@ main() {
 
     ok "alembic: created database $PGDATABASE with the extension, $ROWS rows in large_user" \
         setup_database "$PGDATABASE" "$ROWS" || return 1
+    ok "alembic: $DETACHED_ROWS rows in detached_user (its writes counted)" \
+        setup_detached_table "$DETACHED_ROWS" || return 1
 
     "$PYTHON" "$HERE/expression_cases.py"
     "$PYTHON" "$HERE/transaction_cases.py"
@@ -73,7 +78,7 @@ main() {
 
     log=$WORKDIR/upgrade_head.log
     PGOPTIONS="-c safe_backfill.progress_interval=1" \
-        run_migration_under_traffic alembic "$log" "$PYTHON" -m alembic -c "$HERE/alembic.ini" upgrade head
+        run_migration_under_traffic alembic "$log" "$PYTHON" -m alembic -c "$HERE/alembic.ini" upgrade 0003_status_not_null
     is "alembic: after upgrade head every row is filled with what a plain UPDATE gives, rows inserted meanwhile included" \
         "$(null_counts) $(wrong_values)" "0 0 0"
     is "alembic: status and email_lower are NOT NULL, no helper CHECK left, version 0003" \
@@ -87,6 +92,18 @@ main() {
     ok "alembic: the NOTICEs come under their migration's 'Running upgrade' line" \
         eval 'grep -A1 "Running upgrade 0001_add_status -> 0002_backfill_status" "$log" | grep -q "NOTICE: *safe_backfill: large_user.status"' ||
         diag_tail "$log" 40
+
+    # The two-deploy flow: 0004 (in its transaction) adds detached_user.tier
+    # and queues its backfill; 0005, a later deploy, waits and promotes.
+    local log_a=$WORKDIR/detached_a.log
+    alembic upgrade 0004_detached_tier >"$log_a" 2>&1
+    is "alembic: upgrade 0004 (add a column, queue its detached backfill, one transaction) succeeded" \
+        "$? $(version)" "0 0004_detached_tier" || diag_tail "$log_a"
+    log=$WORKDIR/detached_b.log
+    alembic upgrade head >"$log" 2>&1
+    is "alembic: upgrade 0005 (ensure_backfill_finished, safe_set_not_null) succeeded" \
+        "$? $(version)" "0 0005_detached_tier_not_null" || diag_tail "$log"
+    check_detached_flow alembic "$log_a" "$DETACHED_ROWS" "$SAFE_BACKFILL_BATCH_SIZE"
 
     log=$WORKDIR/downgrade.log
     alembic downgrade 0002_backfill_status >"$log" 2>&1
@@ -104,7 +121,7 @@ main() {
     alembic upgrade head >"$log" 2>&1
     is "alembic: upgrade head again: every row filled, both columns NOT NULL" \
         "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower) $(version)" \
-        "0 0 0 0 t t 0003_status_not_null" || diag_tail "$log"
+        "0 0 0 0 t t 0005_detached_tier_not_null" || diag_tail "$log"
 }
 
 main 2>&1 | tap_number | tee "$WORKDIR/tap.log"

@@ -75,5 +75,31 @@ def main():
            "alembic: safe_set_not_null in a transaction env.py began itself is refused, "
            "saying to use context.begin_transaction()", message)
 
+        # detached=True with set_not_null=True: refused before anything is sent
+        def detached_not_null():
+            with context.begin_transaction():
+                sba.safe_backfill(op, "large_user", "email", "x", detached=True, set_not_null=True)
+        try:
+            detached_not_null()
+            outcome = "it ran"
+        except ValueError as exc:
+            outcome = str(exc)
+        ok("does not take set_not_null=True" in outcome,
+           "alembic: safe_backfill(detached=True, set_not_null=True) is refused with ValueError",
+           outcome)
+
+        # ensure_backfill_finished on a column no detached run filled
+        def ensure_without_run():
+            with context.begin_transaction():
+                sba.ensure_backfill_finished(op, "large_user", "email")
+        try:
+            ensure_without_run()
+            outcome = "it ran"
+        except RuntimeError as exc:
+            outcome = str(exc)
+        ok("no detached run of this column was found" in outcome,
+           "alembic: ensure_backfill_finished with no detached run of the column fails saying so",
+           outcome)
+
 
 main()

@@ -14,12 +14,16 @@
 #   KNEX_TEST_ROWS   large_user rows to seed (default 1000000)
 #   KNEX_TEST_BATCH  backfill batch size (default 10000)
 #   KNEX_TEST_DB     database name (default knex_safe_backfill)
+#   KNEX_TEST_DETACHED_ROWS  detached_user rows, for the detached flow
+#                    (migrations_detached/: 4 queues a detached run, 5 waits;
+#                    default 50000)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
 
 export PGDATABASE=${KNEX_TEST_DB:-knex_safe_backfill}
 ROWS=${KNEX_TEST_ROWS:-1000000}
+DETACHED_ROWS=${KNEX_TEST_DETACHED_ROWS:-50000}
 export SAFE_BACKFILL_BATCH_SIZE=${KNEX_TEST_BATCH:-10000}
 unset PGOPTIONS KNEX_MIGRATIONS_DIR KNEX_MIGRATIONS_TABLE
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/knex_safe_backfill.XXXXXX")
@@ -62,6 +66,8 @@ main() {
 
     ok "knex: created database $PGDATABASE with the extension, $ROWS rows in large_user" \
         setup_database "$PGDATABASE" "$ROWS" || return 1
+    ok "knex: $DETACHED_ROWS rows in detached_user (its writes counted)" \
+        setup_detached_table "$DETACHED_ROWS" || return 1
 
     (cd "$HERE" && node "$HERE/expression_cases.js")
 
@@ -96,6 +102,23 @@ main() {
     ok "knex: large_user was filled in $transactions transactions (>= $ROWS rows / $SAFE_BACKFILL_BATCH_SIZE per batch)" \
         test "$transactions" -ge $((ROWS / SAFE_BACKFILL_BATCH_SIZE))
     check_notices_in "$log" knex
+
+    # The two-deploy flow (migrations_detached/, its own bookkeeping table):
+    # 4, in knex's default transaction, adds detached_user.tier and queues
+    # its backfill on the trx; 5, a later deploy, waits and promotes.
+    local log_a=$WORKDIR/detached_a.log
+    KNEX_MIGRATIONS_DIR=./migrations_detached KNEX_MIGRATIONS_TABLE=knex_migrations_detached \
+        knex migrate:up 20240101000004_detached_tier.js >"$log_a" 2>&1
+    is "knex: migration 4 (add a column, queue its detached backfill, in the migration's transaction) succeeded" \
+        "$? $(q 'SELECT string_agg(name, $$,$$) FROM knex_migrations_detached')" "0 20240101000004_detached_tier.js" ||
+        diag_tail "$log_a"
+    log=$WORKDIR/detached_b.log
+    KNEX_MIGRATIONS_DIR=./migrations_detached KNEX_MIGRATIONS_TABLE=knex_migrations_detached \
+        knex migrate:latest >"$log" 2>&1
+    is "knex: migration 5 (ensureBackfillFinished, safeSetNotNull) succeeded" \
+        "$? $(q 'SELECT string_agg(name, $$,$$ ORDER BY id) FROM knex_migrations_detached')" \
+        "0 20240101000004_detached_tier.js,20240101000005_detached_tier_not_null.js" || diag_tail "$log"
+    check_detached_flow knex "$log_a" "$DETACHED_ROWS" "$SAFE_BACKFILL_BATCH_SIZE"
 
     log=$WORKDIR/rollback.log
     knex migrate:rollback >"$log" 2>&1

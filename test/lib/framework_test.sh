@@ -122,3 +122,47 @@ check_notices_in() {
         "$(grep -cE 'NOTICE: +safe_backfill: .*large_user.*(status|email_lower).*: filled [0-9]+ rows' "$log")" -ge 2 -a \
         "$(grep -cE 'NOTICE: +safe_set_not_null: ' "$log")" -ge 2 || diag_tail "$log" 30
 }
+
+# The detached flow (the two-deploy pattern) of each framework: migration A
+# adds detached_user.tier and queues its backfill as a detached run inside
+# the framework's migration transaction; migration B waits for it and makes
+# tier NOT NULL.  detached_user counts the writes of each row (writes, set
+# by a trigger), so "written once" is a fact of the table.
+setup_detached_table() {
+    local rows=$1
+    psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE TABLE detached_user (
+    id     bigserial PRIMARY KEY,
+    name   text NOT NULL,
+    writes integer NOT NULL DEFAULT 0);
+CREATE FUNCTION detached_user_count_write() RETURNS trigger LANGUAGE plpgsql
+    AS \$\$ BEGIN NEW.writes := OLD.writes + 1; RETURN NEW; END \$\$;
+CREATE TRIGGER detached_user_count_write BEFORE UPDATE ON detached_user
+    FOR EACH ROW EXECUTE FUNCTION detached_user_count_write();
+INSERT INTO detached_user (name) SELECT 'user ' || g FROM generate_series(1, $rows) g;
+ANALYZE detached_user;
+SQL
+}
+
+# check_detached_flow LABEL LOG_A ROWS BATCH: after migrations A and B.
+check_detached_flow() {
+    local label=$1 log=$2 rows=$3 batch=$4
+    ok "$label: migration A queued a detached run inside its transaction and returned" \
+        grep -qE 'detached run [0-9]+ queued' "$log" || diag_tail "$log" 20
+    is "$label: detached_user.tier: every row filled with 'basic', NOT NULL, no helper CHECK left" \
+        "$(q "SELECT count(*) FILTER (WHERE tier IS DISTINCT FROM 'basic') || ' ' || count(*) FROM detached_user")
+$(q "SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = 'detached_user'::regclass AND attname = 'tier'")
+$(q "SELECT count(*) FROM pg_catalog.pg_constraint WHERE conrelid = 'detached_user'::regclass AND contype = 'c'")" \
+        "0 $rows
+t
+0"
+    is "$label: every row of detached_user was written once (a trigger counts the writes)" \
+        "$(q "SELECT min(writes) || ' ' || max(writes) FROM detached_user")" "1 1"
+    local transactions
+    transactions=$(q "SELECT count(DISTINCT xmin::text) FROM detached_user")
+    ok "$label: detached_user was filled in $transactions transactions (>= $rows rows / $batch per batch)" \
+        test "$transactions" -ge $((rows / batch))
+    is "$label: the run is in safe_backfill_progress as detached and done, found by safe_backfill_detached_run" \
+        "$(q "SELECT p.detached || ' ' || p.state || ' ' || p.rows_done FROM safe_backfill_progress p
+              WHERE p.id = safe_backfill_detached_run('detached_user', 'tier')")" "true done $rows"
+}

@@ -12,12 +12,15 @@
 #   RAILS_TEST_ROWS   large_user rows to seed (default 1000000)
 #   RAILS_TEST_BATCH  backfill batch size (default 10000)
 #   RAILS_TEST_DB     database name (default rails_safe_backfill)
+#   RAILS_TEST_DETACHED_ROWS  detached_user rows, for the detached flow
+#                     (migration 4 queues a detached run, 5 waits; default 50000)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
 
 export PGDATABASE=${RAILS_TEST_DB:-rails_safe_backfill}
 ROWS=${RAILS_TEST_ROWS:-1000000}
+DETACHED_ROWS=${RAILS_TEST_DETACHED_ROWS:-50000}
 export SAFE_BACKFILL_BATCH_SIZE=${RAILS_TEST_BATCH:-10000}
 unset PGOPTIONS
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/rails_safe_backfill.XXXXXX")
@@ -36,6 +39,8 @@ main() {
 
     ok "rails: created database $PGDATABASE with the extension, $ROWS rows in large_user" \
         setup_database "$PGDATABASE" "$ROWS" || return 1
+    ok "rails: $DETACHED_ROWS rows in detached_user (its writes counted)" \
+        setup_detached_table "$DETACHED_ROWS" || return 1
 
     (cd "$HERE" && ruby "$HERE/value_types.rb")
 
@@ -57,7 +62,7 @@ main() {
 
     log=$WORKDIR/migrate.log
     PGOPTIONS="-c safe_backfill.progress_interval=1" \
-        run_migration_under_traffic rails "$log" ruby "$HERE/migrate.rb" "$HERE/db/migrate" migrate
+        run_migration_under_traffic rails "$log" ruby "$HERE/migrate.rb" "$HERE/db/migrate" migrate 20240101000003
     is "rails: after migrating every row is filled with what a plain UPDATE gives, rows inserted meanwhile included" \
         "$(null_counts) $(wrong_values)" "0 0 0"
     is "rails: status and email_lower are NOT NULL, no helper CHECK left, version 20240101000003" \
@@ -79,7 +84,24 @@ main() {
             SafeBackfill.showing_notices(ActiveRecord::Migration.new, c) { c.execute("SELECT 1") }
             puts c.select_value("SHOW client_min_messages")' 2>&1)" "warning"
 
+    # The two-deploy flow: migration 4 (in its transaction) adds
+    # detached_user.tier and queues its backfill; 5, a later deploy, waits
+    # and promotes.
+    local log_a=$WORKDIR/detached_a.log
+    migrate db/migrate migrate 20240101000004 >"$log_a" 2>&1
+    is "rails: migration 4 (add a column, queue its detached backfill, in the DDL transaction) succeeded" \
+        "$? $(version)" "0 20240101000004" || diag_tail "$log_a"
+    log=$WORKDIR/detached_b.log
+    migrate db/migrate migrate >"$log" 2>&1
+    is "rails: migration 5 (ensure_backfill_finished, safe_set_not_null) succeeded" \
+        "$? $(version)" "0 20240101000005" || diag_tail "$log"
+    check_detached_flow rails "$log_a" "$DETACHED_ROWS" "$SAFE_BACKFILL_BATCH_SIZE"
+
     log=$WORKDIR/rollback.log
+    migrate db/migrate rollback 2 >"$log" 2>&1
+    is "rails: rolling back migrations 5 and 4 drops detached_user.tier" \
+        "$? $(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'detached_user'::regclass AND attname = 'tier'") $(version)" \
+        "0 0 20240101000003" || diag_tail "$log"
     migrate db/migrate rollback >"$log" 2>&1
     is "rails: rolling back migration 3 drops NOT NULL and keeps the values" \
         "$? $(not_null_flag status) $(not_null_flag email_lower) $(null_counts) $(version)" \
@@ -95,7 +117,7 @@ main() {
     migrate db/migrate migrate >"$log" 2>&1
     is "rails: migrating again: every row filled, both columns NOT NULL" \
         "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower) $(version)" \
-        "0 0 0 0 t t 20240101000003" || diag_tail "$log"
+        "0 0 0 0 t t 20240101000005" || diag_tail "$log"
 }
 
 main 2>&1 | tap_number | tee "$WORKDIR/tap.log"
