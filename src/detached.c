@@ -521,6 +521,22 @@ detached_wait(Oid procoid, int64 id, int timeout_ms)
 			report_end(&run);
 			break;
 		}
+		if (!launcher_registered && is_state(&run, "running") && !run.alive)
+		{
+			/*
+			 * The row was read with the statement's snapshot and the locks a
+			 * moment later: a worker that recorded its end and exited in
+			 * between looks interrupted.  Its end committed before its lock
+			 * went, so a second look sees it.
+			 */
+			commit_transaction();
+			load_own_run(procoid, id, &run, "safe_backfill_wait");
+			if (!is_state(&run, "queued") && !is_state(&run, "running"))
+			{
+				report_end(&run);
+				break;
+			}
+		}
 		refuse_interrupted(&run);
 		if (safe_backfill_progress_interval_ms > 0 && run.rows_done != last_rows &&
 			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(),
