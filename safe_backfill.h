@@ -123,6 +123,7 @@ typedef struct BackfillTarget
 	char	   *display;		/* table.column as shown in NOTICEs */
 	bool		only;			/* plain table: UPDATE ONLY, skip children */
 	bool		has_children;	/* plain table with inheritance children */
+	bool		citus_table;	/* a Citus table: Citus plans its statements */
 
 	AttrNumber	attnum;
 	char	   *colname;

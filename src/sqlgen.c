@@ -299,7 +299,7 @@ unused_name(BackfillTarget *target, const char *base, bool as_table)
  * time.
  */
 static char *
-sql_compute_rows(BackfillTarget *target, const char *rows)
+sql_compute_rows_lateral(BackfillTarget *target, const char *rows)
 {
 	const char *rel = relation_clause(target);
 	const char *col = quote_identifier(target->colname);
@@ -319,10 +319,54 @@ sql_compute_rows(BackfillTarget *target, const char *rows)
 					col, rows);
 }
 
+/*
+ * On a Citus table (a Citus local table: expressions are refused on
+ * distributed and reference tables), Citus plans the statement by deparsing
+ * it back to SQL, where a LATERAL subquery over the updated row is not valid:
+ * there the value is computed by a subquery that reads the range (rows) a
+ * second time, joined back to the UPDATE's rows by ctid, which also checks
+ * check on each row:
+ *   UPDATE t SET c = new.value
+ *   FROM (SELECT tableoid, ctid, (<expression>) AS value FROM t
+ *         WHERE c IS NULL AND <rows> OFFSET 0) new
+ *   WHERE tableoid = new.tableoid AND ctid = new.ctid
+ *     AND (ctid = new.ctid) IS TRUE AND new.value IS NOT NULL AND c IS NULL <check>
+ */
+static char *
+sql_compute_rows_joined(BackfillTarget *target, const char *rows, const char *check)
+{
+	const char *rel = relation_clause(target);
+	const char *col = quote_identifier(target->colname);
+	const char *sub = unused_name(target, "safe_backfill_new", true);
+	const char *tid_rel = unused_name(target, "safe_backfill_rel", false);
+	const char *tid = unused_name(target, "safe_backfill_tid", false);
+	const char *value = unused_name(target, "safe_backfill_value", false);
+
+	return psprintf("UPDATE %s SET %s = %s.%s"
+					" FROM (SELECT tableoid AS %s, ctid AS %s,"
+					" %s AS %s FROM %s WHERE %s IS NULL%s OFFSET 0) %s"
+					" WHERE tableoid OPERATOR(pg_catalog.=) %s.%s"
+					" AND ctid OPERATOR(pg_catalog.=) %s.%s"
+					" AND (ctid OPERATOR(pg_catalog.=) %s.%s) IS TRUE"
+					" AND %s.%s IS NOT NULL AND %s IS NULL%s",
+					rel, col, sub, value,
+					tid_rel, tid, SQL_EXPRESSION_PLACE, value, rel, col, rows, sub,
+					sub, tid_rel, sub, tid, sub, tid, sub, value, col, check);
+}
+
+/* rows: what the UPDATE reads; check: its bounds, checked again on each row */
+static char *
+sql_compute_rows(BackfillTarget *target, const char *rows, const char *check)
+{
+	if (target->citus_table)
+		return sql_compute_rows_joined(target, rows, check);
+	return sql_compute_rows_lateral(target, rows);
+}
+
 static char *
 sql_compute_range(BackfillTarget *target, const char *range)
 {
-	return sql_compute_rows(target, range);
+	return sql_compute_rows(target, range, range);
 }
 
 /*
@@ -507,7 +551,7 @@ round_statement(BackfillTarget *target, const char *bounds)
 	if (target->written.expression)
 	{
 		appendStringInfo(&buf, "%s%s", tids, bounds);
-		return sql_compute_rows(target, buf.data);
+		return sql_compute_rows(target, buf.data, bounds);
 	}
 	append_update_head(&buf, target);
 	appendStringInfo(&buf, "%s%s", tids, bounds);

@@ -384,6 +384,7 @@ resolve_target(Oid relid, const char *colname)
 	resolve_primary_key(target, rel);
 
 	target->only = (target->relkind == RELKIND_RELATION);
+	target->citus_table = citus_table_kind(target->relid) != CITUS_TABLE_NONE;
 	target->has_children = target->only && rel->rd_rel->relhassubclass &&
 		has_subclass(relid);
 	target->display = display_name(relid, target->nspname, target->relname,
