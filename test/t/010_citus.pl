@@ -15,43 +15,11 @@ use IPC::Run;
 use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
+use CitusCluster;
 use RowGate;
 
-my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
-my $pkglibdir = `$pg_config --pkglibdir`;
-chomp $pkglibdir;
-plan skip_all => "Citus is not installed ($pkglibdir/citus.so not found)"
-  unless -e "$pkglibdir/citus.so";
-
-sub citus_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'citus'
-listen_addresses = '127.0.0.1'
-max_prepared_transactions = 50
-max_connections = 100
-});
-	$node->start;
-	return $node;
-}
-
-my $coord = citus_node('coordinator');
-my ($ret, $out, $err) = $coord->psql('postgres', 'CREATE EXTENSION citus');
-if ($ret != 0)
-{
-	$coord->stop;
-	plan skip_all => "CREATE EXTENSION citus failed: $err";
-}
-my @workers = (citus_node('worker1'), citus_node('worker2'));
-$_->safe_psql('postgres', 'CREATE EXTENSION citus') for @workers;
-$_->safe_psql('postgres', 'CREATE EXTENSION safe_backfill') for ($coord, @workers);
-$coord->safe_psql('postgres',
-	"SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ")");
-$coord->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ")")
-  for @workers;
+my ($coord, @workers) = CitusCluster::start_or_skip();
+my ($ret, $out, $err);
 
 my %worker_by_port = map { ($_->port => $_) } @workers;
 
