@@ -68,7 +68,7 @@ typedef struct ShardCallArgs
 	int			batch_size;
 	int			pause_ms;
 	int			target_batch_ms;
-	bool		round_waits;	/* shards run together: wait after HOT rounds */
+	bool		round_waits;	/* the shards wait after HOT rounds (safe_backfill.round_horizon_wait) */
 	List	   *told_nodes;		/* "host:port" of nodes whose waits were turned off */
 	int			nsettings;
 	const char **setting_names;
