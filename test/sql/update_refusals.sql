@@ -46,8 +46,7 @@ CALL safe_delete('ur', 'id IN (SELECT generate_series(1, 3)) OR a > row_number()
 -- arguments
 CALL safe_update('ur', NULL);
 CALL safe_update('ur', 'a = 1', batch_size => 0);
-CALL safe_update('ur', 'a = 1', workers => 2);
-CALL safe_delete('ur', 'a > 1', workers => 2);
+CALL safe_update('ur', 'a = 1', workers => 65);
 BEGIN;
 CALL safe_update('ur', 'a = 1');
 ROLLBACK;
