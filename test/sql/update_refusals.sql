@@ -87,7 +87,12 @@ SELECT changed FROM ur_changed;
 
 
 -- a predicate or set list is parsed, never pasted: text that would change a
--- statement if it were is refused, or is a value
+-- statement if it were is refused, or is a value.  Pasted into
+-- "WHERE <range> AND (<where>)", this one would delete every row.
+CALL safe_delete('ur', '1 = 2) OR (true');
+CALL safe_update('ur', 'a = 0', '1 = 2) OR (true');
+CALL safe_update('ur', 'a = 0 WHERE true --');
+SELECT count(*) AS rows, count(*) FILTER (WHERE a = 0) AS zeroed FROM ur;
 CALL safe_update('ur', $$b = 'x'' WHERE false; --'$$, 'id = 1');
 SELECT b FROM ur WHERE id = 1;
 
