@@ -59,6 +59,36 @@ def main():
         ok("cannot be written as SQL text" in str(exc) and "sa.cast(sa.literal(" in str(exc),
            "alembic: a value with no SQL literal form (a date) is refused, saying to cast a string",
            str(exc))
+    # safe_update's set list from a mapping: constants and expressions,
+    # evaluated by the server as an UPDATE of a one-row table would.
+    values = {"name": "it's 100% \\ ok", "vip": None, sa.column("n"): sa.column("n") * 2 + 1}
+    try:
+        set_list = sba.compile_set_list(values, dialect)
+        with engine.connect() as conn2, conn2.begin():
+            conn2.execute(sa.text("CREATE TEMPORARY TABLE set_case (name text, vip boolean, n integer)"))
+            conn2.execute(sa.text("INSERT INTO set_case VALUES ('x', true, 20)"))
+            conn2.execute(sa.text("UPDATE set_case SET %s" % set_list.replace(":", "\\:")))
+            got = tuple(conn2.execute(sa.text("SELECT * FROM set_case")).one())
+        ok(got == ("it's 100% \\ ok", None, 41),
+           "alembic: a set mapping (a quote, %% and a backslash; None; an expression) "
+           "compiles to %s" % set_list, "got %r" % (got,))
+    except Exception as exc:  # noqa: BLE001
+        ok(False, "alembic: a set mapping compiles and runs", repr(exc))
+    for description, run, expected in [
+            ("safe_delete without where", lambda: sba.safe_delete(None, "change_user", None),
+             "use TRUNCATE"),
+            ("safe_update with an empty mapping",
+             lambda: sba.compile_set_list({}, dialect), "give at least one column"),
+            ("safe_update with a dict value (no SQL literal form)",
+             lambda: sba.compile_set_list({"meta": {"a": 1}}, dialect),
+             "cannot be written as SQL text")]:
+        try:
+            run()
+            outcome = "it ran"
+        except ValueError as exc:
+            outcome = str(exc)
+        ok(expected in outcome, "alembic: %s is refused before anything is sent" % description,
+           outcome)
     try:
         sba.safe_backfill(None, "large_user", "status", "x", expression=sa.func.lower(name))
         ok(False, "alembic: value and expression together are refused")
