@@ -47,7 +47,7 @@
 #
 # These procedures COMMIT as they go, which PostgreSQL allows only outside a
 # transaction block, and ActiveRecord runs each migration in a transaction
-# unless it says disable_ddl_transaction!.  So both helpers refuse, before
+# unless it says disable_ddl_transaction!.  So the helpers refuse, before
 # anything is sent, with SafeBackfill::TransactionError when a transaction is
 # open (connection.transaction_open?): the migration lacks
 # disable_ddl_transaction!, or the call is inside a transaction block.
@@ -56,9 +56,9 @@
 # understood) and cast to regclass, the column as a name, the value as a
 # bind parameter converted by the column's ActiveRecord type (as a model
 # attribute would be), an expression, a set list and a where as SQL text
-# parameters: nothing is glued into the CALL.  The extension's NOTICEs (progress lines, summary) are
-# printed to the migration's output as they arrive (ruby-pg's notice
-# receiver).
+# parameters: nothing is glued into the CALL.  The extension's NOTICEs
+# (progress lines, summary) are printed to the migration's output as they
+# arrive (ruby-pg's notice receiver).
 #
 # Detached runs (two deploys): safe_backfill ..., detached: true queues the
 # run (SELECT safe_backfill_start(...)), which a background worker of the
