@@ -286,6 +286,8 @@ def _column_name(column, what):
     """A set mapping's key: a column name, or a SQLAlchemy column (its .name)."""
     if isinstance(column, str):
         return column
+    if hasattr(column, "__clause_element__"):   # an ORM attribute (Order.currency)
+        column = column.__clause_element__()
     name = getattr(column, "name", None)
     if isinstance(column, sa.sql.ClauseElement) and isinstance(name, str):
         return name

@@ -358,8 +358,8 @@ module SafeBackfill
 
     # SQL text of a set list: a String as written, or a Hash { column =>
     # value } compiled against the table: each column quoted, each value an
-    # Arel node's SQL or a constant converted by the column's ActiveRecord
-    # type and quoted by the connection.
+    # Arel node's SQL (or Arel.sql's text) or a constant converted by the
+    # column's ActiveRecord type and quoted by the connection.
     def set_list_sql(connection, table, set)
       return set.to_s if set.is_a?(String)
       unless set.is_a?(Hash) && !set.empty?
@@ -377,8 +377,11 @@ module SafeBackfill
       end.join(", ")
     end
 
+    # An Arel node or attribute, or Arel.sql("...") (a String, but SQL, not
+    # a value to quote).
     def arel?(value)
-      value.is_a?(Arel::Nodes::Node) || value.is_a?(Arel::Attributes::Attribute)
+      value.is_a?(Arel::Nodes::Node) || value.is_a?(Arel::Attributes::Attribute) ||
+        value.is_a?(Arel::Nodes::SqlLiteral)
     end
 
     # SELECT safe_backfill_start(tbl => ..., col => ..., <what the block

@@ -74,6 +74,26 @@ def main():
            "compiles to %s" % set_list, "got %r" % (got,))
     except Exception as exc:  # noqa: BLE001
         ok(False, "alembic: a set mapping compiles and runs", repr(exc))
+    # An ORM model's attributes: the key by its column's name, the value
+    # and where qualified by the model's schema and table.
+    from sqlalchemy.orm import declarative_base
+    Model = declarative_base()
+
+    class Order(Model):
+        __tablename__ = "orders"
+        __table_args__ = {"schema": "sales"}
+        id = sa.Column(sa.Integer, primary_key=True)
+        currency = sa.Column(sa.Text)
+        price = sa.Column(sa.Numeric)
+    try:
+        texts = (sba.compile_set_list({Order.currency: "EUR", "price": Order.price * 2}, dialect),
+                 sba.compile_expression(Order.currency == "eur", dialect))
+    except Exception as exc:  # noqa: BLE001
+        texts = repr(exc)
+    ok(texts == ("\"currency\" = 'EUR', \"price\" = sales.orders.price * 2",
+                 "sales.orders.currency = 'eur'"),
+       "alembic: ORM attributes as set keys, values and in where compile against the model's table",
+       repr(texts))
     for description, run, expected in [
             ("safe_delete without where", lambda: sba.safe_delete(None, "change_user", None),
              "use TRUNCATE"),

@@ -29,7 +29,7 @@ class UpdateTypedValues < ActiveRecord::Migration[6.1]
   def up
     t = Arel::Table.new(:typed_values)
     safe_update :typed_values, { flag: true, born: Date.new(2025, 1, 31), meta: { "b" => "it's 100% \\ ok" },
-                                 n: t[:n] + 1 },
+                                 n: Arel.sql("n + 1") },
                 where: t[:n].eq(42).and(t[:id].lteq(5)), batch_size: 2
     safe_delete "public.typed_values", t[:id].gt(8), batch_size: 2
   end
@@ -60,7 +60,7 @@ begin
   expected = [["false", "2024-02-29", '{"a": [1, "it\'s"]}', "42", "3"],
               ["true", "2025-01-31", '{"b": "it\'s 100% \\\\ ok"}', "43", "5"]]
   if rows == expected
-    puts "ok - rails: safe_update's set Hash (constants converted by the columns' types, an Arel node) " \
+    puts "ok - rails: safe_update's set Hash (constants converted by the columns' types, Arel.sql) " \
          "with an Arel where updates rows 1-5; safe_delete with an Arel where deletes 9 and 10"
   else
     puts "not ok - rails: safe_update's set Hash and safe_delete change the rows they should"
