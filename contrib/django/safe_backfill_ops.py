@@ -223,9 +223,12 @@ def _describe(node):
     if isinstance(node, QuerySet):
         return "<QuerySet of %s>" % node.model._meta.label
     if isinstance(node, Q):
-        parts = ["%s=%s" % (c[0], _describe(c[1])) if isinstance(c, tuple) else _describe(c)
+        parts = ["Q(%s=%s)" % (c[0], _describe(c[1])) if isinstance(c, tuple) else _describe(c)
                  for c in node.children]
-        text = "Q(%s)" % (", " if node.connector == Q.AND else " | ").join(parts)
+        if len(parts) == 1:
+            text = parts[0]
+        else:
+            text = "(%s)" % (" & " if node.connector == Q.AND else " | ").join(parts)
         return "~" + text if node.negated else text
     if isinstance(node, (list, tuple)):
         return repr(type(node)(_Shown(_describe(item)) for item in node))
