@@ -87,6 +87,30 @@ fails the migration with the run's error if it failed or was cancelled.
 Without shared_preload_libraries = 'safe_backfill' a server restart stops
 a detached run until it is started again (see the extension's README).
 
+Batched updates and deletes: SafeUpdate(model, set={...}, where=...) and
+SafeDelete(model, where=...) run CALL safe_update / safe_delete: each batch
+of the primary-key walk runs UPDATE ... SET ... WHERE <range> AND (<where>)
+(or DELETE) and commits.
+
+    from django.db.models import F, Q
+    from django.db.models.functions import Lower
+
+    SafeUpdate("order", set={"currency": "EUR"}, where=Q(currency="eur"))
+    SafeUpdate("user", set={"email": Lower("email")}, where=~Q(email=Lower("email")))
+    SafeDelete("event", where=Q(created_at__lt=datetime(2024, 1, 1, tzinfo=timezone.utc)))
+
+set takes what QuerySet.update() takes (constants converted by the field,
+expressions as for expression= above); where a Q object (compiled as
+QuerySet.filter() compiles it) or a boolean expression.  Both are compiled
+with the model's query compiler and each sent as one query parameter, which
+the extension parses; joins, aggregates, windows and subqueries are refused
+before anything is sent.  Write the where so that a changed row no longer
+matches it: applying the migration again is then a no-op.  Backwards,
+SafeUpdate writes nothing back and says so; SafeDelete is irreversible; both
+take reverse_code=callable(apps, schema_editor) as RunPython does
+(RunPython.noop to let a SafeDelete be unapplied).  dry_run=True counts the
+matching rows and changes nothing.
+
 Requires the safe_backfill extension in the database
 (CREATE EXTENSION safe_backfill, e.g. with
 django.contrib.postgres.operations.CreateExtension in an earlier migration).
@@ -1060,8 +1084,10 @@ class _RowsOperation(Operation):
         procedure's defaults apply."""
         args = ["batch_size => %s", "pause_ms => %s"]
         params = [self.batch_size, self.pause_ms]
+        # (A timedelta is adapted as an interval already; text is cast.)
+        lag_cast = "::interval" if isinstance(self.max_replica_lag, str) else ""
         for name, value, cast in (("target_batch_ms", self.target_batch_ms, ""),
-                                  ("max_replica_lag", self.max_replica_lag, "::interval"),
+                                  ("max_replica_lag", self.max_replica_lag, lag_cast),
                                   ("workers", self.workers, ""),
                                   ("resume", self.resume, "")):
             if value is not None:

@@ -910,6 +910,18 @@ def test_update_compilation(results):
        '"update_writes_price_cents": true}',
        "update: references_field names the fields set/where read and write; SafeDelete is "
        "reversible only with reverse_code", repr(results.get("references_field")))
+    ok(results.get("options_passed", {}).get("sql") ==
+       "CALL safe_update(tbl => '\"opsdemo_Order\"'::regclass, set => '\"curCode\" = ''EUR''', "
+       "\"where\" => '\"opsdemo_Order\".\"curCode\" = ''eur''', batch_size => 500, pause_ms => 10, "
+       "target_batch_ms => 200, max_replica_lag => '0 days 5.000000 seconds'::interval, "
+       "workers => 2, resume => false, dry_run => true);",
+       "update: target_batch_ms, max_replica_lag, workers, resume and dry_run reach the CALL "
+       "when given", repr(results.get("options_passed")))
+    ok(results.get("no_where_update", {}).get("sql") ==
+       "CALL safe_update(tbl => '\"opsdemo_Order\"'::regclass, set => '\"price_cents\" = NULL', "
+       "batch_size => 10000, pause_ms => 0);",
+       "update: without where, no where argument is passed (every row)",
+       repr(results.get("no_where_update")))
     for case, words in (("refused_when_running", ["UnsupportedExpressionError", "Joined field"]),
                         ("delete_every_row_when_running", ["UnsupportedExpressionError",
                                                            "matches every row", "TRUNCATE"]),

@@ -163,3 +163,18 @@ report("delete_every_row_when_running", lambda: statements_sent(
     SafeDelete("order", where=~Q(id__in=[]))))
 report("matches_nothing_sends_nothing", lambda: statements_sent(
     SafeDelete("order", where=Q(id__in=[]))))
+
+
+def collected_sql(op, target=("opsdemo", "0012_order")):
+    """The statements op would run, as sqlmigrate collects them."""
+    state = MigrationLoader(connection).project_state(target)
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        op.database_forwards("opsdemo", editor, state, state)
+    return " ".join(editor.collected_sql)
+
+
+report("options_passed", lambda: collected_sql(SafeUpdate(
+    "order", set={"currency": "EUR"}, where=Q(currency="eur"), batch_size=500, pause_ms=10,
+    target_batch_ms=200, max_replica_lag=datetime.timedelta(seconds=5), workers=2,
+    resume=False, dry_run=True)))
+report("no_where_update", lambda: collected_sql(SafeUpdate("order", set={"price_cents": None})))
