@@ -857,7 +857,6 @@ UPDATE_REFUSED = {
                                                   "Joined field references are not permitted"]),
     "delete_without_where": ("ValueError", ["needs where=", "TRUNCATE"]),
     "delete_empty_q": ("ValueError", ["needs where=", "TRUNCATE"]),
-    "where_matches_nothing": ("_NoRowMatches", []),
 }
 
 
@@ -903,6 +902,8 @@ def test_update_compilation(results):
         ok(result.get("error") == error and all(w in message for w in words),
            "update %s: refused with %s saying %s" % (case, error, " / ".join(words) or "-"),
            repr(result))
+    ok(results.get("where_matches_nothing", {}).get("error") == "_NoRowMatches",
+       "update: Q(id__in=[]) is known to match no row", repr(results.get("where_matches_nothing")))
     ok(results.get("references_field", {}).get("sql") ==
        '{"delete_noop_reversible": true, "delete_rawsql_any": true, "delete_reversible": false, '
        '"other_model": false, "update_email": false, "update_reads_price": true, '
@@ -984,6 +985,55 @@ print("RESULT: ran")
 '''
 
 
+# Runs inside "manage.py shell -c": SafeUpdate/SafeDelete with RawSQL the
+# Django side cannot judge, one line per case with the SQLSTATE it failed with.
+SERVER_REFUSED_UPDATES = r'''
+import json
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.models.expressions import RawSQL
+from safe_backfill_ops import SafeDelete, SafeUpdate
+state = MigrationLoader(connection).project_state(("opsdemo", "0012_order"))
+cases = {
+    "where with a second statement": SafeUpdate(
+        "order", set={"email": "x"}, where=RawSQL("true); DELETE FROM order_seed; --", [])),
+    "where not boolean": SafeDelete("order", where=RawSQL("price", [])),
+    "aggregate in set": SafeUpdate("order", set={"price_cents": RawSQL("count(*)", [])}),
+    "unknown column in where": SafeDelete("order", where=RawSQL("no_such_column = 1", [])),
+}
+for name, op in cases.items():
+    try:
+        with connection.schema_editor(atomic=False) as editor:
+            op.database_forwards("opsdemo", editor, state, state)
+        print("RESULT:", json.dumps([name, "ran", ""]))
+    except Exception as exc:
+        print("RESULT:", json.dumps([name, getattr(exc.__cause__, "pgcode", None), str(exc)]))
+'''
+SERVER_REFUSED_UPDATE_STATES = {
+    "where with a second statement": "42601",
+    "where not boolean": "42804",
+    "aggregate in set": "42803",
+    "unknown column in where": "42703",
+}
+
+
+def test_update_server_refusals():
+    rc, out = manage("shell", "-c", SERVER_REFUSED_UPDATES)
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("RESULT: "):
+            name, pgcode, message = json.loads(line[len("RESULT: "):])
+            results[name] = (pgcode, message)
+    for name, sqlstate in SERVER_REFUSED_UPDATE_STATES.items():
+        ok(results.get(name, (None,))[0] == sqlstate,
+           "opsdemo: SafeUpdate/SafeDelete with a RawSQL %s is refused by the extension with "
+           "SQLSTATE %s, the error reaching the migration" % (name, sqlstate),
+           "%r\n%s" % (results.get(name), tail(out)))
+    ok(order_rows_written() == 0 and order_differences("order_seed") == 0
+       and q1("SELECT count(*) FROM order_seed") == OPS_ROWS,
+       "opsdemo: after those refusals opsdemo_Order and order_seed are unchanged")
+
+
 def test_update_delete():
     rows = OPS_ROWS
     rc, out = manage("migrate", "opsdemo", "0012")
@@ -1032,14 +1082,19 @@ def test_update_delete():
        and "0013_normalize_orders" not in applied("opsdemo"),
        "opsdemo: the refused SafeUpdates changed no row and were not recorded")
 
+    test_update_server_refusals()
+
     # Dry runs: the counts of the rows that match, nothing changed.
     rc, out = manage("shell", "-c", DRY_RUNS)
     counts = [int(n) for n in re.findall(r"NOTICE:\s+safe_(?:update|delete): .*dry run: (\d+) rows?", out)]
+    # (0014's where counted on the table as it is now, before 0013)
+    purge_now = q1("SELECT count(*) FROM order_seed WHERE created_at < '2023-07-01 00:00+00' "
+                   "AND \"curCode\" <> 'EUR'")
     purge = q1("SELECT count(*) FROM order_expected WHERE created_at < '2023-07-01 00:00+00' "
                "AND \"curCode\" <> 'EUR'")
-    ok("RESULT: ran" in out and counts == [match_first, purge],
+    ok("RESULT: ran" in out and counts == [match_first, purge_now],
        "opsdemo: dry_run=True of 0013's first SafeUpdate and of 0014's SafeDelete report "
-       "%d and %d matching rows" % (match_first, purge), tail(out, 20))
+       "%d and %d matching rows" % (match_first, purge_now), tail(out, 20))
     ok(order_rows_written() == 0 and order_differences("order_seed") == 0,
        "opsdemo: the dry runs changed nothing", "%r rows written" % order_rows_written())
 
