@@ -2,8 +2,8 @@
 # (recorded as failed) and a crash (immediate shutdown: interrupted), then a
 # re-run that resumes after the saved key (it does not start over: a row
 # before that key set back by hand is not changed again) and changes every
-# other row exactly once (n = n + 1: twice would show 2), HOT rounds
-# included; resume => false starts over; the jobs table and the progress
+# other row exactly once (n = n + 1: twice would show 2); resume => false
+# starts over, its progress that of its new pass; the jobs table and the progress
 # view record the operation, the failures and the end; workers => 2; a dry
 # run changes nothing and counts the matching rows.  Each run is held at a
 # row a gate session keeps locked, so the test acts while it is running.
@@ -96,10 +96,11 @@ sub cancel_held
 sub crash_held
 {
 	my ($run, $gate) = @_;
-	# A commit with an xid flushes the WAL (synchronous_commit is on here):
-	# the run's asynchronous commits before it are kept, the crash only
-	# loses what was not committed.
-	q1('SELECT pg_current_xact_id()');
+	# A transaction that writes commits synchronously here, flushing the WAL
+	# before it: the run's asynchronous commits are kept, the crash only
+	# loses what was not committed.  (One that only takes an xid commits
+	# asynchronously.)
+	q1('CREATE TABLE wal_flushed (); DROP TABLE wal_flushed');
 	$node->stop('immediate');
 	$run->{h}->finish;
 	$gate->{h}->finish;    # its session ended with the server
@@ -110,9 +111,9 @@ sub job { return q1(qq{SELECT $_[1] FROM safe_backfill_jobs WHERE relid = '$_[0]
 sub progress { return q1(qq{SELECT $_[1] FROM safe_backfill_progress WHERE table_name = 'public.$_[0]' ORDER BY id DESC LIMIT 1}); }
 
 # --- safe_update cancelled, then resumed ------------------------------------------------
-# 20,000 rows, batches of 500, HOT rounds (n is in no index): the cancel
-# comes while batch 11 (5001-5500) waits at row 5001, after the rounds of
-# that batch before row 5001's committed.
+# 20,000 rows, batches of 500 (n is in no index, but safe_update's batches
+# commit whole, no HOT rounds: see update_hot_rounds.spec): the cancel comes
+# while batch 11 (5001-5500) waits at row 5001.
 q1(q{SELECT seed('u', 20000)});
 my ($run, $gate) = start_held('u', 'id = 5001', q{CALL safe_update('u', 'n = n + 1', batch_size => 500)});
 is(q1(qq{SELECT query ~ 'safe_update' FROM pg_stat_activity WHERE $running}), 't',
@@ -146,19 +147,28 @@ is(progress('u', q{operation || ' ' || state || ' ' || rows_done}), 'update done
 is(q1(q{SELECT count(*) FROM safe_backfill_jobs WHERE relid = 'u'::regclass}), '1', 'one run, resumed');
 
 # --- resume => false starts over --------------------------------------------------------
-q1(q{SELECT seed('over', 20000)});
+# (analysed: the run's estimate of the rows, for its percent, is exact)
+q1(q{SELECT seed('over', 20000); ANALYZE over});
 ($run, $gate) = start_held('over', 'id = 5001', q{CALL safe_update('over', 'n = n + 1', batch_size => 500, resume => false)});
 cancel_held($run, $gate);
 $done_before = q1('SELECT count(*) FROM over WHERE n = 1');
-cmp_ok($done_before, '>=', 5000, "the cancelled run changed its committed batches ($done_before rows)");
-($ret, $stderr) = call(q{CALL safe_update('over', 'n = n + 1', batch_size => 500, resume => false)});
-is($ret, 0, 'resume => false runs') or diag $stderr;
-unlike($stderr, qr/resuming/, 'without resuming');
+is($done_before, '5000', "the cancelled run changed its committed batches ($done_before rows)");
+# started over, held at row 5001 again: its progress is that of this pass
+($run, $gate) = start_held('over', 'id = 5001', q{CALL safe_update('over', 'n = n + 1', batch_size => 500, resume => false)});
+is(progress('over', 'percent'), '25.0', 'the progress of a run started over counts the rows of its new pass only');
+release_gate($gate);
+$run->{h}->finish;
+is($run->{h}->result(0), 0, 'resume => false runs') or diag $run->{err};
+like($run->{err}, qr/safe_update: over: run \d+ starts over from the beginning of the table: resume => false/,
+	'it says it starts over');
+like($run->{err}, qr/safe_update: over: updated 20000 rows/, 'and changes every row');
 is(q1('SELECT count(*) FILTER (WHERE n = 2), count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n NOT IN (1, 2)) FROM over'),
-	"$done_before|" . (20000 - $done_before) . '|0', 'it started over: the rows of the first run were changed again');
-is(job('over', q{state || ' ' || rows_done}), 'done 20000', 'its job counts every row of its own run');
+	'5000|15000|0', 'the rows of the first pass were changed again');
+# the same run (its id) counts every row it changed, the first pass's too
+is(job('over', q{state || ' ' || rows_done || ' ' || (rows_scanned = 20000)}), 'done 25000 true',
+	'its job counts the rows changed by both passes, and scanned the table once in the last');
 
-# --- safe_update: crash between two HOT rounds, then resume ------------------------------
+# --- safe_update: crash, then resume ------------------------------
 q1(q{SELECT seed('crashed', 20000)});
 ($run, $gate) = start_held('crashed', 'id = 5001', q{CALL safe_update('crashed', 'n = n + 1', batch_size => 500)});
 crash_held($run, $gate);
@@ -167,6 +177,7 @@ is(progress('crashed', q{operation || ' ' || state}), 'update interrupted',
 $done_before = q1('SELECT count(*) FROM crashed WHERE n = 1');
 is(job('crashed', 'rows_done'), $done_before, "the job records exactly the committed rows ($done_before)");
 $last_key = job('crashed', 'last_key[1]');
+is($last_key, '5000', 'its saved key is the end of the last committed batch');
 ($ret, $stderr) = call(q{CALL safe_update('crashed', 'n = n + 1', batch_size => 500)});
 is($ret, 0, 'the call after the crash succeeds') or diag $stderr;
 like($stderr, qr/safe_update: crashed: resuming run \d+ .*after key \($last_key\)/, 'it resumes after the saved key');
@@ -184,6 +195,7 @@ my $deleted_before = q1(q{SELECT count(*) FROM deleted WHERE tbl = 'd'});
 is(job('d', 'rows_done'), $deleted_before, "the job records exactly the committed deletes ($deleted_before)");
 is(q1('SELECT 10000 - count(*) FROM d WHERE id % 2 = 0'), $deleted_before, 'and those rows are gone');
 $last_key = job('d', 'last_key[1]');
+is($last_key, '5000', 'its saved key is the end of the last committed batch');
 ($ret, $stderr) = call(q{CALL safe_delete('d', 'id % 2 = 0', batch_size => 500)});
 is($ret, 0, 'the call after the crash succeeds') or diag $stderr;
 like($stderr, qr/safe_delete: d: resuming run \d+ .*after key \($last_key\)/, 'it resumes after the saved key');
