@@ -155,7 +155,10 @@ $done_before = q1('SELECT count(*) FROM over WHERE n = 1');
 is($done_before, '5000', "the cancelled run changed its committed batches ($done_before rows)");
 # started over, held at row 5001 again: its progress is that of this pass
 ($run, $gate) = start_held('over', 'id = 5001', q{CALL safe_update('over', 'n = n + 1', batch_size => 500, resume => false)});
-is(progress('over', 'percent'), '25.0', 'the progress of a run started over counts the rows of its new pass only');
+# (the estimate scales with the table's pages, which the first pass grew)
+is(q1(q{SELECT j.rows_scanned || ' ' || (p.percent = round(100.0 * 5000 / j.rows_estimated, 1))
+	FROM safe_backfill_jobs j JOIN safe_backfill_progress p USING (id) WHERE j.relid = 'over'::regclass}),
+	'5000 true', 'the progress of a run started over counts the rows of its new pass only');
 release_gate($gate);
 $run->{h}->finish;
 is($run->{h}->result(0), 0, 'resume => false runs') or diag $run->{err};
