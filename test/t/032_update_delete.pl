@@ -224,6 +224,26 @@ is(q1(q{SELECT string_agg(id::text, ',') FROM dc WHERE id % 2 = 0}), '10', 'the 
 is(q1(q{SELECT count(*) FROM dc WHERE id % 2 = 1}), '10000', 'no other row deleted');
 is(job('dc', q{state || ' ' || rows_done}), 'done 10000', 'the run is done and counted each delete once (row 10 by the first call)');
 
+# --- safe_delete by block ranges (no primary key) cancelled, resumed --------------------
+q1(q{CREATE TABLE blocks (id int NOT NULL, other int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off);
+	INSERT INTO blocks (id) SELECT generate_series(1, 20000);
+	CREATE TRIGGER log_delete BEFORE DELETE ON blocks FOR EACH ROW EXECUTE FUNCTION log_delete()});
+($run, $gate) = start_held('blocks', 'id = 5002', q{CALL safe_delete('blocks', 'id % 2 = 0', batch_size => 500)});
+cancel_held($run, $gate);
+like($run->{err}, qr/canceling statement due to user request/, 'by block ranges: cancelled');
+$deleted_before = q1(q{SELECT count(*) FROM deleted WHERE tbl = 'blocks'});
+is(job('blocks', q{operation || ' ' || state || ' ' || rows_done}), "delete failed $deleted_before",
+	"the job records the failure and the committed deletes ($deleted_before)");
+my $last_block = job('blocks', 'last_block');
+like($last_block, qr/^\d+$/, "its position is a block ($last_block)");
+($ret, $stderr) = call(q{CALL safe_delete('blocks', 'id % 2 = 0', batch_size => 500)});
+is($ret, 0, 'the re-run succeeds') or diag $stderr;
+like($stderr, qr/safe_delete: blocks: resuming run \d+ .*after block $last_block/, 'it resumes after that block');
+is(q1(q{SELECT count(*) FILTER (WHERE id % 2 = 0), count(*) FILTER (WHERE id % 2 = 1) FROM blocks}), '0|10000',
+	'every matching row is deleted, no other');
+is(q1(q{SELECT count(*) FROM deleted WHERE tbl = 'blocks'}), '10000', 'each once');
+is(job('blocks', q{state || ' ' || rows_done}), 'done 10000', 'the run is done and counted each delete once');
+
 # --- a run that fails on a row: the error is recorded, the rows before it kept ---------------
 # (one round per batch: the rounds of the failing batch before row 1500's would commit)
 q1(q{SELECT seed('fails', 2000)});
