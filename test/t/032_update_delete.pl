@@ -19,7 +19,7 @@ use RowGate;
 
 my $node = PostgreSQL::Test::Cluster->new('update_delete');
 $node->init;
-$node->append_conf('postgresql.conf', "restart_after_crash = on\nautovacuum = off");
+$node->append_conf('postgresql.conf', "autovacuum = off");
 $node->start;
 
 # n counts the updates of each row; deleted logs each delete once (its key
@@ -171,7 +171,7 @@ is(q1('SELECT count(*) FILTER (WHERE n = 2), count(*) FILTER (WHERE n = 1), coun
 is(job('over', q{state || ' ' || rows_done || ' ' || (rows_scanned = 20000)}), 'done 25000 true',
 	'its job counts the rows changed by both passes, and scanned the table once in the last');
 
-# --- safe_update: crash, then resume ------------------------------
+# --- safe_update: crash, then resume ----------------------------------------------------
 q1(q{SELECT seed('crashed', 20000)});
 ($run, $gate) = start_held('crashed', 'id = 5001', q{CALL safe_update('crashed', 'n = n + 1', batch_size => 500)});
 crash_held($run, $gate);
@@ -245,7 +245,8 @@ is(q1(q{SELECT count(*) FROM deleted WHERE tbl = 'blocks'}), '10000', 'each once
 is(job('blocks', q{state || ' ' || rows_done}), 'done 10000', 'the run is done and counted each delete once');
 
 # --- a run that fails on a row: the error is recorded, the rows before it kept ---------------
-# (one round per batch: the rounds of the failing batch before row 1500's would commit)
+# (hot_rounds = 1: were the batches split into HOT rounds, the failing
+# batch's rounds before row 1500's would commit)
 q1(q{SELECT seed('fails', 2000)});
 ($ret, $stderr) = call(q{SET safe_backfill.hot_rounds = 1;
 	CALL safe_update('fails', 'n = n + 1 + 0 * (1 / (id - 1500))', batch_size => 100)});
