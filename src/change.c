@@ -79,8 +79,8 @@ parse_set_list(ParseState *pstate, const char *text)
 	if (update->fromClause != NIL)
 		refuse_set_shape(pstate, exprLocation(linitial(update->fromClause)), "a FROM clause",
 						 "Read other tables in a scalar subquery: col = (SELECT p.x FROM parents p WHERE p.id = parent_id).");
-	if (update->returningList != NIL)
-		refuse_set_shape(pstate, exprLocation(linitial(update->returningList)),
+	if (COMPAT_UPDATE_RETURNING(update) != NIL)
+		refuse_set_shape(pstate, exprLocation(linitial(COMPAT_UPDATE_RETURNING(update))),
 						 "a RETURNING clause", NULL);
 	if (update->withClause)
 		refuse_set_shape(pstate, -1, "a WITH clause", NULL);
@@ -306,7 +306,61 @@ prepare_row_change(BackfillTarget *target, ChangeKind kind, const char *set_text
 		target->change.where_text = pstrdup(where_text);
 		analyse_predicate(target, rel, where_text);
 	}
+	/* a temporary table it reads keeps the run in this session (parallel.c) */
+	target->written.temp_relid = change_temp_relation(target);
 	table_close(rel, NoLock);
+}
+
+/*
+ * For parallel workers (parallel.c): the change as the caller's session
+ * analysed and checked it, as one string of nodes: kind, dry run, the two
+ * texts (or NULL), the predicate's tree (or NULL), then each set column's
+ * number and tree.  Workers run these trees, not the texts analysed again,
+ * which could find other functions, created meanwhile, under the same
+ * names.
+ */
+char *
+serialize_row_change(BackfillTarget *target)
+{
+	RowChange  *change = &target->change;
+	List	   *list = list_make4(makeInteger(change->kind), makeInteger(change->dry_run),
+								  change->set_text ? makeString(change->set_text) : NULL,
+								  change->where_text ? makeString(change->where_text) : NULL);
+	int			i;
+
+	list = lappend(list, change->where_tree);
+	for (i = 0; i < change->nset; i++)
+		list = lappend(lappend(list, makeInteger(change->set[i].attnum)), change->set[i].tree);
+	return nodeToString(list);
+}
+
+/* In a parallel worker: the change serialize_row_change shipped. */
+void
+restore_row_change(BackfillTarget *target, const char *serialized)
+{
+	List	   *list = (List *) stringToNode(serialized);
+	RowChange  *change = &target->change;
+	Oid			collation;
+	int			i;
+
+	change->kind = (ChangeKind) intVal(list_nth(list, 0));
+	change->procname = change->kind == CHANGE_UPDATE ? "safe_update" : "safe_delete";
+	change->dry_run = intVal(list_nth(list, 1)) != 0;
+	change->set_text = list_nth(list, 2) ? strVal(list_nth(list, 2)) : NULL;
+	change->where_text = list_nth(list, 3) ? strVal(list_nth(list, 3)) : NULL;
+	change->where_tree = list_nth(list, 4);
+	change->nset = (list_length(list) - 5) / 2;
+	change->set = palloc0(sizeof(SetColumn) * Max(1, change->nset));
+	for (i = 0; i < change->nset; i++)
+	{
+		SetColumn  *col = &change->set[i];
+
+		col->attnum = intVal(list_nth(list, 5 + 2 * i));
+		col->tree = list_nth(list, 6 + 2 * i);
+		col->name = get_attname(target->relid, col->attnum, false);
+		get_atttypetypmodcoll(target->relid, col->attnum, &col->typid, &col->typmod,
+							  &collation);
+	}
 }
 
 /* After the privilege checks: the probe, which reads nothing. */

@@ -206,13 +206,6 @@ request_change_from_arguments(FunctionCallInfo fcinfo, ChangeKind kind, Backfill
 	batch_options_from_arguments(fcinfo, first, 0, &req->opts);
 	require_argument(fcinfo, first + 6, "dry_run");
 	req->dry_run = PG_GETARG_BOOL(first + 6);
-	if (req->opts.workers > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s does not support workers yet",
-						kind == CHANGE_UPDATE ? "safe_update" : "safe_delete"),
-				 errdetail("workers => %d was asked for; nothing was changed.", req->opts.workers),
-				 errhint("Call it with workers => 1 (the default): the batches run in this session.")));
 	req->relid = PG_GETARG_OID(0);
 	if (kind == CHANGE_UPDATE)
 		req->set_text = text_to_cstring(PG_GETARG_TEXT_PP(1));

@@ -110,5 +110,15 @@ SELECT state, rows_done FROM safe_backfill_jobs WHERE table_name = 'public.resum
 CALL safe_update('resumable', 'v = v + fail_at(id)', batch_size => 25, resume => false);
 SELECT v, count(*) FROM resumable GROUP BY v ORDER BY v;
 
+-- workers split the walk by key ranges: each row still changed once
+CREATE TABLE wide (id int PRIMARY KEY, v int, flag boolean);
+INSERT INTO wide SELECT g, 0, g % 2 = 0 FROM generate_series(1, 3000) g;
+ANALYZE wide;
+CALL safe_update('wide', 'v = v + 1', 'flag', batch_size => 100, workers => 2);
+SELECT v, flag, count(*) FROM wide GROUP BY v, flag ORDER BY v, flag;
+CALL safe_delete('wide', 'NOT flag', batch_size => 100, workers => 2);
+SELECT count(*), bool_and(flag) FROM wide;
+SELECT operation, state, rows_done FROM safe_backfill_jobs WHERE table_name = 'public.wide' ORDER BY id;
+
 \c :regress_db
 DROP DATABASE regress_update_delete_runs;
