@@ -115,9 +115,18 @@ sub progress { return q1(qq{SELECT $_[1] FROM safe_backfill_progress WHERE table
 # commit whole, no HOT rounds: see update_hot_rounds.spec): the cancel comes
 # while batch 11 (5001-5500) waits at row 5001.
 q1(q{SELECT seed('u', 20000)});
+my ($ret, $stderr);
 my ($run, $gate) = start_held('u', 'id = 5001', q{CALL safe_update('u', 'n = n + 1', batch_size => 500)});
 is(q1(qq{SELECT query ~ 'safe_update' FROM pg_stat_activity WHERE $running}), 't',
-	'pg_stat_activity shows the run') ;
+	'pg_stat_activity shows the run');
+# a second run on the same table, while it runs, is refused at once
+($ret, $stderr) = call(q{CALL safe_delete('u', 'id > 19000', batch_size => 500)});
+isnt($ret, 0, 'a safe_delete of the same table meanwhile is refused');
+like($stderr, qr/ERROR:  safe_delete: another session is already running safe_update or safe_delete on table u\n/,
+	'it says another session runs on the table');
+like($stderr, qr/DETAIL:  Two runs on one table would fight over the same rows; nothing was changed\./,
+	'and why');
+is(q1('SELECT count(*) FROM u'), '20000', 'nothing was deleted');
 cancel_held($run, $gate);
 isnt($run->{h}->result(0), 0, 'the cancelled safe_update fails');
 like($run->{err}, qr/canceling statement due to user request/, 'with the cancel');
@@ -134,7 +143,7 @@ is(q1("SELECT count(*) FROM u WHERE n = 1 AND id > $last_key + 500"), '0', 'none
 # a row before the saved key set back: a run that started over would change it again
 q1('UPDATE u SET n = 0 WHERE id = 10');
 
-my ($ret, $stderr) = call(q{CALL safe_update('u', 'n = n + 1', batch_size => 500)});
+($ret, $stderr) = call(q{CALL safe_update('u', 'n = n + 1', batch_size => 500)});
 is($ret, 0, 'the second call succeeds') or diag $stderr;
 like($stderr, qr/safe_update: u: resuming run \d+ .*after key \($last_key\)/, 'it says it resumes after the saved key');
 like($stderr, qr/safe_update: u: updated \d+ rows/, 'and how many rows it updated');
