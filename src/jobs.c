@@ -236,7 +236,8 @@ lock_target(BackfillJob *job, BackfillTarget *target)
 						target->display) :
 				 errmsg("%s: another session is already running safe_update or safe_delete on table %s",
 						target->change.procname, target->display),
-				 errdetail("Two runs on one column would fight over the same rows; nothing was changed."),
+				 errdetail("Two runs on one %s would fight over the same rows; nothing was changed.",
+						   target->change.kind == CHANGE_FILL ? "column" : "table"),
 				 errhint("Watch it in safe_backfill_progress, or wait for it to finish.")));
 	job->locked = true;
 	wait_for_earlier_workers(target);

@@ -943,11 +943,15 @@ sql_job_forget_finished(const char *table)
 					" OPERATOR(pg_catalog.-) $3)", table);
 }
 
-/* $1 job: forget where it stopped, so the next run starts over */
+/*
+ * $1 job: forget where it stopped, so the next run starts over.  Its walk
+ * starts over too: the rows it scans count afresh (the progress view's
+ * percent and eta), while rows_done keeps counting the rows the run changed.
+ */
 char *
 sql_job_forget_position(const char *table)
 {
-	return psprintf("UPDATE %s SET phase = 'main', last_key = NULL, last_block = NULL,"
+	return psprintf("UPDATE %s SET phase = 'main', last_key = NULL, last_block = NULL, rows_scanned = 0,"
 					" updated_at = pg_catalog.clock_timestamp()"
 					" WHERE id OPERATOR(pg_catalog.=) $1", table);
 }
