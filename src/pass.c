@@ -955,7 +955,8 @@ count_rows_still_matching(RunContext *run)
 	bool		isnull;
 
 	target->run.matching_left = -1;
-	if (target->change.dry_run)
+	/* without a predicate every row matches: a count would say nothing */
+	if (target->change.dry_run || target->change.where_tree == NULL)
 		return;
 	recheck_target_with_lock(target, AccessShareLock);
 	plan = prepare_statement(target, sql_count_matching_rows(target), 0, NULL, 0);
