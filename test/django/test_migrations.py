@@ -563,9 +563,9 @@ def person_differences():
               "OR p.display_name IS DISTINCT FROM e.display_name")
 
 
-def run_expression_cases():
-    """expression_cases.py's results: {case: {"sql": ...} or {"error": ..., "message": ...}}."""
-    proc = subprocess.run([PYTHON, os.path.join(HERE, "expression_cases.py")], cwd=HERE,
+def run_cases(script, label):
+    """script's results: {case: {"sql": ...} or {"error": ..., "message": ...}}."""
+    proc = subprocess.run([PYTHON, os.path.join(HERE, script)], cwd=HERE,
                           env=django_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=WAIT_LIMIT_S)
     results = {}
@@ -574,8 +574,12 @@ def run_expression_cases():
             result = json.loads(line)
             results[result.pop("case")] = result
     ok(proc.returncode == 0 and results,
-       "expression: expression_cases.py compiled %d cases" % len(results), tail(proc.stdout))
+       "%s: %s compiled %d cases" % (label, script, len(results)), tail(proc.stdout))
     return results
+
+
+def run_expression_cases():
+    return run_cases("expression_cases.py", "expression")
 
 
 def test_expression_compilation(results):
@@ -861,18 +865,7 @@ UPDATE_REFUSED = {
 
 
 def run_update_cases():
-    """update_cases.py's results: {case: {"sql": ...} or {"error": ..., "message": ...}}."""
-    proc = subprocess.run([PYTHON, os.path.join(HERE, "update_cases.py")], cwd=HERE,
-                          env=django_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=WAIT_LIMIT_S)
-    results = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            result = json.loads(line)
-            results[result.pop("case")] = result
-    ok(proc.returncode == 0 and results,
-       "update: update_cases.py compiled %d cases" % len(results), tail(proc.stdout))
-    return results
+    return run_cases("update_cases.py", "update")
 
 
 def test_update_compilation(results):
