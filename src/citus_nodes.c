@@ -497,12 +497,12 @@ rows_per_block_for_width(Oid relid)
 /*
  * The rows of a distributed table, estimated from its shards' sizes and
  * their statistics on the nodes that hold them: one catalog query a node
- * over a connection of ours, never a scan (a count through Citus reads
- * every row of every shard only to size batches).  The shard names and the
- * density travel as parameters.
+ * over the caller's connection there (connection_to), never a scan (a count
+ * through Citus reads every row of every shard only to size batches).  The
+ * shard names and the density travel as parameters.
  */
 double
-citus_estimate_rows(Oid relid)
+citus_estimate_rows(Oid relid, CitusNodeConnection connection_to, void *arg)
 {
 	char		density[64];
 	List	   *nodes = load_shard_nodes(relid);
@@ -514,24 +514,13 @@ citus_estimate_rows(Oid relid)
 	{
 		NodeHolders *node = (NodeHolders *) lfirst(lc);
 		const char *params[2] = {node->shards, density};
-		PGconn	   *volatile conn = citus_node_connect(&node->node);
+		PGconn	   *conn = connection_to(&node->node, arg);
+		PGresult   *res = citus_node_query(conn, &node->node, sql_citus_show_shards(), 0, NULL);
 
-		PG_TRY();
-		{
-			PGresult   *res = citus_node_query(conn, &node->node,
-											   sql_citus_show_shards(), 0, NULL);
-
-			PQclear(res);
-			res = citus_node_query(conn, &node->node,
-								   sql_citus_shard_row_estimate(), 2, params);
-			rows += strtod(PQgetvalue(res, 0, 0), NULL);
-			PQclear(res);
-		}
-		PG_FINALLY();
-		{
-			PQfinish(conn);
-		}
-		PG_END_TRY();
+		PQclear(res);
+		res = citus_node_query(conn, &node->node, sql_citus_shard_row_estimate(), 2, params);
+		rows += strtod(PQgetvalue(res, 0, 0), NULL);
+		PQclear(res);
 	}
 	return rows;
 }

@@ -32,7 +32,10 @@ extern bool citus_is_loaded(void);
 extern CitusTableKind citus_table_kind(Oid relid);
 extern void citus_set_local_lock_timeout(int ms);
 extern void citus_refuse_expression(BackfillTarget *target);
-extern double citus_estimate_rows(Oid relid);
+/* the caller's connection to a node (it stays the caller's) */
+typedef PGconn *(*CitusNodeConnection) (ShardTask *node, void *arg);
+
+extern double citus_estimate_rows(Oid relid, CitusNodeConnection connection_to, void *arg);
 extern bool citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms,
 											  char **holders);
 
