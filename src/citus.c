@@ -49,8 +49,16 @@
 
 /* Rounds over the shards before the NULLs still found are an error. */
 #define CITUS_MAX_ROUNDS	3
-/* A shard's batches are capped near this fraction of the shard's rows. */
-#define CITUS_SHARD_BATCH_FRACTION	10
+/*
+ * A shard's batches are capped near this fraction of the shard's rows: a
+ * shard is still filled in several batches (progress, short transactions),
+ * but each batch's fixed costs (reading its tids, its HOT rounds' commits,
+ * pruning and records) are paid fewer times.  A third rather than a tenth:
+ * on 1M rows in 32 shards (3 batches of 10000 a shard instead of 10 of
+ * 3125), the shards' runs used about 10% less CPU, the table growing x1.25
+ * instead of x1.23.
+ */
+#define CITUS_SHARD_BATCH_FRACTION	3
 #define CITUS_MIN_SHARD_BATCH	100
 /* safe_backfill.citus_shards_per_node's maximum, and the cores counted */
 #define CITUS_MAX_SHARDS_PER_NODE	64

@@ -67,7 +67,7 @@ $coord->safe_psql('postgres', q{
 # for every shard; the only count the workers may see is the one over the
 # NULLs left, after the last shard.
 my $offsets = worker_log_offsets();
-($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('cs', 'v', 1, 500)});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('cs', 'v', 1, 1000)});
 is($ret, 0, 'the distributed table is filled') or diag $err;
 my $logged = worker_log_since($offsets);
 my @counts = grep { /SELECT count\(\*\) AS count FROM/ } split /\n/, $logged;
@@ -75,8 +75,8 @@ ok(scalar(@counts) > 0, "the workers' logs show the count of the NULLs left (the
   or diag $logged;
 is(join("\n", grep { !/IS NULL/ } @counts), '', 'and no count of every row of a shard');
 my ($batch) = $err =~ /cs\.v: distributed table, filling 4 of its 4 shards on their nodes, \d+ at a time on each node, batches of at most (\d+) rows/;
-ok(defined($batch) && $batch >= 150 && $batch <= 250,
-	"batches sized from the shards' estimated rows, about a tenth of 2000 a shard (" . ($batch // 'none') . ")")
+ok(defined($batch) && $batch >= 550 && $batch <= 800,
+	"batches sized from the shards' estimated rows, about a third of 2000 a shard (" . ($batch // 'none') . ")")
   or diag $err;
 is($coord->safe_psql('postgres', q{
 	SELECT j.rows_estimated BETWEEN 7000 AND 9000 FROM safe_backfill_jobs j
