@@ -134,9 +134,8 @@ local_extension_version(char **version, char **nspname)
  * shard's run is the extension's own code there.  Its schema, for the CALL.
  */
 static char *
-require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
+judge_remote_extension(PGresult *res, ShardTask *task, const char *version)
 {
-	PGresult   *res = citus_node_query(conn, task, sql_citus_extension_version(), 0, NULL);
 	char	   *remote_version = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
 	char	   *nspname = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 1)) : NULL;
 	char	   *foreign = PQntuples(res) == 1 ? pstrdup(PQgetvalue(res, 0, 2)) : NULL;
@@ -162,6 +161,13 @@ require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
 				 errhint("Drop them, or revoke CREATE on schema %s from the roles that may not create routines there.",
 						 quote_identifier(nspname))));
 	return nspname;
+}
+
+static char *
+require_remote_extension(PGconn *conn, ShardTask *task, const char *version)
+{
+	return judge_remote_extension(citus_node_query(conn, task, sql_citus_extension_version(), 0, NULL),
+								  task, version);
 }
 
 /* ---------------------------------------------------------------------
@@ -275,23 +281,20 @@ collect_settings(ShardCallArgs *call)
  * every shard wait in vain (a run measured 28 s instead of 6 s with a
  * snapshot held in another database of a worker).  The shard then runs without round
  * waits; a later shard on the same connection gets them back once that
- * snapshot is gone.  Only the sessions the caller may see in
- * pg_stat_activity count.
+ * snapshot is gone.  holders: "pid n, ..." of the sessions (only those the
+ * caller may see in pg_stat_activity count) read with the extension's
+ * check (sql_citus_before_shard_call), or NULL.
  */
 static void
-set_round_waits(RunningShard *run, ShardCallArgs *call)
+set_round_waits(RunningShard *run, ShardCallArgs *call, const char *holders)
 {
 	PGresult   *res;
-	char	   *holders;
 	char	   *node;
 	bool		off;
 	const char *params[2] = {"safe_backfill.round_horizon_wait", NULL};
 
 	if (!call->round_waits)
 		return;
-	res = citus_node_query(run->conn, run->task, sql_citus_long_snapshot_holders(), 0, NULL);
-	holders = PQgetisnull(res, 0, 0) ? NULL : pstrdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
 	off = holders != NULL;
 	if (off == run->waits_off)
 		return;
@@ -500,10 +503,18 @@ start_shard(CitusRun *cr, ShardTask *task, BackfillTarget *target)
 	citus_node_relay_notices(run->conn, task);
 	PG_TRY();
 	{
+		PGresult   *before[2];
+		char	   *holders;
+
 		if (!run->settings_sent)
 			send_settings(run, call);
-		run->nspname = require_remote_extension(run->conn, task, cr->version);
-		set_round_waits(run, call);
+		/* one round trip: what the CALL resolves to, and the long snapshots */
+		citus_node_query_each(run->conn, task, sql_citus_before_shard_call(), before, 2);
+		holders = PQntuples(before[1]) == 1 && !PQgetisnull(before[1], 0, 0) ?
+			pstrdup(PQgetvalue(before[1], 0, 0)) : NULL;
+		PQclear(before[1]);
+		run->nspname = judge_remote_extension(before[0], task, cr->version);
+		set_round_waits(run, call, holders);
 	}
 	PG_CATCH();
 	{

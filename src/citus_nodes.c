@@ -298,6 +298,52 @@ citus_node_query(PGconn *conn, ShardTask *task, const char *sql, int nparams,
 	return res;
 }
 
+/*
+ * Statements without parameters sent as one query string (one round trip),
+ * each run to the end: their nresults results, in order (the caller clears
+ * them).  A failed one is raised here.
+ */
+void
+citus_node_query_each(PGconn *conn, ShardTask *task, const char *sql,
+					  PGresult **results, int nresults)
+{
+	int			n = 0;
+	PGresult   *res;
+
+	if (!PQsendQuery(conn, sql))
+		citus_node_raise_error(task, NULL, conn);
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			(void) WaitLatchOrSocket(MyLatch,
+									 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+									 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (!PQconsumeInput(conn))
+				citus_node_raise_error(task, NULL, conn);
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || n >= nresults)
+		{
+			/* the connection is closed by the caller: no need to drain it */
+			while (n > 0)
+				PQclear(results[--n]);
+			citus_node_raise_error(task, res, conn);
+		}
+		results[n++] = res;
+	}
+	if (n != nresults)
+	{
+		while (n > 0)
+			PQclear(results[--n]);
+		citus_node_raise_error(task, NULL, conn);
+	}
+}
+
 /* ---------------------------------------------------------------------
  * Lock holders on the nodes
  * --------------------------------------------------------------------- */

@@ -46,5 +46,7 @@ extern void citus_node_raise_error(ShardTask *task, PGresult *res, PGconn *conn)
 extern PGresult *citus_node_wait_for_result(PGconn *conn, ShardTask *task);
 extern PGresult *citus_node_query(PGconn *conn, ShardTask *task, const char *sql,
 								  int nparams, const char *const *params);
+extern void citus_node_query_each(PGconn *conn, ShardTask *task, const char *sql,
+								  PGresult **results, int nresults);
 
 #endif							/* SAFE_BACKFILL_CITUS_NODES_H */

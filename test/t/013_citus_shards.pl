@@ -202,6 +202,12 @@ for my $w (@workers)
 	is($conns, 1, "the run opened one connection to node $port");
 }
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS DISTINCT FROM 5}), '0', 'every row has the value');
+# Right before each shard's CALL, the extension's check and the long
+# snapshots on the node are read in one round trip (one query string).
+my $calls = () = $logged =~ /: CALL [^\n]*safe_backfill\(/g;
+my $before = () = $logged =~ /statement: SELECT e\.extversion[^\n]*; SELECT [^\n]*pg_stat_activity/g;
+is($calls, 4, 'a CALL for each shard');
+is($before, $calls, "each preceded by one query for the extension's check and the long snapshots");
 
 $coord->stop;
 $_->stop for @workers;
