@@ -79,11 +79,11 @@ typedef struct RunningShard
 } RunningShard;
 
 /* A node the run has connected to (and checked the extension on). */
-typedef struct NodeSlots
+typedef struct KnownNode
 {
 	char	   *host;
 	int			port;
-} NodeSlots;
+} KnownNode;
 
 /* What every shard's CALL gets. */
 typedef struct ShardCallArgs
@@ -109,7 +109,7 @@ typedef struct CitusRun
 	ShardCallArgs call;
 	char	   *typname;		/* the column's type, qualified */
 	int			per_node;		/* shards filled at the same time on a node */
-	List	   *nodes;			/* NodeSlots of every node met */
+	List	   *nodes;			/* KnownNode of every node met */
 	List	   *idle;			/* RunningShard: the run's connections not filling a shard */
 	MemoryContext cxt;			/* where the run's lists live: across its commits */
 	MemoryContextCallback close_idle_cb;	/* they are closed when the run's memory goes */
@@ -321,14 +321,14 @@ same_node(const ShardTask *a, const ShardTask *b)
 	return strcmp(a->host, b->host) == 0 && a->port == b->port;
 }
 
-static NodeSlots *
+static KnownNode *
 find_node(CitusRun *cr, const ShardTask *task)
 {
 	ListCell   *lc;
 
 	foreach(lc, cr->nodes)
 	{
-		NodeSlots  *node = (NodeSlots *) lfirst(lc);
+		KnownNode  *node = (KnownNode *) lfirst(lc);
 
 		if (strcmp(node->host, task->host) == 0 && node->port == task->port)
 			return node;
@@ -372,11 +372,11 @@ static void
 learn_node(CitusRun *cr, RunningShard *run)
 {
 	MemoryContext old;
-	NodeSlots  *node;
+	KnownNode  *node;
 
 	(void) require_remote_extension(run->conn, run->task, cr->version);
 	old = MemoryContextSwitchTo(cr->cxt);
-	node = palloc0(sizeof(NodeSlots));
+	node = palloc0(sizeof(KnownNode));
 	node->host = pstrdup(run->task->host);
 	node->port = run->task->port;
 	cr->nodes = lappend(cr->nodes, node);
