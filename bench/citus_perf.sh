@@ -8,7 +8,9 @@
 #   bench/citus_perf.sh fill N [METHODS]  N interleaved rounds of METHODS (default "update serial"):
 #                                         update = one distributed UPDATE, serial = safe_backfill,
 #                                         one = safe_backfill with citus_shards_per_node = 1,
-#                                         wN = safe_backfill workers => N; prints time and table growth
+#                                         wN = safe_backfill workers => N,
+#                                         s:name=value[:name=value] = safe_backfill with those
+#                                         settings (safe_backfill.name unless name has a dot); prints time and table growth
 #   bench/citus_perf.sh notnull N CLIENTS N rounds: safe_set_not_null idle, then with CLIENTS
 #                                         pgbench clients running point queries, interleaved
 #   bench/citus_perf.sh stop              stop the cluster and remove it
@@ -91,6 +93,15 @@ run_method() {
         serial) sql="CALL safe_backfill('t', 'v', 1)" ;;
         one) set="SET safe_backfill.citus_shards_per_node = 1"; sql="CALL safe_backfill('t', 'v', 1)" ;;
         w*) sql="CALL safe_backfill('t', 'v', 1, workers => ${m#w})" ;;
+        s:*) # s:name=value:name=value... safe_backfill with safe_backfill.<name> settings
+            local kv
+            for kv in $(echo "${m#s:}" | tr ':' ' '); do
+                case ${kv%%=*} in
+                    *.*) set="$set; SET ${kv%%=*} = '${kv#*=}'" ;;
+                    *) set="$set; SET safe_backfill.${kv%%=*} = '${kv#*=}'" ;;
+                esac
+            done
+            sql="CALL safe_backfill('t', 'v', 1)" ;;
         *) echo "unknown method $m" >&2; exit 1 ;;
     esac
     fresh

@@ -298,6 +298,52 @@ citus_node_query(PGconn *conn, ShardTask *task, const char *sql, int nparams,
 	return res;
 }
 
+/*
+ * Statements without parameters sent as one query string (one round trip),
+ * each run to the end: their nresults results, in order (the caller clears
+ * them).  A failed one is raised here.
+ */
+void
+citus_node_query_each(PGconn *conn, ShardTask *task, const char *sql,
+					  PGresult **results, int nresults)
+{
+	int			n = 0;
+	PGresult   *res;
+
+	if (!PQsendQuery(conn, sql))
+		citus_node_raise_error(task, NULL, conn);
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			(void) WaitLatchOrSocket(MyLatch,
+									 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+									 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (!PQconsumeInput(conn))
+				citus_node_raise_error(task, NULL, conn);
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || n >= nresults)
+		{
+			/* the connection is closed by the caller: no need to drain it */
+			while (n > 0)
+				PQclear(results[--n]);
+			citus_node_raise_error(task, res, conn);
+		}
+		results[n++] = res;
+	}
+	if (n != nresults)
+	{
+		while (n > 0)
+			PQclear(results[--n]);
+		citus_node_raise_error(task, NULL, conn);
+	}
+}
+
 /* ---------------------------------------------------------------------
  * Lock holders on the nodes
  * --------------------------------------------------------------------- */
@@ -497,12 +543,12 @@ rows_per_block_for_width(Oid relid)
 /*
  * The rows of a distributed table, estimated from its shards' sizes and
  * their statistics on the nodes that hold them: one catalog query a node
- * over a connection of ours, never a scan (a count through Citus reads
- * every row of every shard only to size batches).  The shard names and the
- * density travel as parameters.
+ * over the caller's connection there (connection_to), never a scan (a count
+ * through Citus reads every row of every shard only to size batches).  The
+ * shard names and the density travel as parameters.
  */
 double
-citus_estimate_rows(Oid relid)
+citus_estimate_rows(Oid relid, CitusNodeConnection connection_to, void *arg)
 {
 	char		density[64];
 	List	   *nodes = load_shard_nodes(relid);
@@ -514,24 +560,13 @@ citus_estimate_rows(Oid relid)
 	{
 		NodeHolders *node = (NodeHolders *) lfirst(lc);
 		const char *params[2] = {node->shards, density};
-		PGconn	   *volatile conn = citus_node_connect(&node->node);
+		PGconn	   *conn = connection_to(&node->node, arg);
+		PGresult   *res = citus_node_query(conn, &node->node, sql_citus_show_shards(), 0, NULL);
 
-		PG_TRY();
-		{
-			PGresult   *res = citus_node_query(conn, &node->node,
-											   sql_citus_show_shards(), 0, NULL);
-
-			PQclear(res);
-			res = citus_node_query(conn, &node->node,
-								   sql_citus_shard_row_estimate(), 2, params);
-			rows += strtod(PQgetvalue(res, 0, 0), NULL);
-			PQclear(res);
-		}
-		PG_FINALLY();
-		{
-			PQfinish(conn);
-		}
-		PG_END_TRY();
+		PQclear(res);
+		res = citus_node_query(conn, &node->node, sql_citus_shard_row_estimate(), 2, params);
+		rows += strtod(PQgetvalue(res, 0, 0), NULL);
+		PQclear(res);
 	}
 	return rows;
 }

@@ -32,7 +32,10 @@ extern bool citus_is_loaded(void);
 extern CitusTableKind citus_table_kind(Oid relid);
 extern void citus_set_local_lock_timeout(int ms);
 extern void citus_refuse_expression(BackfillTarget *target);
-extern double citus_estimate_rows(Oid relid);
+/* the caller's connection to a node (it stays the caller's) */
+typedef PGconn *(*CitusNodeConnection) (ShardTask *node, void *arg);
+
+extern double citus_estimate_rows(Oid relid, CitusNodeConnection connection_to, void *arg);
 extern bool citus_wait_for_shard_lock_holders(BackfillTarget *target, int timeout_ms,
 											  char **holders);
 
@@ -43,5 +46,7 @@ extern void citus_node_raise_error(ShardTask *task, PGresult *res, PGconn *conn)
 extern PGresult *citus_node_wait_for_result(PGconn *conn, ShardTask *task);
 extern PGresult *citus_node_query(PGconn *conn, ShardTask *task, const char *sql,
 								  int nparams, const char *const *params);
+extern void citus_node_query_each(PGconn *conn, ShardTask *task, const char *sql,
+								  PGresult **results, int nresults);
 
 #endif							/* SAFE_BACKFILL_CITUS_NODES_H */

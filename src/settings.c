@@ -22,7 +22,7 @@ bool		safe_backfill_reuse_space = true;
 int			safe_backfill_job_retention_s = 30 * SECS_PER_DAY;
 int			safe_backfill_max_detached_runs = 4;
 bool		safe_backfill_round_horizon_wait = true;
-int			safe_backfill_citus_shards_per_node = 4;
+int			safe_backfill_citus_shards_per_node = 0;
 
 static const struct config_enum_entry iteration_options[] = {
 	{"auto", ITERATE_AUTO, false},
@@ -136,9 +136,9 @@ define_settings(void)
 
 	DefineCustomIntVariable("safe_backfill.citus_shards_per_node",
 							"Shards of a Citus distributed table filled at the same time on each node, when the call does not ask for workers.",
-							"With workers => 1 (the default) a distributed table's shards are filled this many at a time on each node that holds them; workers => n (n > 1) asks for n at a time instead.  1 fills one shard at a time on each node.",
+							"With workers => 1 (the default) a distributed table's shards are filled this many at a time on each node that holds them; workers => n (n > 1) asks for n at a time instead.  0 (the default): as many as the coordinator has CPU cores.  1 fills one shard at a time on each node.",
 							&safe_backfill_citus_shards_per_node,
-							4, 1, 64,
+							0, 0, 64,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 

@@ -1299,6 +1299,20 @@ sql_citus_long_snapshot_holders(void)
 				   " AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()");
 }
 
+/*
+ * On a node, right before a shard's CALL, in one round trip (simple query
+ * protocol, no parameters): the extension's version and schema, then the
+ * long snapshot holders.
+ */
+char *
+sql_citus_before_shard_call(void)
+{
+	char	   *version = sql_citus_extension_version();
+	char	   *holders = sql_citus_long_snapshot_holders();
+
+	return psprintf("%s; %s", version, holders);
+}
+
 /* "pid n" of a pg_locks row l, or a prepared transaction's */
 #define LOCK_HOLDER_NAME \
 	"pg_catalog.string_agg(DISTINCT CASE WHEN l.pid IS NULL" \

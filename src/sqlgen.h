@@ -110,6 +110,7 @@ extern char *sql_citus_shard_nodes(void);
 extern char *sql_citus_shard_row_estimate(void);
 extern char *sql_citus_show_shards(void);
 extern char *sql_citus_long_snapshot_holders(void);
+extern char *sql_citus_before_shard_call(void);
 extern char *sql_citus_lock_holder_snapshot(void);
 extern char *sql_citus_lock_holders_left(void);
 

@@ -238,8 +238,8 @@ is($snode->safe_psql('postgres', "SELECT attnotnull FROM pg_attribute WHERE attr
 
 # --- cancel, then a re-run redoes only the unfinished shards ---------------------
 # One shard on worker 1 is held at a locked row (batch_lock_timeout = 0: its
-# run waits); meanwhile every other shard is finished (several run at a time
-# on each node: the other one on worker 1 too).  Then the call is cancelled;
+# run waits); meanwhile every other shard is finished (two run at a time on
+# each node: the other one on worker 1 too).  Then the call is cancelled;
 # the re-run fills only the shard left.
 $coord->safe_psql('postgres', q{
 	SET citus.shard_count = 4;
@@ -255,7 +255,7 @@ my ($hnode, $hname) = shard_placement($held);
 $gate = lock_rows($hnode, $hname, 'true');
 $bf = start_call(q{CALL safe_backfill('c', 'v', 'c', 500)},
 	'safe_backfill.batch_lock_timeout = 0', 'safe_backfill.target_batch_ms = 0',
-	'safe_backfill.progress_interval = 0');
+	'safe_backfill.progress_interval = 0', 'safe_backfill.citus_shards_per_node = 2');
 wait_at_gate($gate, 1, q{application_name = 'safe_backfill shard'});
 my $done_sql = q{SELECT count(*) FROM safe_backfill_job_ranges r JOIN safe_backfill_jobs j ON j.id = r.job_id
 	WHERE j.table_name = 'public.c' AND r.done};

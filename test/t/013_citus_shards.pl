@@ -1,9 +1,11 @@
 # Citus, how a distributed table's shards are run: no count of the whole
 # table before the fill (the batches are sized from the shards' statistics
 # on their nodes), several shards at a time on each node by default
-# (safe_backfill.citus_shards_per_node, 4; workers => n asks for n), and
-# shards run together wait for each other's batches after each HOT round
-# (safe_backfill.round_horizon_wait is set on for them).
+# (safe_backfill.citus_shards_per_node, 0: as many as the coordinator has
+# cores; workers => n asks for n), one connection to a node for each shard
+# run at a time there (the extension's check and the estimate use them
+# too), and shards run together wait for each other's batches after each
+# HOT round (safe_backfill.round_horizon_wait is set on for them).
 #
 # Needs Citus installed in the PostgreSQL being tested (citus.so in
 # pg_config --pkglibdir); without it the file reports itself skipped.  It
@@ -65,16 +67,16 @@ $coord->safe_psql('postgres', q{
 # for every shard; the only count the workers may see is the one over the
 # NULLs left, after the last shard.
 my $offsets = worker_log_offsets();
-($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('cs', 'v', 1, 500)});
+($ret, $out, $err) = $coord->psql('postgres', q{CALL safe_backfill('cs', 'v', 1, 1000)});
 is($ret, 0, 'the distributed table is filled') or diag $err;
 my $logged = worker_log_since($offsets);
 my @counts = grep { /SELECT count\(\*\) AS count FROM/ } split /\n/, $logged;
 ok(scalar(@counts) > 0, "the workers' logs show the count of the NULLs left (the check works)")
   or diag $logged;
 is(join("\n", grep { !/IS NULL/ } @counts), '', 'and no count of every row of a shard');
-my ($batch) = $err =~ /cs\.v: distributed table, filling 4 of its 4 shards on their nodes, 4 at a time on each node, batches of at most (\d+) rows/;
-ok(defined($batch) && $batch >= 150 && $batch <= 250,
-	"batches sized from the shards' estimated rows, about a tenth of 2000 a shard (" . ($batch // 'none') . ")")
+my ($batch) = $err =~ /cs\.v: distributed table, filling 4 of its 4 shards on their nodes, \d+ at a time on each node, batches of at most (\d+) rows/;
+ok(defined($batch) && $batch >= 550 && $batch <= 800,
+	"batches sized from the shards' estimated rows, about a third of 2000 a shard (" . ($batch // 'none') . ")")
   or diag $err;
 is($coord->safe_psql('postgres', q{
 	SELECT j.rows_estimated BETWEEN 7000 AND 9000 FROM safe_backfill_jobs j
@@ -126,7 +128,7 @@ $holder{in} .= "COMMIT;\n\\q\n";
 $holder{h}->finish;
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS NULL}), '0', 'no NULL left');
 
-# --- several shards at a time on each node by default ----------------------------
+# --- several shards at a time on each node ---------------------------------------
 # A row of the first shard on a worker is locked: that shard's run waits
 # for it (batch_lock_timeout = 0: for as long as it takes) while the second
 # shard on the same worker is filled to the end beside it.
@@ -138,7 +140,8 @@ my ($first, $second, $port) = split /\|/, $coord->safe_psql('postgres', q{
 my $wnode = $worker_by_port{$port};
 my $gate = lock_rows($wnode, "cs_$first", 'true LIMIT 1');
 my $bf = start_call(q{CALL safe_backfill('cs', 'v', 2, 500)},
-	'safe_backfill.batch_lock_timeout = 0', 'safe_backfill.target_batch_ms = 0');
+	'safe_backfill.batch_lock_timeout = 0', 'safe_backfill.target_batch_ms = 0',
+	'safe_backfill.citus_shards_per_node = 2');
 wait_at_gate($gate, 1, q{application_name = 'safe_backfill shard'});
 $wnode->poll_query_until('postgres', qq{
 	SELECT count(*) = 1 FROM safe_backfill_jobs
@@ -158,6 +161,53 @@ $coord->safe_psql('postgres', q{UPDATE cs SET v = NULL});
 is($ret, 0, 'workers => 2 fills the table') or diag $err;
 like($err, qr/filling 4 of its 4 shards on their nodes, 2 at a time on each node/,
 	'two shards at a time on each node, whatever citus_shards_per_node says');
+
+# --- by default as many shards at a time on a node as the coordinator has cores ---
+# (citus_shards_per_node = 0, the default; set here so that a server whose
+# cores happen to match a fixed default does not hide its absence)
+chomp(my $cores = `getconf _NPROCESSORS_ONLN`);
+$cores = 64 if $cores > 64;
+ok($cores >= 1, "this machine has $cores cores");
+$coord->safe_psql('postgres', q{UPDATE cs SET v = NULL});
+($ret, $out, $err) = $coord->psql('postgres', q{
+	SET safe_backfill.citus_shards_per_node = 0;
+	CALL safe_backfill('cs', 'v', 4, 500)});
+is($ret, 0, 'the table is filled with citus_shards_per_node = 0') or diag $err;
+like($err, qr/filling 4 of its 4 shards on their nodes, $cores at a time on each node/,
+	"as many shards at a time on each node as the coordinator has cores ($cores)");
+is($coord->safe_psql('postgres', q{LOAD 'safe_backfill'; SHOW safe_backfill.citus_shards_per_node}), '0', 'which is the default');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS DISTINCT FROM 4}), '0', 'every row has the value');
+
+# --- one connection for each shard run at a time on a node ----------------------
+# The extension's check, the shards' statistics and the shards' CALLs share
+# the connections a run opens to a node: with one shard at a time on each
+# node, one connection to each node in all.
+for my $w (@workers)
+{
+	$w->safe_psql('postgres', q{ALTER SYSTEM SET log_connections = on});
+	$w->reload;
+}
+$coord->safe_psql('postgres', q{UPDATE cs SET v = NULL});
+$offsets = worker_log_offsets();
+($ret, $out, $err) = $coord->psql('postgres', q{
+	SET safe_backfill.citus_shards_per_node = 1;
+	CALL safe_backfill('cs', 'v', 5, 500)});
+is($ret, 0, 'the table is filled one shard at a time on each node') or diag $err;
+$logged = worker_log_since($offsets);
+for my $w (@workers)
+{
+	my $port = $w->port;
+	my $conns = () = slurp_file($w->logfile, $offsets->{$port}) =~
+	  /connection authorized: .*application_name=safe_backfill shard/g;
+	is($conns, 1, "the run opened one connection to node $port");
+}
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM cs WHERE v IS DISTINCT FROM 5}), '0', 'every row has the value');
+# Right before each shard's CALL, the extension's check and the long
+# snapshots on the node are read in one round trip (one query string).
+my $calls = () = $logged =~ /: CALL [^\n]*safe_backfill\(/g;
+my $before = () = $logged =~ /statement: SELECT e\.extversion[^\n]*; SELECT [^\n]*pg_stat_activity/g;
+is($calls, 4, 'a CALL for each shard');
+is($before, $calls, "each preceded by one query for the extension's check and the long snapshots");
 
 $coord->stop;
 $_->stop for @workers;
