@@ -143,6 +143,7 @@ typedef struct TargetRunState
 	int			generation;
 	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
 	bool		said_horizon_held;	/* pass.c: NOTICE given for a long transaction */
+	bool		rounds_abandoned;	/* pass.c: safe_update's rows still matched */
 } TargetRunState;
 
 /*

@@ -97,6 +97,7 @@ struct BatchIterator
 	 */
 	int			hot_rounds;		/* rounds a batch may be split into; 1: none */
 	bool		in_batch;		/* a split batch has rounds left */
+	bool		rounds_abandoned;	/* safe_update: a round left rows matching */
 	bool		batch_has_upper;
 	BlockNumber batch_end;		/* ctid ranges: the first block past the batch */
 	int			nrounds;		/* non-empty rounds of the batch in progress */
@@ -225,6 +226,7 @@ iterator_free(BatchIterator *it)
 
 static void plan_hot_rounds(BatchIterator *it, bool has_upper);
 static int64 update_round(BatchIterator *it);
+static bool last_round_reads_range(BatchIterator *it);
 static bool round_done_more_left(BatchIterator *it);
 
 /* ---------------------------------------------------------------------
@@ -398,7 +400,8 @@ require_batch_done(BackfillTarget *t, int rc)
 	int			expected = t->change.dry_run ? SPI_OK_SELECT :
 		t->change.kind == CHANGE_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE;
 
-	if (rc != expected)
+	/* safe_update's rounds return whether each row still matches */
+	if (rc != expected && !(rc == SPI_OK_UPDATE_RETURNING && t->change.kind == CHANGE_UPDATE))
 		elog(ERROR, "%s: batch statement failed: %s", t->change.procname,
 			 SPI_result_code_string(rc));
 }
@@ -686,7 +689,8 @@ keyset_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 	has_upper = it->batch_has_upper;
 	if (it->nrounds > 1)
 	{
-		*filled = update_round(it);
+		*filled = last_round_reads_range(it) ? update_key_range(it, has_upper) :
+			update_round(it);
 		if (round_done_more_left(it))
 			return true;
 	}
@@ -1149,6 +1153,65 @@ round_plan(BatchIterator *it)
 	return *plan;
 }
 
+/*
+ * safe_update's rounds are exact only while every row a round changes stops
+ * matching the predicate (the idempotent forms: SET c = 'x' WHERE c = 'y',
+ * ... WHERE c IS DISTINCT FROM f(x)).  Then a batch redone after an error or
+ * an interruption between its rounds does not change the committed rounds'
+ * rows again, and its last round can read the whole range instead of its
+ * tids (last_round_reads_range), which also reaches a row another session
+ * moved (a new tid) after the batch read its tids.  Each round returns
+ * whether its rows still match: if one does, the round is rolled back
+ * (an error the pass retries, iterator_rounds_abandoned) and the run's
+ * batches go on whole, as one statement each.
+ */
+static void
+require_rows_left_behind(BatchIterator *it)
+{
+	uint64		i;
+	bool		isnull;
+
+	if (it->target->change.kind != CHANGE_UPDATE)
+		return;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		Datum		matches = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+											&isnull);
+
+		if (!isnull && DatumGetBool(matches))
+		{
+			it->rounds_abandoned = true;
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("%s: %s: a row this round changed still matches the predicate",
+							it->target->change.procname, it->target->display)));
+		}
+	}
+}
+
+/* safe_update's last round: the whole range, see require_rows_left_behind */
+static bool
+last_round_reads_range(BatchIterator *it)
+{
+	return it->target->change.kind == CHANGE_UPDATE && it->round == it->nrounds - 1;
+}
+
+/*
+ * Whether the batch just rolled back was a round whose rows still matched
+ * (require_rows_left_behind): then the batch starts over, whole, and so do
+ * the next ones.
+ */
+bool
+iterator_take_rounds_abandoned(BatchIterator *it)
+{
+	if (!it->rounds_abandoned)
+		return false;
+	it->rounds_abandoned = false;
+	it->hot_rounds = 1;
+	it->in_batch = false;
+	return true;
+}
+
 /* One round of the batch in progress: $1 the value, $2 its tids, then the bounds. */
 static int64
 update_round(BatchIterator *it)
@@ -1163,6 +1226,7 @@ update_round(BatchIterator *it)
 	nargs = 2 + batch_bound_args(it, &args[2], tids);
 	rc = execute_statement(round_plan(it), args, update_nulls(it->target, nargs), false, 0);
 	require_batch_done(it->target, rc);
+	require_rows_left_behind(it);
 	return (int64) SPI_processed;
 }
 

@@ -32,6 +32,7 @@ extern char *iterator_find_failing_row(BatchIterator *it, int sqlerrcode,
 									   const char *message);
 extern void iterator_set_hot_rounds(BatchIterator *it, int rounds);
 extern bool iterator_round_pending(BatchIterator *it);
+extern bool iterator_take_rounds_abandoned(BatchIterator *it);
 extern void iterator_free(BatchIterator *it);
 
 #endif							/* SAFE_BACKFILL_ITERATE_H */

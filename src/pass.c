@@ -411,12 +411,20 @@ batch_retry_reason(PassState *pass, ErrorData *edata)
  * rolled back: none of its rows stay locked.  Try the same range again,
  * smaller, after a pause; give up after max_batch_retries.
  */
+static void stop_hot_rounds(PassState *pass);
+
 static void
 prepare_batch_retry(PassState *pass, int attempt, ErrorData *edata)
 {
 	int			rows = iterator_batch_size(pass->it);
 	int			smaller = Max(1, rows / 2);
 	int			wait_ms = Min(10000, 50 << Min(attempt - 1, 8));
+
+	if (iterator_take_rounds_abandoned(pass->it))
+	{
+		stop_hot_rounds(pass);
+		return;
+	}
 
 	if (attempt > pass->opts->max_batch_retries)
 		ereport(ERROR,
@@ -832,6 +840,26 @@ run_one_batch(PassState *pass, int64 *filled)
 }
 
 /*
+ * safe_update's round left a row that still matches the predicate
+ * (iterate.c, require_rows_left_behind): the round was rolled back, and the
+ * batch and the rest run whole.  No wait and no smaller batch: no lock was
+ * in the way.
+ */
+static void
+stop_hot_rounds(PassState *pass)
+{
+	ereport(NOTICE,
+			(errmsg("%s: %s: batches are not split into HOT rounds: a row the set list changes can still match the predicate",
+					pass->target->change.procname, pass->target->display),
+			 errdetail("A batch redone after an error between its rounds would change such a row again; each batch now runs as one statement, and no row was changed twice."),
+			 errhint("A predicate that the set list makes false, such as SET c = f(x) WHERE c IS DISTINCT FROM f(x), keeps the rounds and their HOT updates.")));
+	pass->hot_rounds = 1;
+	/* and the passes after this one (a parallel worker's next range) */
+	pass->target->run.rounds_abandoned = true;
+	commit_transaction();
+}
+
+/*
  * Split the main pass's batches into HOT rounds (iterate.c), unless no
  * update of the column can be HOT: then the rounds would only add commits.
  * Sweeps write little and run plain batches.
@@ -839,7 +867,8 @@ run_one_batch(PassState *pass, int64 *filled)
 static void
 choose_hot_rounds(PassState *pass)
 {
-	int			rounds = pass->sweep > 0 ? 1 : safe_backfill_hot_rounds;
+	int			rounds = pass->sweep > 0 || pass->target->run.rounds_abandoned ? 1 :
+		safe_backfill_hot_rounds;
 	char	   *why = rounds > 1 ? hot_update_blocker(pass->target) : NULL;
 
 	if (why)

@@ -348,12 +348,12 @@ hot_update_blocker(BackfillTarget *target)
 
 	/*
 	 * Each round commits part of a batch, and the saved position moves only
-	 * when the batch is done: a fill redone after an error or a crash writes
-	 * only the rows still NULL, but safe_update would change the rows of the
-	 * rounds already committed again.  Its batches commit whole.
+	 * when the batch is done: safe_update's rounds are exact only while the
+	 * rows they change stop matching (iterate.c, require_rows_left_behind),
+	 * which without a predicate they never do.
 	 */
-	if (target->change.kind == CHANGE_UPDATE)
-		return pstrdup("safe_update commits each batch whole, so that a resumed run changes no row twice");
+	if (target->change.kind == CHANGE_UPDATE && target->change.where_tree == NULL)
+		return pstrdup("safe_update without a predicate leaves every row matching, so its batches commit whole");
 
 	/*
 	 * A Citus reference table's rows are in a copy on every node, each with

@@ -601,6 +601,13 @@ round_statement(BackfillTarget *target, const char *bounds)
 	}
 	append_update_head(&buf, target);
 	appendStringInfo(&buf, "%s%s", tids, bounds);
+
+	/*
+	 * safe_update: whether each row the round changed still matches the
+	 * predicate, as its new version (iterate.c, rows_left_matching)
+	 */
+	if (target->change.kind == CHANGE_UPDATE && !target->change.dry_run)
+		appendStringInfo(&buf, " RETURNING %s", row_predicate(target));
 	return buf.data;
 }
 
