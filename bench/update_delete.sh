@@ -30,10 +30,11 @@
 #             email text): SET email = payload->>'email'
 #             WHERE email IS NULL AND payload ? 'email'   (70% of the rows)
 #   purge     events (id bigserial PRIMARY KEY, name, created_at timestamptz
-#             indexed, kind text): DELETE WHERE created_at < now() -
-#             interval '90 days'  (the oldest 40% of the rows, created 91 to
-#             150 days ago; the others 0 to 89 days ago, so that no row
-#             crosses the boundary while the benchmark runs)
+#             indexed, kind text, payload jsonb of about 150 bytes):
+#             DELETE WHERE created_at < now() - interval '90 days'  (the
+#             oldest 40% of the rows, created 91 to 150 days ago; the others
+#             0 to 89 days ago, so that no row crosses the boundary while the
+#             benchmark runs)
 #
 # Methods (BENCH_METHODS, default "oneshot safe safe_2workers"):
 #   oneshot          the statement: UPDATE t SET <set> WHERE <where> /
@@ -142,7 +143,7 @@ SELECT g::bigint AS id, ('Order ' || g)::varchar(100) AS name,
        CASE WHEN g % 10 < 3 THEN 'eur' WHEN g % 10 < 6 THEN 'EUR' WHEN g % 10 < 9 THEN 'USD' ELSE 'GBP' END AS currency,
        ((1 + (g * 31) % 100000) / 100.0)::numeric(10,2) AS price,
        CASE WHEN g > $ROWS * 0.6 THEN (1 + (g * 31) % 100000)::int END AS price_cents
-  FROM generate_series(1, $ROWS) g;
+  FROM generate_series(1::bigint, $ROWS) g;
 -- 70% of the payloads carry an email.
 CREATE TABLE src_customers AS
 SELECT g::bigint AS id, ('Customer ' || g)::varchar(100) AS name,
@@ -150,15 +151,17 @@ SELECT g::bigint AS id, ('Customer ' || g)::varchar(100) AS name,
             THEN jsonb_build_object('email', 'customer' || g || '@example.com', 'plan', 'free', 'newsletter', g % 2 = 0)
             ELSE jsonb_build_object('plan', 'pro', 'newsletter', false) END AS payload,
        NULL::text AS email
-  FROM generate_series(1, $ROWS) g;
+  FROM generate_series(1::bigint, $ROWS) g;
 -- The oldest 40% created 150 to 91 days ago, the rest 89 days ago to now.
 CREATE TABLE src_events AS
 SELECT g::bigint AS id, ('Event ' || g)::varchar(100) AS name,
        CASE WHEN g <= $ROWS * 0.4
             THEN now() - interval '150 days' + (g / ($ROWS * 0.4)) * interval '59 days'
             ELSE now() - interval '89 days' + ((g - $ROWS * 0.4) / ($ROWS * 0.6)) * interval '89 days' END AS created_at,
-       (ARRAY['click', 'view', 'signup', 'purchase'])[1 + g % 4] AS kind
-  FROM generate_series(1, $ROWS) g;
+       (ARRAY['click', 'view', 'signup', 'purchase'])[(1 + g % 4)::int] AS kind,
+       jsonb_build_object('user_id', g % 50000, 'path', '/products/' || g % 1000, 'ms', g % 997,
+                          'agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0') AS payload
+  FROM generate_series(1::bigint, $ROWS) g;
 SQL
 [ $? = 0 ] || die "making the source tables failed"
 
@@ -242,7 +245,8 @@ SQL
         purge) sql <<'SQL'
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS events;
-CREATE TABLE events (id bigserial PRIMARY KEY, name varchar(100) NOT NULL, created_at timestamptz NOT NULL, kind text NOT NULL);
+CREATE TABLE events (id bigserial PRIMARY KEY, name varchar(100) NOT NULL, created_at timestamptz NOT NULL, kind text NOT NULL,
+                     payload jsonb NOT NULL);
 INSERT INTO events SELECT * FROM src_events ORDER BY id;
 CREATE INDEX events_created_at ON events (created_at);
 VACUUM ANALYZE events;
@@ -678,7 +682,7 @@ SETTINGS=$(sqlv "SELECT string_agg(name || '=' || current_setting(name), ', ' OR
     echo "- $ROWS rows per table, a fresh table for every run (copied from a source table, indexes built after the load, VACUUM ANALYZE, CHECKPOINT):"
     echo "  - \`orders (id bigserial PRIMARY KEY, name varchar(100), customer_id int, currency text, price numeric(10,2), price_cents int)\`, index on customer_id; currency 'eur' in 30% of the rows (every page), price_cents NULL in the oldest 60%"
     echo "  - \`customers (id bigserial PRIMARY KEY, name varchar(100), payload jsonb, email text)\`; 70% of the payloads have an email, the column is NULL"
-    echo "  - \`events (id bigserial PRIMARY KEY, name varchar(100), created_at timestamptz, kind text)\`, index on created_at; the oldest 40% (by id) created 91 to 150 days ago"
+    echo "  - \`events (id bigserial PRIMARY KEY, name varchar(100), created_at timestamptz, kind text, payload jsonb)\`, index on created_at, a payload of about 150 bytes; the oldest 40% (by id) created 91 to 150 days ago"
     echo "- concurrent client: pgbench, two connections at $((RATE / 2)) statements/s each: \`SELECT id, name, <column> FROM <table> ORDER BY id LIMIT 20\` and \`UPDATE <table> SET name = ... WHERE id = <random>\`. Latency = time each statement took in the server (pgbench -l time minus schedule lag), over the statements that started during the run; p99 = nearest rank; kept = statements completed per second during the run / in the ${BASELINE} s before it (median over the runs)"
     echo "- WAL = pg_current_wal_lsn() after minus before (includes the client's own few hundred updates); growth = size after / size before; indexes = all indexes, pkey = the primary key alone; HOT = n_tup_hot_upd / n_tup_upd (includes the client's updates)"
     echo "- vs one-shot = median over the runs of (time / the one-shot's time in the same run); WAL ratio against the one-shot's median run"
