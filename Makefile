@@ -1,8 +1,8 @@
 # safe_backfill: PGXS build
 MODULE_big = safe_backfill
-OBJS = safe_backfill.o src/target.o src/value.o src/expression.o src/sqlgen.o src/iterate.o src/keys.o src/xact.o src/settings.o src/pass.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/validate.o src/request.o src/detached.o src/space.o src/replicas.o src/jobs.o src/serial.o src/parallel.o src/citus_nodes.o src/citus.o
+OBJS = safe_backfill.o src/target.o src/value.o src/change.o src/expression.o src/sqlgen.o src/iterate.o src/keys.o src/xact.o src/settings.o src/pass.o src/backfill.o src/locking.o src/not_null.o src/not_null_native.o src/validate.o src/request.o src/detached.o src/space.o src/replicas.o src/jobs.o src/serial.o src/parallel.o src/citus_nodes.o src/citus.o
 EXTENSION = safe_backfill
-DATA = safe_backfill--1.0.sql safe_backfill--1.0--1.1.sql safe_backfill--1.1.sql safe_backfill--1.1--1.2.sql safe_backfill--1.2.sql
+DATA = safe_backfill--1.0.sql safe_backfill--1.0--1.1.sql safe_backfill--1.1.sql safe_backfill--1.1--1.2.sql safe_backfill--1.2.sql safe_backfill--1.2--1.3.sql safe_backfill--1.3.sql
 PGFILEDESC = "safe_backfill - batched backfill and NOT NULL without downtime"
 
 PG_CPPFLAGS = -I$(srcdir) -I$(libpq_srcdir)
@@ -12,7 +12,7 @@ SHLIB_LINK_INTERNAL = $(libpq)
 # Every regress file starts from a database with the extension created (and
 # must pass alone: see installcheck-regress-alone).
 REGRESS_OPTS = --inputdir=test --load-extension=safe_backfill
-REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds hot_partitioned set_not_null_cancel error_context job_owners job_retention job_forget expression_tree expression_checks expression_reads detached detached_lookup
+REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds hot_partitioned set_not_null_cancel error_context job_owners job_retention job_forget expression_tree expression_checks expression_reads detached detached_lookup update_delete update_refusals
 
 ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent hot_rounds_moved set_not_null_validate_cancel partition_move rls_midrun
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso

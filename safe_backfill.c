@@ -163,6 +163,67 @@ safe_backfill(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* safe_update's and safe_delete's body: the same run as safe_backfill's. */
+static void
+run_row_change(FunctionCallInfo fcinfo, ChangeKind kind, const char *procname)
+{
+	BackfillRequest req;
+	BackfillTarget *target;
+
+	require_nonatomic_call(fcinfo, procname, "after every batch");
+	require_sql_version(procname);
+	request_change_from_arguments(fcinfo, kind, &req);
+
+	/* Allocations from here on live in the SPI procedure context, which survives our commits. */
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "%s: SPI_connect_ext failed", procname);
+	if (req.set_text)
+		req.set_text = pstrdup(req.set_text);
+	if (req.where_text)
+		req.where_text = pstrdup(req.where_text);
+	target = request_target(&req);
+	request_run(target, &req);
+	SPI_finish();
+}
+
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_update(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(safe_update);
+
+/*
+ * CALL safe_update(tbl regclass, set text, "where" text DEFAULT NULL,
+ *					batch_size integer DEFAULT 10000, pause_ms integer DEFAULT 0,
+ *					target_batch_ms integer DEFAULT NULL,
+ *					max_replica_lag interval DEFAULT NULL,
+ *					workers integer DEFAULT 1, resume boolean DEFAULT true,
+ *					dry_run boolean DEFAULT false)
+ */
+Datum
+safe_update(PG_FUNCTION_ARGS)
+{
+	run_row_change(fcinfo, CHANGE_UPDATE, "safe_update");
+	PG_RETURN_VOID();
+}
+
+/* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
+PGDLLEXPORT Datum safe_delete(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(safe_delete);
+
+/*
+ * CALL safe_delete(tbl regclass, "where" text,
+ *					batch_size integer DEFAULT 10000, pause_ms integer DEFAULT 0,
+ *					target_batch_ms integer DEFAULT NULL,
+ *					max_replica_lag interval DEFAULT NULL,
+ *					workers integer DEFAULT 1, resume boolean DEFAULT true,
+ *					dry_run boolean DEFAULT false)
+ */
+Datum
+safe_delete(PG_FUNCTION_ARGS)
+{
+	run_row_change(fcinfo, CHANGE_DELETE, "safe_delete");
+	PG_RETURN_VOID();
+}
+
 /* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
 PGDLLEXPORT Datum safe_set_not_null(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(safe_set_not_null);

@@ -26,7 +26,7 @@
  * The version of the SQL objects (safe_backfill--<version>.sql) this library
  * works with: its tables, view and procedures.
  */
-#define SAFE_BACKFILL_SQL_VERSION		"1.2"
+#define SAFE_BACKFILL_SQL_VERSION		"1.3"
 
 /* Largest batch_size accepted: beyond it a batch is no longer "small". */
 #define SAFE_BACKFILL_MAX_BATCH_SIZE	1000000
@@ -94,12 +94,49 @@ typedef struct WrittenValue
 } WrittenValue;
 
 /*
+ * What a run does to the rows of its walk that need it: fill the column's
+ * NULLs (safe_backfill: written says with what), or set columns of, or
+ * delete, the rows that match a predicate (safe_update, safe_delete).  Set
+ * once, before the run, by change.c; read by the statement builders.
+ */
+typedef enum ChangeKind
+{
+	CHANGE_FILL = 0,
+	CHANGE_UPDATE,
+	CHANGE_DELETE
+} ChangeKind;
+
+/* One "column = expression" of safe_update's set list, analysed. */
+typedef struct SetColumn
+{
+	AttrNumber	attnum;
+	char	   *name;
+	Oid			typid;
+	int32		typmod;
+	/* the expression, coerced to the column's type; in SQL_SET_PLACE(i) */
+	Node	   *tree;
+} SetColumn;
+
+typedef struct RowChange
+{
+	ChangeKind	kind;
+	const char *procname;		/* safe_backfill, safe_update or safe_delete */
+	char	   *set_text;		/* the caller's texts, for the jobs table */
+	char	   *where_text;
+	int			nset;
+	SetColumn  *set;
+	Node	   *where_tree;		/* boolean; NULL: every row (safe_update only) */
+	bool		dry_run;		/* count the rows that match, change none */
+} RowChange;
+
+/*
  * What a run learns about its target as it goes; the resolved identity and
  * the written value do not change while it does.
  */
 typedef struct TargetRunState
 {
 	int64		expression_nulls;	/* rows left NULL because the expression gave NULL */
+	int64		matching_left;	/* safe_update/safe_delete: rows matching at the end, or -1 */
 	/* bumped by target.c when the table was renamed: statements built before are stale */
 	int			generation;
 	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
@@ -107,7 +144,8 @@ typedef struct TargetRunState
 } TargetRunState;
 
 /*
- * One (table, column) pair: what was resolved and validated about it
+ * One (table, column) pair, or for safe_update and safe_delete one table
+ * (attnum 0, colname NULL): what was resolved and validated about it
  * (target.c: the relation by OID, the column, its primary key), what is
  * written into it (written), and what the run learns (run).  It lives in the
  * SPI procedure context, which survives our commits; nothing in it points
@@ -138,6 +176,7 @@ typedef struct BackfillTarget
 	KeyColumn  *keys;
 	char	   *key_op_schema;	/* quoted schema of the key's btree operators, or NULL */
 
+	RowChange	change;
 	WrittenValue written;
 	TargetRunState run;
 } BackfillTarget;

@@ -45,10 +45,10 @@ report_resume(BackfillTarget *target, BackfillJob *job, const JobPosition *pos,
 			  const char *where)
 {
 	ereport(NOTICE,
-			(errmsg("safe_backfill: %s: resuming run " INT64_FORMAT " %s, after %s; " INT64_FORMAT " rows were filled before",
-					target->display, job_id(job),
+			(errmsg("%s: %s: resuming run " INT64_FORMAT " %s, after %s; " INT64_FORMAT " rows were %s before",
+					target->change.procname, target->display, job_id(job),
 					pos->sweeping ? "at its sweep" : "in its main pass", where,
-					pos->rows_done)));
+					pos->rows_done, change_verb(target))));
 }
 
 /*
@@ -61,9 +61,11 @@ start_over(BackfillTarget *target, BackfillJob *job, JobPosition *pos,
 		   const char *why)
 {
 	ereport(NOTICE,
-			(errmsg("safe_backfill: %s: run " INT64_FORMAT " starts over from the beginning of the table: %s",
-					target->display, job_id(job), why),
-			 errdetail("Only rows still NULL are written, so rows filled before are read again but not changed.")));
+			(errmsg("%s: %s: run " INT64_FORMAT " starts over from the beginning of the table: %s",
+					target->change.procname, target->display, job_id(job), why),
+			 target->change.kind == CHANGE_FILL ?
+			 errdetail("Only rows still NULL are written, so rows filled before are read again but not changed.") :
+			 errdetail("Rows changed before that still match are changed again.")));
 	job_forget_position(job);
 	commit_transaction();
 	memset(pos, 0, sizeof(JobPosition));
@@ -279,7 +281,9 @@ create_main_iterator(RunContext *run)
 {
 	BackfillTarget *target = run->target;
 
-	if (target->nkeys > 0 && safe_backfill_iteration != ITERATE_CTID)
+	/* safe_update walks by key whatever the setting: see change.c */
+	if (target->nkeys > 0 && (safe_backfill_iteration != ITERATE_CTID ||
+							  target->change.kind == CHANGE_UPDATE))
 		return iterator_create_keyset(target, run->opts->batch_size, run->stats.estimated_rows);
 	require_heap_for_ctid(target);
 	return iterator_create_ctid(target, run->opts->batch_size, run->stats.estimated_rows);
@@ -304,9 +308,9 @@ run_backfill(BackfillTarget *target, const BackfillOptions *opts)
 	{
 		if (target->has_children)
 			ereport(NOTICE,
-					(errmsg("safe_backfill: %s: inheritance children are not filled",
-							target->display),
-					 errhint("Call safe_backfill on each child table too.")));
+					(errmsg("%s: %s: inheritance children are not %s",
+							target->change.procname, target->display, change_verb(target)),
+					 errhint("Call %s on each child table too.", target->change.procname)));
 		run->stats.estimated_rows = estimate_table_rows(target->relid);
 		run->it = create_main_iterator(run);
 	}

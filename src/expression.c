@@ -59,42 +59,67 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* For errors raised while the expression is parsed, analysed or probed. */
-typedef struct ExpressionErrorContext
-{
-	BackfillTarget *target;
-	const char *text;
-} ExpressionErrorContext;
-
 /*
- * A position an error gives is a position in the expression's text: show
- * that text as the internal query, with the cursor there, instead of
- * pointing into the CALL.
+ * A position an error gives is a position in the argument's text (parsed
+ * after a prefix of offset characters): show that text as the internal
+ * query, with the cursor there, instead of pointing into the CALL.
  */
 static void
-expression_error_callback(void *arg)
+argument_error_callback(void *arg)
 {
-	ExpressionErrorContext *ctx = (ExpressionErrorContext *) arg;
+	ArgumentErrorContext *ctx = (ArgumentErrorContext *) arg;
 	int			pos = geterrposition();
 
-	if (pos > 0)
+	if (pos > ctx->offset)
 	{
 		errposition(0);
-		internalerrposition(pos);
+		internalerrposition(pos - ctx->offset);
 		internalerrquery(ctx->text);
 	}
-	errcontext("safe_backfill: %s: expression => %s", ctx->target->display,
-			   quote_literal_cstr(ctx->text));
+	else if (pos > 0)
+		errposition(0);
+	errcontext("%s: %s: %s => %s", ctx->target->change.procname, ctx->target->display,
+			   ctx->argname, quote_literal_cstr(ctx->text));
+}
+
+/* Errors from here on point into argname's text, parsed after offset characters. */
+void
+push_argument_context(ArgumentErrorContext *ctx, BackfillTarget *target,
+					  const char *argname, const char *text, int offset)
+{
+	ctx->target = target;
+	ctx->argname = argname;
+	ctx->text = text;
+	ctx->offset = offset;
+	ctx->callback.callback = argument_error_callback;
+	ctx->callback.arg = ctx;
+	ctx->callback.previous = error_context_stack;
+	error_context_stack = &ctx->callback;
+}
+
+void
+pop_argument_context(ArgumentErrorContext *ctx)
+{
+	error_context_stack = ctx->callback.previous;
+}
+
+/* What to pass instead, for each argument that takes one SQL expression. */
+static const char *
+shape_hint(const char *argname)
+{
+	if (strcmp(argname, "where") == 0)
+		return "Pass what would follow WHERE in an UPDATE or a DELETE, such as status = 'old' AND created_at < now() - interval '90 days'.";
+	return "Pass what would follow SET column = in an UPDATE, such as lower(email) or (SELECT p.name FROM parents p WHERE p.id = parent_id).";
 }
 
 static void
-refuse_shape(ParseState *pstate, int location, const char *what)
+refuse_shape(ParseState *pstate, const char *argname, int location, const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_SYNTAX_ERROR),
-			 errmsg("expression must be exactly one SQL expression"),
+			 errmsg("%s must be exactly one SQL expression", argname),
 			 errdetail("It has %s. Nothing was changed.", what),
-			 errhint("Pass what would follow SET column = in an UPDATE, such as lower(email) or (SELECT p.name FROM parents p WHERE p.id = parent_id)."),
+			 errhint("%s", shape_hint(argname)),
 			 parser_errposition(pstate, location)));
 }
 
@@ -109,8 +134,8 @@ first_location(List *list)
  * Parse the text as PL/pgSQL parses an expression (SELECT <text>), and keep
  * only a SELECT of one unnamed target and nothing else.
  */
-static Node *
-parse_one_expression(ParseState *pstate, const char *text)
+Node *
+parse_one_expression(ParseState *pstate, const char *text, const char *argname)
 {
 	List	   *raw = raw_parser(text, RAW_PARSE_PLPGSQL_EXPR);
 	SelectStmt *select;
@@ -118,48 +143,47 @@ parse_one_expression(ParseState *pstate, const char *text)
 
 	if (list_length(raw) != 1 ||
 		!IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt))
-		refuse_shape(pstate, -1, "more than one statement");
+		refuse_shape(pstate, argname, -1, "more than one statement");
 	select = (SelectStmt *) linitial_node(RawStmt, raw)->stmt;
 
 	if (select->targetList == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("expression must not be empty"),
+				 errmsg("%s must not be empty", argname),
 				 errdetail("Nothing was changed."),
-				 errhint("Pass what would follow SET column = in an UPDATE, such as lower(email).")));
+				 errhint("%s", shape_hint(argname))));
 	if (list_length(select->targetList) > 1)
-		refuse_shape(pstate, first_location(list_delete_first(list_copy(select->targetList))),
+		refuse_shape(pstate, argname, first_location(list_delete_first(list_copy(select->targetList))),
 					 psprintf("%d expressions separated by commas", list_length(select->targetList)));
 	if (select->distinctClause != NIL)
-		refuse_shape(pstate, -1, "a DISTINCT clause");
+		refuse_shape(pstate, argname, -1, "a DISTINCT clause");
 	if (select->fromClause != NIL)
-		refuse_shape(pstate, first_location(select->fromClause),
+		refuse_shape(pstate, argname, first_location(select->fromClause),
 					 "a FROM clause (put a query over other tables in parentheses: a scalar subquery)");
 	if (select->whereClause)
-		refuse_shape(pstate, exprLocation(select->whereClause), "a WHERE clause");
+		refuse_shape(pstate, argname, exprLocation(select->whereClause), "a WHERE clause");
 	if (select->groupClause != NIL || select->havingClause)
-		refuse_shape(pstate, first_location(select->groupClause), "a GROUP BY or HAVING clause");
+		refuse_shape(pstate, argname, first_location(select->groupClause), "a GROUP BY or HAVING clause");
 	if (select->windowClause != NIL)
-		refuse_shape(pstate, first_location(select->windowClause), "a WINDOW clause");
+		refuse_shape(pstate, argname, first_location(select->windowClause), "a WINDOW clause");
 	if (select->sortClause != NIL)
-		refuse_shape(pstate, first_location(select->sortClause), "an ORDER BY clause");
+		refuse_shape(pstate, argname, first_location(select->sortClause), "an ORDER BY clause");
 	if (select->limitCount || select->limitOffset)
-		refuse_shape(pstate, exprLocation(select->limitCount ? select->limitCount : select->limitOffset),
+		refuse_shape(pstate, argname, exprLocation(select->limitCount ? select->limitCount : select->limitOffset),
 					 "a LIMIT or OFFSET clause");
 	if (select->lockingClause != NIL)
-		refuse_shape(pstate, -1, "a FOR UPDATE or FOR SHARE clause");
+		refuse_shape(pstate, argname, -1, "a FOR UPDATE or FOR SHARE clause");
 	if (select->intoClause || select->withClause || select->valuesLists != NIL ||
 		select->op != SETOP_NONE)
-		refuse_shape(pstate, -1, "more than an expression");
+		refuse_shape(pstate, argname, -1, "more than an expression");
 
 	res = linitial_node(ResTarget, select->targetList);
 	if (res->name != NULL)
-		refuse_shape(pstate, res->location,
-					 psprintf("a name for its value (AS %s); the value goes into the column",
-							  quote_identifier(res->name)));
+		refuse_shape(pstate, argname, res->location,
+					 psprintf("a name for its value (AS %s)", quote_identifier(res->name)));
 	if (IsA(res->val, ColumnRef) &&
 		IsA(llast(((ColumnRef *) res->val)->fields), A_Star))
-		refuse_shape(pstate, exprLocation(res->val), "a * that stands for several columns");
+		refuse_shape(pstate, argname, exprLocation(res->val), "a * that stands for several columns");
 	return res->val;
 }
 
@@ -186,22 +210,22 @@ srf_location_walker(Node *node, int *location)
  * at a time: an aggregate or a window function needs other rows, a
  * set-returning function gives any number of values for one column.
  */
-static void
-refuse_other_rows(ParseState *pstate, Node *expr)
+void
+refuse_other_rows(ParseState *pstate, Node *expr, const char *argname)
 {
 	int			location = -1;
 
 	if (pstate->p_hasAggs)
 		ereport(ERROR,
 				(errcode(ERRCODE_GROUPING_ERROR),
-				 errmsg("aggregate functions are not allowed in expression"),
+				 errmsg("aggregate functions are not allowed in %s", argname),
 				 errdetail("The expression is computed for each row on its own, in batches; an aggregate over the table would need every row at once. Nothing was changed."),
 				 errhint("For a value computed over other rows, use a scalar subquery, such as (SELECT max(o.total) FROM orders o WHERE o.user_id = id)."),
 				 parser_errposition(pstate, locate_agg_of_level(expr, 0))));
 	if (pstate->p_hasWindowFuncs)
 		ereport(ERROR,
 				(errcode(ERRCODE_WINDOWING_ERROR),
-				 errmsg("window functions are not allowed in expression"),
+				 errmsg("window functions are not allowed in %s", argname),
 				 errdetail("The expression is computed for each row on its own, in batches; a window function would see only the rows of one batch. Nothing was changed."),
 				 errhint("Compute the value with a scalar subquery over the table instead."),
 				 parser_errposition(pstate, locate_windowfunc(expr))));
@@ -210,7 +234,7 @@ refuse_other_rows(ParseState *pstate, Node *expr)
 		(void) srf_location_walker(expr, &location);
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-returning functions are not allowed in expression"),
+				 errmsg("set-returning functions are not allowed in %s", argname),
 				 errdetail("A column holds one value per row; a set-returning function gives any number of them. Nothing was changed."),
 				 errhint("Pick one value, such as (SELECT min(x) FROM generate_series(...) x)."),
 				 parser_errposition(pstate, location)));
@@ -291,7 +315,7 @@ temp_relation_walker(Node *node, Oid *relid)
  * nextval('seq'), counts), so that the run stays in this session.  A function that
  * reads one is not seen here (README).
  */
-static Oid
+Oid
 temp_relation_read(Node *expr)
 {
 	Oid			relid = InvalidOid;
@@ -315,7 +339,7 @@ analyse_against_table(BackfillTarget *target, const char *text, Node *raw,
 	addNSItemToQuery(pstate, nsitem, false, true, true);
 	/* the SELECT list's rules, so that aggregates and the rest get our messages */
 	expr = transformExpr(pstate, raw, EXPR_KIND_SELECT_TARGET);
-	refuse_other_rows(pstate, expr);
+	refuse_other_rows(pstate, expr, "expression");
 	assign_expr_collations(pstate, expr);
 	require_assignable(pstate, target, expr);
 	target->written.temp_relid = temp_relation_read(expr);
@@ -358,23 +382,17 @@ probe_expression(BackfillTarget *target)
 void
 prepare_expression(BackfillTarget *target, const char *text)
 {
-	ExpressionErrorContext ctx = {target, text};
-	ErrorContextCallback errcb;
+	ArgumentErrorContext ctx;
 	ParseState *pstate = make_parsestate(NULL);
 	Node	   *raw;
 
 	pstate->p_sourcetext = text;
-	errcb.callback = expression_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	raw = parse_one_expression(pstate, text);
+	push_argument_context(&ctx, target, "expression", text, 0);
+	raw = parse_one_expression(pstate, text, "expression");
 	analyse_against_table(target, text, raw, pstate);
 	target->written.expression = pstrdup(text);
 	probe_expression(target);
-
-	error_context_stack = errcb.previous;
+	pop_argument_context(&ctx);
 	free_parsestate(pstate);
 }
 
@@ -548,13 +566,13 @@ table_parse_state(ParseState *pstate, BackfillTarget *target, int *levels_up)
  * from as many levels up.
  */
 static Node *
-expression_for_statement(ParseState *pstate, BackfillTarget *target)
+tree_for_statement(ParseState *pstate, BackfillTarget *target, Node *analysed)
 {
 	Node	   *tree;
 	int			levels_up;
 	MarkColumns mark = {table_parse_state(pstate, target, &levels_up), 0};
 
-	tree = copyObject(target->written.tree);
+	tree = copyObject(analysed);
 	require_objects_exist(target, tree);
 	(void) lock_sublink_relations(tree, NULL);
 	(void) mark_columns_walker(tree, &mark);
@@ -592,7 +610,12 @@ expression_paramref_hook(ParseState *pstate, ParamRef *pref)
 	Param	   *param;
 
 	if (n == SQL_EXPRESSION_PARAM)
-		return expression_for_statement(pstate, statement->target);
+		return tree_for_statement(pstate, statement->target, statement->target->written.tree);
+	if (n >= SQL_SET_PARAM_BASE && n < SQL_SET_PARAM_BASE + statement->target->change.nset)
+		return tree_for_statement(pstate, statement->target,
+								  statement->target->change.set[n - SQL_SET_PARAM_BASE].tree);
+	if (n == SQL_WHERE_PARAM && statement->target->change.where_tree != NULL)
+		return tree_for_statement(pstate, statement->target, statement->target->change.where_tree);
 	if (n == SQL_ROW_TID_PARAM)
 		return row_tid_for_statement(pstate, statement->target, pref->location);
 	if (n < 1 || n > statement->nargs)
@@ -629,12 +652,12 @@ prepare_statement(BackfillTarget *target, const char *sql, int nargs, Oid *argty
 {
 	SPIPlanPtr	plan;
 
-	if (target->written.tree == NULL)
+	if (target->written.tree == NULL && target->change.kind == CHANGE_FILL)
 		plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 	else
 	{
-		/* with the tree, which outlives every plan of the call */
-		MemoryContext cxt = GetMemoryChunkContext(target->written.tree);
+		/* with the target, which outlives every plan of the call */
+		MemoryContext cxt = GetMemoryChunkContext(target);
 		ExpressionStatement *statement = MemoryContextAlloc(cxt, sizeof(ExpressionStatement));
 		SPIPrepareOptions options;
 

@@ -7,6 +7,23 @@
 
 #include "safe_backfill.h"
 
+/* Errors raised while an argument's text is parsed, analysed or probed point into it. */
+typedef struct ArgumentErrorContext
+{
+	BackfillTarget *target;
+	const char *argname;
+	const char *text;
+	int			offset;			/* characters parsed before the text */
+	ErrorContextCallback callback;
+} ArgumentErrorContext;
+
+extern void push_argument_context(ArgumentErrorContext *ctx, BackfillTarget *target,
+								  const char *argname, const char *text, int offset);
+extern void pop_argument_context(ArgumentErrorContext *ctx);
+extern Node *parse_one_expression(struct ParseState *pstate, const char *text,
+								  const char *argname);
+extern void refuse_other_rows(struct ParseState *pstate, Node *expr, const char *argname);
+extern Oid	temp_relation_read(Node *expr);
 extern void prepare_expression(BackfillTarget *target, const char *text);
 extern void use_expression_tree(BackfillTarget *target, const char *text, Node *tree);
 extern SPIPlanPtr prepare_statement(BackfillTarget *target, const char *sql, int nargs,

@@ -388,13 +388,31 @@ find_upper_bound(BatchIterator *it)
 	return found;
 }
 
-/* With an expression, $1 (the value) is not used: it is passed as NULL. */
+/*
+ * The statement of a batch did what it is for: an UPDATE, a DELETE, or a
+ * dry run's SELECT of the rows it would change.
+ */
+static void
+require_batch_done(BackfillTarget *t, int rc)
+{
+	int			expected = t->change.dry_run ? SPI_OK_SELECT :
+		t->change.kind == CHANGE_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE;
+
+	if (rc != expected)
+		elog(ERROR, "%s: batch statement failed: %s", t->change.procname,
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * With an expression, or in safe_update's and safe_delete's statements, $1
+ * (the value) is not used: it is passed as NULL.
+ */
 static char *
 update_nulls(BackfillTarget *t, int nargs)
 {
 	char	   *nulls;
 
-	if (t->written.expression == NULL)
+	if (t->written.expression == NULL && t->change.kind == CHANGE_FILL)
 		return NULL;
 	nulls = palloc(nargs + 1);
 	memset(nulls, ' ', nargs);
@@ -421,9 +439,7 @@ update_key_range(BatchIterator *it, bool has_upper)
 			args[n++] = it->upper[i];
 
 	rc = execute_statement(key_update_plan(it, has_upper), args, update_nulls(t, n), false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "safe_backfill: batch update failed: %s",
-			 SPI_result_code_string(rc));
+	require_batch_done(t, rc);
 	pfree(args);
 	return (int64) SPI_processed;
 }
@@ -813,9 +829,7 @@ ctid_run_batch(BatchIterator *it, int64 *filled, int64 *scanned)
 
 		rc = execute_statement(ctid_update_plan(it, has_upper), args,
 							  update_nulls(it->target, has_upper ? 3 : 2), false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "safe_backfill: batch update failed: %s",
-				 SPI_result_code_string(rc));
+		require_batch_done(it->target, rc);
 		*filled = (int64) SPI_processed;
 	}
 
@@ -904,9 +918,11 @@ null_tids_plan(BatchIterator *it)
 		int			n = 0;
 
 		append_bound_types(it, types, &n, lower);
+		/* safe_update's and safe_delete's predicate is a place for its tree */
 		it->null_tids_plan[lower] =
-			prepare_kept_plan(it->by_ctid ? sql_ctid_range_null_tids(t) :
-							  sql_key_range_null_tids(t, lower), n, types);
+			prepare_kept_update_plan(t, it->by_ctid ? sql_ctid_range_null_tids(t) :
+									 sql_key_range_null_tids(t, lower), n, types,
+									 CURSOR_OPT_CUSTOM_PLAN);
 	}
 	return it->null_tids_plan[lower];
 }
@@ -1080,7 +1096,7 @@ plan_hot_rounds(BatchIterator *it, bool has_upper)
 	if (!rounds_possible(it, has_upper) || (!leaves_from_tids && !batch_blocks_known(it)))
 		return;
 	(void) batch_bound_args(it, args, tids);
-	rc = SPI_execute_plan(null_tids_plan(it), args, NULL, true, 0);
+	rc = execute_statement(null_tids_plan(it), args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading the batch's row tids failed: %s",
 			 SPI_result_code_string(rc));
@@ -1146,9 +1162,7 @@ update_round(BatchIterator *it)
 	args[1] = it->round_tids[it->round];
 	nargs = 2 + batch_bound_args(it, &args[2], tids);
 	rc = execute_statement(round_plan(it), args, update_nulls(it->target, nargs), false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "safe_backfill: batch update failed: %s",
-			 SPI_result_code_string(rc));
+	require_batch_done(it->target, rc);
 	return (int64) SPI_processed;
 }
 

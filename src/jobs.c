@@ -192,9 +192,24 @@ execute_as_owner(Oid owner, const char *sql, SPIPlanPtr *plan, int nargs,
 static char *
 value_text(BackfillTarget *target)
 {
-	if (target->written.expression)
+	if (target->written.expression || target->change.kind != CHANGE_FILL)
 		return NULL;
 	return canonical_text(target->atttypid, target->written.value);
+}
+
+/* The jobs table's operation of a run. */
+static const char *
+operation_name(BackfillTarget *target)
+{
+	switch (target->change.kind)
+	{
+		case CHANGE_UPDATE:
+			return "update";
+		case CHANGE_DELETE:
+			return "delete";
+		default:
+			return "fill";
+	}
 }
 
 /* A text argument that may be NULL. */
@@ -216,8 +231,11 @@ lock_target(BackfillJob *job, BackfillTarget *target)
 	if (LockAcquire(&job->lock, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
+				 target->change.kind == CHANGE_FILL ?
 				 errmsg("safe_backfill: %s is already being filled by another session",
-						target->display),
+						target->display) :
+				 errmsg("%s: another session is already running safe_update or safe_delete on table %s",
+						target->change.procname, target->display),
 				 errdetail("Two runs on one column would fight over the same rows; nothing was changed."),
 				 errhint("Watch it in safe_backfill_progress, or wait for it to finish.")));
 	job->locked = true;
@@ -284,9 +302,9 @@ static bool
 find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 			   JobPosition *pos)
 {
-	Oid			types[5] = {OIDOID, INT4OID, TEXTOID, TEXTOID, NAMEOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {OIDOID, INT4OID, TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 	bool		found = false;
 
@@ -295,8 +313,11 @@ find_resumable(BackfillJob *job, BackfillTarget *target, const char *value,
 	args[2] = text_or_null(value, &nulls[2]);
 	args[3] = text_or_null(target->written.expression, &nulls[3]);
 	args[4] = NameGetDatum(&job->caller);
+	args[5] = CStringGetTextDatum(operation_name(target));
+	args[6] = text_or_null(target->change.set_text, &nulls[6]);
+	args[7] = text_or_null(target->change.where_text, &nulls[7]);
 	rc = execute_as_owner(job->owner, sql_job_find_resumable(job->jobs_table), NULL,
-						  5, types, args, nulls, true, 1);
+						  8, types, args, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "safe_backfill: reading %s failed", job->jobs_table);
 	if (SPI_processed == 1)
@@ -331,25 +352,32 @@ static void
 insert_job(BackfillJob *job, BackfillTarget *target, const char *value,
 		   bool by_ctid, double estimated_rows)
 {
-	Oid			types[9] = {OIDOID, INT4OID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, INT8OID, NAMEOID, TEXTOID};
-	Datum		args[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[13] = {OIDOID, INT4OID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, INT8OID,
+	NAMEOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		args[13];
+	char		nulls[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	NameData	colname;
 	bool		isnull;
 	int			rc;
 
-	namestrcpy(&colname, target->colname);
 	args[0] = ObjectIdGetDatum(target->relid);
 	args[1] = Int32GetDatum(target->attnum);
 	args[2] = CStringGetTextDatum(target->qualified);
+	if (target->colname)
+		namestrcpy(&colname, target->colname);
 	args[3] = NameGetDatum(&colname);
+	nulls[3] = target->colname ? ' ' : 'n';
 	args[4] = text_or_null(value, &nulls[4]);
 	args[5] = CStringGetTextDatum(by_ctid ? "ctid" : "key");
 	args[6] = Int64GetDatum((int64) estimated_rows);
 	args[7] = NameGetDatum(&job->caller);
 	args[8] = text_or_null(target->written.expression, &nulls[8]);
+	args[9] = CStringGetTextDatum(operation_name(target));
+	args[10] = text_or_null(target->change.set_text, &nulls[10]);
+	args[11] = text_or_null(target->change.where_text, &nulls[11]);
+	args[12] = BoolGetDatum(target->change.dry_run);
 	rc = execute_as_owner(job->owner, sql_job_insert(job->jobs_table), NULL,
-						  9, types, args, nulls, false, 1);
+						  13, types, args, nulls, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "safe_backfill: recording the run in %s failed", job->jobs_table);
 	job->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -438,7 +466,8 @@ resume_or_record(BackfillJob *job, BackfillTarget *target, const char *value,
 
 	delete_expired_jobs(job);
 	memset(pos, 0, sizeof(JobPosition));
-	if (!find_resumable(job, target, value, pos))
+	/* a dry run changes nothing, so it has nothing to resume */
+	if (target->change.dry_run || !find_resumable(job, target, value, pos))
 		insert_job(job, target, value, by_ctid, estimated_rows);
 	else if (never_ran(job, pos))
 	{

@@ -34,6 +34,7 @@
  * main pass are the leader's, as in a serial run.
  */
 #include "safe_backfill.h"
+#include "src/change.h"
 #include "src/expression.h"
 #include "src/iterate.h"
 #include "src/jobs.h"
@@ -86,6 +87,7 @@
 #define KEY_QUEUES			5
 #define KEY_EXPRESSION		6	/* expression => text, or "" for a value */
 #define KEY_EXPRESSION_TREE	7	/* its analysed tree (nodeToString), or "" */
+#define KEY_CHANGE			8	/* safe_update's or safe_delete's change, or "" */
 #define KEY_BOUNDS			100 /* + range index: that range's key bounds */
 
 /* one queue per worker, as large as parallel query's error queues */
@@ -321,6 +323,8 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	Size		expression_size = strlen(expression) + 1;
 	char	   *tree = target->written.tree ? nodeToString(target->written.tree) : "";
 	Size		tree_size = strlen(tree) + 1;
+	char	   *change = target->change.kind != CHANGE_FILL ? serialize_row_change(target) : "";
+	Size		change_size = strlen(change) + 1;
 	Size		queues_size = mul_size(QUEUE_SIZE, nworkers);
 	shm_toc_estimator e;
 	shm_toc    *toc;
@@ -336,11 +340,12 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	shm_toc_estimate_chunk(&e, value_size);
 	shm_toc_estimate_chunk(&e, expression_size);
 	shm_toc_estimate_chunk(&e, tree_size);
+	shm_toc_estimate_chunk(&e, change_size);
 	shm_toc_estimate_chunk(&e, queues_size);
 	for (i = 0; i < nranges; i++)
 		shm_toc_estimate_chunk(&e, add_size(key_space(target, plan[i].start_key),
 											key_space(target, plan[i].end_key)));
-	shm_toc_estimate_keys(&e, 7 + nranges);
+	shm_toc_estimate_keys(&e, 8 + nranges);
 
 	seg = dsm_create(shm_toc_estimate(&e), 0);
 	/* the mapping must outlive the transaction we are in */
@@ -357,7 +362,8 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	GetTempNamespaceState(&sh->temp_namespace, &sh->temp_toast_namespace);
 	sh->relid = target->relid;
 	sh->attnum = target->attnum;
-	namestrcpy(&sh->colname, target->colname);
+	if (target->colname)
+		namestrcpy(&sh->colname, target->colname);
 	sh->by_ctid = by_ctid;
 	sh->opts = *opts;
 	sh->nranges = nranges;
@@ -387,6 +393,9 @@ create_shared(BackfillTarget *target, const BackfillOptions *opts, bool by_ctid,
 	space = shm_toc_allocate(toc, tree_size);
 	memcpy(space, tree, tree_size);
 	shm_toc_insert(toc, KEY_EXPRESSION_TREE, space);
+	space = shm_toc_allocate(toc, change_size);
+	memcpy(space, change, change_size);
+	shm_toc_insert(toc, KEY_CHANGE, space);
 
 	for (i = 0; i < nranges; i++)
 	{
@@ -989,13 +998,17 @@ worker_fill_ranges(ParallelShared *sh, shm_toc *toc)
 	char	   *value = shm_toc_lookup(toc, KEY_VALUE, false);
 	char	   *expression = shm_toc_lookup(toc, KEY_EXPRESSION, false);
 	char	   *tree = shm_toc_lookup(toc, KEY_EXPRESSION_TREE, false);
+	char	   *change = shm_toc_lookup(toc, KEY_CHANGE, false);
 	bool		isnull;
 	uint32		r;
 
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "safe_backfill worker: SPI_connect_ext failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	target = resolve_target(sh->relid, NameStr(sh->colname));
+	/* safe_update and safe_delete have no column (attnum 0) */
+	target = resolve_target(sh->relid, sh->attnum != 0 ? NameStr(sh->colname) : NULL);
+	if (change[0] != '\0')
+		restore_row_change(target, change);
 	check_backfill_privileges(target);
 	/* the leader's value, already in the column's type and checked */
 	target->written.value = datumRestore(&value, &isnull);

@@ -196,7 +196,13 @@ report_main_progress(BackfillTarget *target, BackfillStats *stats, double fracti
 	double		total;
 
 	progress_rows(stats->rows_scanned, estimated, &scanned, &total);
-	if (nworkers > 0)
+	if (target->change.kind != CHANGE_FILL)
+		ereport(NOTICE,
+				(errmsg("%s: %s: batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), " INT64_FORMAT " %s, %.3f s/batch, eta %.0f s",
+						target->change.procname, target->display, stats->batches, scanned,
+						total, fraction * 100, stats->rows_filled, change_verb(target),
+						elapsed / Max(1, stats->batches), eta)));
+	else if (nworkers > 0)
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: %d workers, batch " INT64_FORMAT ", " INT64_FORMAT " of ~%.0f rows (%.0f%%), eta %.0f s",
 						target->display, nworkers, stats->batches, scanned, total,
@@ -291,6 +297,14 @@ leave_keyset_if_key_gone(PassState *pass)
 
 	if (iterator_by_ctid(pass->it) || primary_key_still_serves(pass->target))
 		return;
+	/* from the first block again, it would change rows a second time */
+	if (pass->target->change.kind != CHANGE_FILL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: %s: the primary key was dropped or changed while the run was running",
+						pass->target->change.procname, pass->target->display),
+				 errdetail("The run walks the table by its primary key, so that each row is changed once; the batches committed before are kept, and the run is recorded as failed at its last key."),
+				 errhint("Restore the primary key and call it again to resume, or run the rest with a plain statement.")));
 	if (pass->link)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -925,6 +939,37 @@ count_nulls_left(BackfillTarget *target)
 }
 
 /*
+ * safe_update and safe_delete have no sweeps: each row that matched when its
+ * batch ran was changed once, and a row that matches later (changed behind
+ * the walk, or still matching after its update) is not the run's to change
+ * again.  Count those with a fresh snapshot, for the summary.  A dry run
+ * counts nothing more.
+ */
+static void
+count_rows_still_matching(RunContext *run)
+{
+	BackfillTarget *target = run->target;
+	SPIPlanPtr	plan;
+	int			rc;
+	bool		isnull;
+
+	target->run.matching_left = -1;
+	if (target->change.dry_run)
+		return;
+	recheck_target_with_lock(target, AccessShareLock);
+	plan = prepare_statement(target, sql_count_matching_rows(target), 0, NULL, 0);
+	/* not read-only: SPI then takes a new snapshot for the statement */
+	rc = execute_statement(plan, NULL, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "%s: counting the rows that still match failed: %s",
+			 target->change.procname, SPI_result_code_string(rc));
+	target->run.matching_left = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freeplan(plan);
+	commit_transaction();
+}
+
+/*
  * Whether an UPDATE of the table can leave a row it reaches unchanged: only
  * a trigger (BEFORE UPDATE returning NULL) or a rule can.  Partitions have
  * triggers of their own.
@@ -986,6 +1031,11 @@ sweep_until_clean(RunContext *run, const RunStrategy *strategy, BackfillJob *job
 	BackfillStats *stats = &run->stats;
 	bool		nulls_after_empty_sweep = false;
 
+	if (target->change.kind != CHANGE_FILL)
+	{
+		count_rows_still_matching(run);
+		return;
+	}
 	for (;;)
 	{
 		int64		filled;
@@ -1039,24 +1089,70 @@ batch_time_percentile(BackfillStats *stats, double p)
 	return time_bucket_ms(stats->maxtimes - 1);
 }
 
+/* "N batches, s, rows/s; batch time p50, p99": how the batches went, for a summary */
+static void
+append_batches_detail(StringInfo detail, BackfillStats *stats, double seconds)
+{
+	if (stats->rows_filled > 0)
+		appendStringInfo(detail, ", %.0f rows/s",
+						 seconds > 0 ? stats->rows_filled / seconds : 0.0);
+	/* batch times are this session's; a parallel main pass has none here */
+	if (stats->ntimes > 0)
+		appendStringInfo(detail, "; batch time p50 %.1f ms, p99 %.1f ms",
+						 batch_time_percentile(stats, 0.5),
+						 batch_time_percentile(stats, 0.99));
+}
+
+/* safe_update's and safe_delete's summary, or their dry run's. */
+static void
+report_change_summary(BackfillTarget *target, BackfillStats *stats)
+{
+	double		seconds = seconds_since(stats->started);
+	StringInfoData detail;
+	int64		left = target->run.matching_left;
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, INT64_FORMAT " batches, %.2f s", stats->batches, seconds);
+	append_batches_detail(&detail, stats, seconds);
+	if (target->change.dry_run)
+	{
+		appendStringInfoString(&detail, ". Each batch's rows were counted as its statement would have found them then; rows that change before the real run may count differently.");
+		ereport(NOTICE,
+				(errmsg("%s: %s: dry run: " INT64_FORMAT " %s match; nothing was changed",
+						target->change.procname, target->display, stats->rows_filled,
+						stats->rows_filled == 1 ? "row" : "rows"),
+				 errdetail_internal("%s", detail.data)));
+		return;
+	}
+	if (left == 0)
+		appendStringInfoString(&detail, ". After the last batch, a count with a fresh snapshot found no row that matches.");
+	else if (left > 0)
+		appendStringInfo(&detail, ". After the last batch, a count with a fresh snapshot found " INT64_FORMAT " %s that %s: written behind the walk while it ran, or still matching after %s update; they were not changed again.",
+						 left, left == 1 ? "row" : "rows", left == 1 ? "matches" : "match",
+						 left == 1 ? "its" : "their");
+	ereport(NOTICE,
+			(errmsg("%s: %s: %s " INT64_FORMAT " %s", target->change.procname,
+					target->display, change_verb(target), stats->rows_filled,
+					stats->rows_filled == 1 ? "row" : "rows"),
+			 errdetail_internal("%s", detail.data)));
+}
+
 void
 report_summary(BackfillTarget *target, BackfillStats *stats)
 {
 	double		seconds = seconds_since(stats->started);
 	StringInfoData detail;
 
+	if (target->change.kind != CHANGE_FILL)
+	{
+		report_change_summary(target, stats);
+		return;
+	}
 	initStringInfo(&detail);
 	appendStringInfo(&detail, INT64_FORMAT " batches including %d %s of the table, %.2f s",
 					 stats->batches, stats->sweeps, stats->sweeps == 1 ? "sweep" : "sweeps",
 					 seconds);
-	if (stats->rows_filled > 0)
-		appendStringInfo(&detail, ", %.0f rows/s",
-						 seconds > 0 ? stats->rows_filled / seconds : 0.0);
-	/* batch times are this session's; a parallel main pass has none here */
-	if (stats->ntimes > 0)
-		appendStringInfo(&detail, "; batch time p50 %.1f ms, p99 %.1f ms",
-						 batch_time_percentile(stats, 0.5),
-						 batch_time_percentile(stats, 0.99));
+	append_batches_detail(&detail, stats, seconds);
 	appendStringInfo(&detail, ". After the last batch, a count of the whole table with a fresh snapshot found no NULL in column \"%s\"",
 					 target->colname);
 	if (target->has_children)

@@ -7,6 +7,7 @@
  */
 #include "safe_backfill.h"
 #include "src/backfill.h"
+#include "src/change.h"
 #include "src/citus_nodes.h"
 #include "src/expression.h"
 #include "src/keys.h"
@@ -61,6 +62,9 @@ value_or_expression(FunctionCallInfo fcinfo)
 				 errhint("Pass a non-NULL value, or expression => '...' to compute one for each row.")));
 	return has_expression ? text_to_cstring(PG_GETARG_TEXT_PP(10)) : NULL;
 }
+
+static void batch_options_from_arguments(FunctionCallInfo fcinfo, int first,
+										 int skip, BackfillOptions *opts);
 
 void
 require_range(const char *name, int value, int min, int max, const char *why)
@@ -125,23 +129,46 @@ request_from_arguments(FunctionCallInfo fcinfo, BackfillRequest *req)
 	require_argument(fcinfo, 0, "tbl");
 	require_argument(fcinfo, 1, "col");
 	req->expression = value_or_expression(fcinfo);
-	require_argument(fcinfo, 3, "batch_size");
-	require_argument(fcinfo, 4, "pause_ms");
 	require_argument(fcinfo, 5, "set_not_null");
-	require_argument(fcinfo, 8, "workers");
-	require_argument(fcinfo, 9, "resume");
 
-	opts->batch_size = PG_GETARG_INT32(3);
-	opts->pause_ms = PG_GETARG_INT32(4);
 	opts->set_not_null = PG_GETARG_BOOL(5);
-	opts->target_batch_ms = PG_ARGISNULL(6) ? safe_backfill_target_batch_ms
-		: PG_GETARG_INT32(6);
-	opts->max_replica_lag_ms = PG_ARGISNULL(7) ? safe_backfill_max_replica_lag_ms
-		: interval_argument_ms(fcinfo, 7, "max_replica_lag", 0, 3600 * 1000,
+	batch_options_from_arguments(fcinfo, 3, 1, opts);
+
+	req->relid = PG_GETARG_OID(0);
+	req->colname = pstrdup(NameStr(*PG_GETARG_NAME(1)));
+	if (req->expression == NULL)
+	{
+		req->valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		req->value = PG_GETARG_DATUM(2);
+	}
+}
+
+/*
+ * The arguments every procedure that walks the table in batches takes, in
+ * this order from argument first: batch_size, pause_ms, then (after skip
+ * more: safe_backfill's set_not_null) target_batch_ms, max_replica_lag, workers
+ * and resume.
+ */
+static void
+batch_options_from_arguments(FunctionCallInfo fcinfo, int first, int skip,
+							 BackfillOptions *opts)
+{
+	int			tb = first + 2 + skip;
+
+	require_argument(fcinfo, first, "batch_size");
+	require_argument(fcinfo, first + 1, "pause_ms");
+	require_argument(fcinfo, tb + 2, "workers");
+	require_argument(fcinfo, tb + 3, "resume");
+	opts->batch_size = PG_GETARG_INT32(first);
+	opts->pause_ms = PG_GETARG_INT32(first + 1);
+	opts->target_batch_ms = PG_ARGISNULL(tb) ? safe_backfill_target_batch_ms
+		: PG_GETARG_INT32(tb);
+	opts->max_replica_lag_ms = PG_ARGISNULL(tb + 1) ? safe_backfill_max_replica_lag_ms
+		: interval_argument_ms(fcinfo, tb + 1, "max_replica_lag", 0, 3600 * 1000,
 							   "It is how far behind a standby may replay before safe_backfill waits; 0 does not watch standbys.");
 	opts->procoid = fcinfo->flinfo->fn_oid;
-	opts->workers = PG_GETARG_INT32(8);
-	opts->resume = PG_GETARG_BOOL(9);
+	opts->workers = PG_GETARG_INT32(tb + 2);
+	opts->resume = PG_GETARG_BOOL(tb + 3);
 	request_options_from_settings(opts);
 	require_range("workers", opts->workers, 1, 64,
 				  "workers is how many background workers split the main pass; 1 runs it in this session.");
@@ -151,14 +178,39 @@ request_from_arguments(FunctionCallInfo fcinfo, BackfillRequest *req)
 				  "pause_ms is the sleep between two batches, in milliseconds.");
 	require_range("target_batch_ms", opts->target_batch_ms, 0, 60 * 1000,
 				  "target_batch_ms is the time each batch should take, in milliseconds; 0 keeps batches at batch_size rows.");
+}
 
+/*
+ * Every argument check of safe_update(tbl, set, "where", batch_size,
+ * pause_ms, target_batch_ms, max_replica_lag, workers, resume, dry_run) and
+ * safe_delete(tbl, "where", batch_size, ...), which has no set; nothing is
+ * looked up yet.
+ */
+void
+request_change_from_arguments(FunctionCallInfo fcinfo, ChangeKind kind, BackfillRequest *req)
+{
+	int			first = kind == CHANGE_UPDATE ? 3 : 2;
+	int			where_arg = first - 1;
+
+	memset(req, 0, sizeof(BackfillRequest));
+	req->change = kind;
+	require_argument(fcinfo, 0, "tbl");
+	if (kind == CHANGE_UPDATE)
+		require_argument(fcinfo, 1, "set");
+	else if (PG_ARGISNULL(where_arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"where\" of safe_delete must not be NULL"),
+				 errdetail("safe_delete deletes the rows that match it; nothing was changed."),
+				 errhint("To delete every row, use TRUNCATE; otherwise pass \"where\" => '...'.")));
+	batch_options_from_arguments(fcinfo, first, 0, &req->opts);
+	require_argument(fcinfo, first + 6, "dry_run");
+	req->dry_run = PG_GETARG_BOOL(first + 6);
 	req->relid = PG_GETARG_OID(0);
-	req->colname = pstrdup(NameStr(*PG_GETARG_NAME(1)));
-	if (req->expression == NULL)
-	{
-		req->valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
-		req->value = PG_GETARG_DATUM(2);
-	}
+	if (kind == CHANGE_UPDATE)
+		req->set_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(where_arg))
+		req->where_text = text_to_cstring(PG_GETARG_TEXT_PP(where_arg));
 }
 
 /*
@@ -199,6 +251,16 @@ request_target(BackfillRequest *req)
 	if (req->opts.max_replica_lag_ms > 0)
 		require_replica_visibility();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	if (req->change != CHANGE_FILL)
+	{
+		target = resolve_target(req->relid, NULL);
+		prepare_row_change(target, req->change, req->set_text, req->where_text, req->dry_run);
+		check_backfill_privileges(target);
+		reject_instead_rules(target);
+		probe_row_change(target);
+		PopActiveSnapshot();
+		return target;
+	}
 	target = resolve_target(req->relid, req->colname);
 	check_backfill_privileges(target);
 	reject_instead_rules(target);
@@ -242,7 +304,7 @@ refuse_not_null_over_expression_nulls(BackfillTarget *target)
 void
 request_run(BackfillTarget *target, const BackfillRequest *req)
 {
-	if (target->attnotnull)
+	if (req->change == CHANGE_FILL && target->attnotnull)
 	{
 		ereport(NOTICE,
 				(errmsg("safe_backfill: %s: column is already NOT NULL, nothing to fill",

@@ -21,6 +21,11 @@ typedef struct BackfillRequest
 	Oid			valtype;
 	char	   *value_text;
 	char	   *expression;
+	/* safe_update and safe_delete: what to change (CHANGE_FILL: safe_backfill) */
+	ChangeKind	change;
+	char	   *set_text;
+	char	   *where_text;
+	bool		dry_run;
 	BackfillOptions opts;
 } BackfillRequest;
 
@@ -29,6 +34,8 @@ extern void require_range(const char *name, int value, int min, int max, const c
 extern int	interval_argument_ms(FunctionCallInfo fcinfo, int argno, const char *name,
 								 int min_ms, int max_ms, const char *why);
 extern void request_from_arguments(FunctionCallInfo fcinfo, BackfillRequest *req);
+extern void request_change_from_arguments(FunctionCallInfo fcinfo, ChangeKind kind,
+										  BackfillRequest *req);
 extern void request_options_from_settings(BackfillOptions *opts);
 extern BackfillTarget *request_target(BackfillRequest *req);
 extern void request_run(BackfillTarget *target, const BackfillRequest *req);

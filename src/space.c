@@ -298,10 +298,53 @@ describe_horizon_holder(TransactionId xid, int *pid)
  * and pruning the rounds rely on.  A partition's column may have another
  * number than the parent's: it is looked up by name.
  */
+/* Why no update of the column of rel can be HOT, or NULL. */
+static char *
+column_blocks_hot(Relation rel, const char *colname)
+{
+	Oid			relid = RelationGetRelid(rel);
+	AttrNumber	attnum = get_attnum(relid, colname);
+	Bitmapset  *indexed;
+	char	   *why = NULL;
+
+	if (attnum == InvalidAttrNumber)
+		return NULL;
+	indexed = RelationGetIndexAttrBitmap(rel, COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING);
+	if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, indexed))
+		why = psprintf("column \"%s\" is part of an index of table %s (a key, an expression or a partial index's predicate)",
+					   colname, sql_qualified_relation(relid));
+
+	/*
+	 * An expression or predicate on the whole row (f(t)) depends on every
+	 * column: heap_update never takes it as unchanged.
+	 */
+	else if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, indexed))
+		why = psprintf("an index of table %s has an expression or predicate on the whole row",
+					   sql_qualified_relation(relid));
+	bms_free(indexed);
+	return why;
+}
+
 char *
 hot_update_blocker(BackfillTarget *target)
 {
 	ListCell   *lc;
+	int			i;
+
+	/* rounds make room for new row versions: these write none */
+	if (target->change.dry_run)
+		return pstrdup("a dry run changes no row");
+	if (target->change.kind == CHANGE_DELETE)
+		return pstrdup("a DELETE writes no new row versions");
+
+	/*
+	 * Each round commits part of a batch, and the saved position moves only
+	 * when the batch is done: a fill redone after an error or a crash writes
+	 * only the rows still NULL, but safe_update would change the rows of the
+	 * rounds already committed again.  Its batches commit whole.
+	 */
+	if (target->change.kind == CHANGE_UPDATE)
+		return pstrdup("safe_update commits each batch whole, so that a resumed run changes no row twice");
 
 	/*
 	 * A Citus reference table's rows are in a copy on every node, each with
@@ -315,32 +358,18 @@ hot_update_blocker(BackfillTarget *target)
 	{
 		Oid			relid = lfirst_oid(lc);
 		Relation	rel = try_relation_open(relid, AccessShareLock);
-		AttrNumber	attnum;
-		Bitmapset  *indexed;
 		char	   *why = NULL;
 
 		if (rel == NULL)
 			continue;			/* dropped: recheck_target will say so */
-		attnum = get_attnum(relid, target->colname);
 		if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
 			why = psprintf("table %s uses access method \"%s\", not heap",
 						   sql_qualified_relation(relid), access_method_name(relid));
-		else if (attnum != InvalidAttrNumber)
-		{
-			indexed = RelationGetIndexAttrBitmap(rel, COMPAT_INDEX_ATTR_BITMAP_HOT_BLOCKING);
-			if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, indexed))
-				why = psprintf("column \"%s\" is part of an index of table %s (a key, an expression or a partial index's predicate)",
-							   target->colname, sql_qualified_relation(relid));
-
-			/*
-			 * An expression or predicate on the whole row (f(t)) depends on
-			 * every column: heap_update never takes it as unchanged.
-			 */
-			else if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, indexed))
-				why = psprintf("an index of table %s has an expression or predicate on the whole row",
-							   sql_qualified_relation(relid));
-			bms_free(indexed);
-		}
+		else if (target->change.kind == CHANGE_FILL)
+			why = column_blocks_hot(rel, target->colname);
+		else
+			for (i = 0; i < target->change.nset && why == NULL; i++)
+				why = column_blocks_hot(rel, target->change.set[i].name);
 		relation_close(rel, AccessShareLock);
 		if (why)
 			return why;

@@ -231,13 +231,59 @@ sql_key_range_leaf_ctids(BackfillTarget *target, bool has_lower)
 	return buf.data;
 }
 
+/*
+ * What makes a row of a batch's range one to change: still NULL, for a
+ * fill; matching the predicate, for safe_update and safe_delete (every row
+ * when safe_update has none).  The predicate is a place for its analysed
+ * tree (expression.c), never the caller's text.
+ */
+static char *
+row_predicate(BackfillTarget *target)
+{
+	if (target->change.kind == CHANGE_FILL)
+		return psprintf("%s IS NULL", quote_identifier(target->colname));
+	if (target->change.where_tree == NULL)
+		return pstrdup("true");
+	return psprintf("($%d)", SQL_WHERE_PARAM);
+}
+
+/* "c1 = $60000, c2 = $60001": safe_update's set list, each a place for its tree */
+static char *
+set_list(BackfillTarget *target)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < target->change.nset; i++)
+		appendStringInfo(&buf, "%s%s = $%d", i > 0 ? ", " : "",
+						 quote_identifier(target->change.set[i].name),
+						 SQL_SET_PARAM_BASE + i);
+	return buf.data;
+}
+
+/*
+ * The head of every statement that changes a batch's rows, to which the
+ * range's bounds are appended with AND: fill the NULLs with the value ($1),
+ * set the set list's columns, or delete; a dry run selects the rows it
+ * would change.  $1 is declared by every one of them, and only a fill's
+ * value uses it.
+ */
 static void
 append_update_head(StringInfo buf, BackfillTarget *target)
 {
-	const char *col = quote_identifier(target->colname);
+	const char *rel = relation_clause(target);
+	char	   *rows = row_predicate(target);
 
-	appendStringInfo(buf, "UPDATE %s SET %s = $1 WHERE %s IS NULL",
-					 relation_clause(target), col, col);
+	if (target->change.dry_run)
+		appendStringInfo(buf, "SELECT FROM %s WHERE %s", rel, rows);
+	else if (target->change.kind == CHANGE_UPDATE)
+		appendStringInfo(buf, "UPDATE %s SET %s WHERE %s", rel, set_list(target), rows);
+	else if (target->change.kind == CHANGE_DELETE)
+		appendStringInfo(buf, "DELETE FROM %s WHERE %s", rel, rows);
+	else
+		appendStringInfo(buf, "UPDATE %s SET %s = $1 WHERE %s",
+						 rel, quote_identifier(target->colname), rows);
 }
 
 /* ---------------------------------------------------------------------
@@ -497,9 +543,9 @@ sql_update_ctid_range(BackfillTarget *target, bool has_upper)
 static void
 append_null_tids_head(StringInfo buf, BackfillTarget *target, bool with_leaf)
 {
-	appendStringInfo(buf, "SELECT ctid%s FROM %s WHERE %s IS NULL",
+	appendStringInfo(buf, "SELECT ctid%s FROM %s WHERE %s",
 					 with_leaf ? ", tableoid" : "",
-					 relation_clause(target), quote_identifier(target->colname));
+					 relation_clause(target), row_predicate(target));
 }
 
 /* $1..$n the lower bound (exclusive, if any), then the upper bound (inclusive) */
@@ -594,6 +640,38 @@ sql_count_nulls_left(BackfillTarget *target)
 {
 	return psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s IS NULL",
 					relation_clause(target), quote_identifier(target->colname));
+}
+
+/*
+ * After safe_update or safe_delete: the rows that match its predicate now,
+ * where its statements reach, with a fresh snapshot (rows changed behind the
+ * walk, or that still match after their update).
+ */
+char *
+sql_count_matching_rows(BackfillTarget *target)
+{
+	return psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s",
+					relation_clause(target), row_predicate(target));
+}
+
+/*
+ * Planned and started (LIMIT 0: no row read) before the first batch, as the
+ * caller: privileges on whatever the set list and the predicate read,
+ * constant errors.
+ */
+char *
+sql_change_probe(BackfillTarget *target)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ctid");
+	for (i = 0; i < target->change.nset; i++)
+		appendStringInfo(&buf, ", $%d", SQL_SET_PARAM_BASE + i);
+	appendStringInfo(&buf, " FROM %s WHERE %s LIMIT 0",
+					 relation_clause(target), row_predicate(target));
+	return buf.data;
 }
 
 /* Exact row count of one leaf table, for progress when it was never analyzed. */
@@ -743,6 +821,8 @@ sql_replica_positions(void)
  * $4 (expression), whichever is not NULL, by role $5: a value run and an
  * expression run never resume each other, nor does one role resume another's
  * run (its error would be recorded in, and shown with, the other's job).
+ * $6 is the operation: an update or a delete resumes a run of the same set
+ * list ($7) and predicate ($8), as given; a dry run is never resumed.
  */
 char *
 sql_job_find_resumable(const char *table)
@@ -750,19 +830,26 @@ sql_job_find_resumable(const char *table)
 	return psprintf("SELECT id, phase, last_key, last_block, rows_done, iteration"
 					" FROM %s WHERE relid OPERATOR(pg_catalog.=) $1"
 					" AND attnum OPERATOR(pg_catalog.=) $2"
+					" AND operation OPERATOR(pg_catalog.=) $6 AND NOT dry_run"
 					" AND ((value_text OPERATOR(pg_catalog.=) $3 AND expression IS NULL)"
-					" OR (expression OPERATOR(pg_catalog.=) $4 AND value_text IS NULL))"
+					" OR (expression OPERATOR(pg_catalog.=) $4 AND value_text IS NULL)"
+					" OR (operation OPERATOR(pg_catalog.<>) 'fill'::pg_catalog.text"
+					" AND COALESCE(set_list, ''::pg_catalog.text) OPERATOR(pg_catalog.=) COALESCE($7, ''::pg_catalog.text)"
+					" AND COALESCE(where_clause, ''::pg_catalog.text) OPERATOR(pg_catalog.=) COALESCE($8, ''::pg_catalog.text)))"
 					" AND username OPERATOR(pg_catalog.=) $5"
 					" AND state OPERATOR(pg_catalog.<>) 'done'::pg_catalog.text"
 					" ORDER BY id DESC LIMIT 1", table);
 }
 
+/* $10.. the operation, set list, predicate and dry run of an update or a delete */
 char *
 sql_job_insert(const char *table)
 {
 	return psprintf("INSERT INTO %s (relid, attnum, table_name, column_name,"
-					" value_text, iteration, rows_estimated, pid, username, expression)"
-					" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(), $8, $9)"
+					" value_text, iteration, rows_estimated, pid, username, expression,"
+					" operation, set_list, where_clause, dry_run)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.pg_backend_pid(), $8, $9,"
+					" $10, $11, $12, $13)"
 					" RETURNING id", table);
 }
 
@@ -987,8 +1074,9 @@ sql_hint_set_not_null_call(BackfillTarget *target, bool drop_check)
 char *
 sql_hint_grant_table(BackfillTarget *target, const char *role)
 {
-	return psprintf("GRANT SELECT, UPDATE ON %s TO %s;", target->qualified,
-					quote_identifier(role));
+	return psprintf("GRANT SELECT, %s ON %s TO %s;",
+					target->change.kind == CHANGE_DELETE ? "DELETE" : "UPDATE",
+					target->qualified, quote_identifier(role));
 }
 
 /* GRANT granted TO role; */

@@ -25,6 +25,15 @@
 
 #define SQL_ROW_TID_PARAM			65535
 
+/*
+ * safe_update's and safe_delete's places, again parameter numbers no
+ * statement uses: the expression of the set list's i-th column at
+ * SQL_SET_PARAM_BASE + i (a table has at most 1600 columns), the predicate
+ * at SQL_WHERE_PARAM.  expression.c puts the analysed trees there.
+ */
+#define SQL_SET_PARAM_BASE			60000
+#define SQL_WHERE_PARAM				65534
+
 extern char *sql_key_bound(BackfillTarget *target, bool has_lower);
 extern char *sql_update_key_range(BackfillTarget *target, bool has_lower, bool has_upper);
 extern char *sql_update_ctid_range(BackfillTarget *target, bool has_upper);
@@ -44,6 +53,8 @@ extern char *sql_add_not_null_not_valid(BackfillTarget *target, const char *conn
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
 extern char *sql_count_nulls_left(BackfillTarget *target);
+extern char *sql_count_matching_rows(BackfillTarget *target);
+extern char *sql_change_probe(BackfillTarget *target);
 extern char *sql_expression_probe(BackfillTarget *target);
 extern char *sql_count_computed_nulls(BackfillTarget *target);
 extern char *sql_expression_rows_from(BackfillTarget *target, bool by_ctid, bool has_lower);

@@ -136,6 +136,14 @@ report_missing_privilege(BackfillTarget *target, const char *privilege,
 {
 	const char *role = GetUserNameFromId(GetUserId(), false);
 
+	if (colname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", target->relname),
+				 errdetail("Role \"%s\" lacks %s privilege on relation \"%s\"; nothing was changed.",
+						   role, privilege, target->relname),
+				 errhint("Run it as the table owner, or have the owner run: %s",
+						 sql_hint_grant_table(target, role))));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for table %s", target->relname),
@@ -186,6 +194,8 @@ reject_row_level_security(BackfillTarget *target, bool running)
 			 errhint("Run it as the table owner or as a role with BYPASSRLS.")));
 }
 
+static void require_change_access(BackfillTarget *target);
+
 /*
  * What the caller may read and update: every row, through the key, the
  * column and ctid.  running: the run has written batches already.
@@ -195,6 +205,11 @@ require_caller_access(BackfillTarget *target, bool running)
 {
 	int			i;
 
+	if (target->change.kind != CHANGE_FILL)
+	{
+		require_change_access(target);
+		return;
+	}
 	require_column_privilege(target, target->attnum, target->colname,
 							 ACL_SELECT, "SELECT");
 	require_column_privilege(target, target->attnum, target->colname,
@@ -206,6 +221,31 @@ require_caller_access(BackfillTarget *target, bool running)
 	require_column_privilege(target, SelfItemPointerAttributeNumber, "ctid",
 							 ACL_SELECT, "SELECT");
 	reject_row_level_security(target, running);
+}
+
+/*
+ * safe_update and safe_delete: what their statements need, as a plain
+ * UPDATE or DELETE of the rows would (UPDATE on each column set, or DELETE),
+ * and SELECT on the key and ctid they walk by; what the set list and the
+ * predicate read is checked by the probe (change.c).  Row-level security
+ * applies to their statements as to the plain one: it is not refused.
+ */
+static void
+require_change_access(BackfillTarget *target)
+{
+	int			i;
+
+	for (i = 0; i < target->change.nset; i++)
+		require_column_privilege(target, target->change.set[i].attnum,
+								 target->change.set[i].name, ACL_UPDATE, "UPDATE");
+	if (target->change.kind == CHANGE_DELETE && !target->change.dry_run &&
+		pg_class_aclcheck(target->relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK)
+		report_missing_privilege(target, "DELETE", NULL);
+	for (i = 0; i < target->nkeys; i++)
+		require_column_privilege(target, target->keys[i].attnum,
+								 target->keys[i].name, ACL_SELECT, "SELECT");
+	require_column_privilege(target, SelfItemPointerAttributeNumber, "ctid",
+							 ACL_SELECT, "SELECT");
 }
 
 void
@@ -352,10 +392,31 @@ static char *
 display_name(Oid relid, const char *nspname, const char *relname,
 			 const char *colname)
 {
+	/* safe_update and safe_delete change the table's rows, not one column */
+	if (colname == NULL)
+		return RelationIsVisible(relid) ? pstrdup(quote_identifier(relname)) :
+			pstrdup(quote_qualified_identifier(nspname, relname));
 	if (RelationIsVisible(relid))
 		return psprintf("%s.%s", quote_identifier(relname), quote_identifier(colname));
 	return psprintf("%s.%s", quote_qualified_identifier(nspname, relname),
 					quote_identifier(colname));
+}
+
+/* What a run's batches do to the rows they change, for messages. */
+const char *
+change_verb(BackfillTarget *target)
+{
+	if (target->change.dry_run)
+		return "matched";
+	switch (target->change.kind)
+	{
+		case CHANGE_UPDATE:
+			return "updated";
+		case CHANGE_DELETE:
+			return "deleted";
+		default:
+			return "filled";
+	}
 }
 
 BackfillTarget *
@@ -380,7 +441,15 @@ resolve_target(Oid relid, const char *colname)
 														   target->relname));
 	require_table(rel);
 
-	resolve_column(target, colname);
+	target->change.procname = "safe_backfill";
+	if (colname != NULL)
+		resolve_column(target, colname);
+	else
+	{
+		/* no column: a change's statements declare an unused $1 of this type */
+		target->atttypid = INT4OID;
+		target->atttypmod = -1;
+	}
 	resolve_primary_key(target, rel);
 
 	target->only = (target->relkind == RELKIND_RELATION);
@@ -480,6 +549,44 @@ follow_target_rename(BackfillTarget *target)
 }
 
 /*
+ * safe_update's statements name the columns they set, and its trees were
+ * analysed for their types: a column dropped, renamed or retyped since
+ * stops the run before the batch, rather than writing another column or a
+ * value of the old type.
+ */
+static void
+recheck_set_columns(BackfillTarget *target)
+{
+	int			i;
+
+	for (i = 0; i < target->change.nset; i++)
+	{
+		SetColumn  *col = &target->change.set[i];
+		HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(target->relid),
+										  Int16GetDatum(col->attnum));
+		Form_pg_attribute att;
+		bool		same;
+
+		if (!HeapTupleIsValid(tup))
+			same = false;
+		else
+		{
+			att = (Form_pg_attribute) GETSTRUCT(tup);
+			same = !att->attisdropped && strcmp(NameStr(att->attname), col->name) == 0 &&
+				att->atttypid == col->typid && att->atttypmod == col->typmod;
+			ReleaseSysCache(tup);
+		}
+		if (!same)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s: column \"%s\" of relation \"%s\" was dropped, renamed or changed while the run was running",
+							target->change.procname, col->name, target->relname),
+					 errdetail("The set list was checked against the column as it was; batches committed before the change are kept."),
+					 errhint("Call %s again with the column as it is now.", target->change.procname)));
+	}
+}
+
+/*
  * Start of every batch: take the lock the UPDATE will take anyway, then make
  * sure the table and column are still the ones we validated.  Without this a
  * concurrent DROP or ALTER TYPE would surface as a confusing planner error,
@@ -506,6 +613,12 @@ recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode)
 						target->relname),
 				 errdetail("Batches committed before the drop are gone with the table.")));
 	follow_target_rename(target);
+	if (target->change.kind != CHANGE_FILL)
+	{
+		recheck_set_columns(target);
+		require_caller_access(target, true);
+		return;
+	}
 
 	tup = SearchSysCacheAttName(target->relid, target->colname);
 	if (!HeapTupleIsValid(tup))

@@ -7,6 +7,7 @@
 
 #include "safe_backfill.h"
 
+extern const char *change_verb(BackfillTarget *target);
 extern BackfillTarget *resolve_target(Oid relid, const char *colname);
 extern void recheck_target(BackfillTarget *target);
 extern void recheck_target_with_lock(BackfillTarget *target, LOCKMODE lockmode);

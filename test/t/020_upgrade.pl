@@ -112,6 +112,15 @@ for my $from (@older)
 	like($err, qr/run $run is done: 3000 rows filled/, "$from: a detached run after the update runs to its end");
 	is($node->safe_psql($db, qq{SELECT state || ' ' || detached FROM safe_backfill_progress WHERE id = $run}),
 		'done true', "$from: and the progress view shows it as detached");
+
+	# 1.3's safe_update and safe_delete work after the update, recorded with their operation
+	($ret, $out, $err) = $node->psql($db, q{CALL safe_update('t', 'c = upper(c)', $$c = 'detached'$$, 700)});
+	like($err, qr/NOTICE:  safe_update: t: updated 3000 rows/, "$from: safe_update runs after the update");
+	($ret, $out, $err) = $node->psql($db, q{CALL safe_delete('t', 'id > 2990', 700)});
+	like($err, qr/NOTICE:  safe_delete: t: deleted 10 rows/, "$from: safe_delete runs after the update");
+	is($node->safe_psql($db,
+			q{SELECT string_agg(operation || ' ' || state, ', ' ORDER BY id) FROM safe_backfill_progress WHERE column_name IS NULL}),
+		'update done, delete done', "$from: and both are recorded with their operation");
 }
 
 $node->stop;
