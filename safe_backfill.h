@@ -137,6 +137,8 @@ typedef struct TargetRunState
 {
 	int64		expression_nulls;	/* rows left NULL because the expression gave NULL */
 	int64		matching_left;	/* safe_update/safe_delete: rows matching at the end, or -1 */
+	int64		pages_pruned;	/* space.c: pages pruned behind the walk ... */
+	uint64		free_recorded;	/* ... and the bytes they then had free */
 	/* bumped by target.c when the table was renamed: statements built before are stale */
 	int			generation;
 	bool		said_no_space_reuse;	/* space.c: NOTICE given for a non-heap table */
@@ -286,6 +288,7 @@ typedef struct BackfillStats
 	int64		rows_scanned;
 	int64		rows_filled;
 	int64		batches;
+	int64		most_in_a_batch;	/* rows the fullest batch changed */
 	int			sweeps;
 	double		replica_wait_ms;	/* time spent waiting for standbys */
 	double	   *batch_ms;		/* histogram of main-pass batch durations */

@@ -79,8 +79,8 @@ parse_set_list(ParseState *pstate, const char *text)
 	if (update->fromClause != NIL)
 		refuse_set_shape(pstate, exprLocation(linitial(update->fromClause)), "a FROM clause",
 						 "Read other tables in a scalar subquery: col = (SELECT p.x FROM parents p WHERE p.id = parent_id).");
-	if (update->returningList != NIL)
-		refuse_set_shape(pstate, exprLocation(linitial(update->returningList)),
+	if (COMPAT_UPDATE_RETURNING(update) != NIL)
+		refuse_set_shape(pstate, exprLocation(linitial(COMPAT_UPDATE_RETURNING(update))),
 						 "a RETURNING clause", NULL);
 	if (update->withClause)
 		refuse_set_shape(pstate, -1, "a WITH clause", NULL);

@@ -155,4 +155,15 @@ compat_column_is_not_null(Oid relid, Form_pg_attribute att)
 #define COMPAT_CREATE_WAIT_EVENT_SET(nevents) CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/*
+ * An UPDATE statement's RETURNING list, as parsed: 18 wraps it in a
+ * ReturningClause (with the new OLD/NEW aliases).
+ */
+#if PG_VERSION_NUM >= 180000
+#define COMPAT_UPDATE_RETURNING(stmt) \
+	((stmt)->returningClause ? (stmt)->returningClause->exprs : NIL)
+#else
+#define COMPAT_UPDATE_RETURNING(stmt) ((stmt)->returningList)
+#endif
+
 #endif							/* SAFE_BACKFILL_COMPAT_H */

@@ -815,6 +815,7 @@ run_one_batch(PassState *pass, int64 *filled)
 		queue_freed_space(pass, freed, nfreed);
 
 	pass->stats->batches++;
+	pass->stats->most_in_a_batch = Max(pass->stats->most_in_a_batch, *filled);
 	count_rows_filled(pass, attempt.filled);
 	if (pass->sweep == 0)
 	{
@@ -1116,6 +1117,10 @@ report_change_summary(BackfillTarget *target, BackfillStats *stats)
 	append_batches_detail(&detail, stats, seconds);
 	if (target->change.dry_run)
 	{
+		/* a parallel run's batches are its workers': the fullest is not known here */
+		if (stats->most_in_a_batch > 0)
+			appendStringInfo(&detail, "; the fullest batch would change " INT64_FORMAT " %s",
+							 stats->most_in_a_batch, stats->most_in_a_batch == 1 ? "row" : "rows");
 		appendStringInfoString(&detail, ". Each batch's rows were counted as its statement would have found them then; rows that change before the real run may count differently.");
 		ereport(NOTICE,
 				(errmsg("%s: %s: dry run: " INT64_FORMAT " %s match; nothing was changed",
@@ -1130,6 +1135,10 @@ report_change_summary(BackfillTarget *target, BackfillStats *stats)
 		appendStringInfo(&detail, ". After the last batch, a count with a fresh snapshot found " INT64_FORMAT " %s that %s: written behind the walk while it ran, or still matching after %s update; they were not changed again.",
 						 left, left == 1 ? "row" : "rows", left == 1 ? "matches" : "match",
 						 left == 1 ? "its" : "their");
+	if (target->change.kind == CHANGE_DELETE && target->run.pages_pruned > 0)
+		appendStringInfo(&detail, " The " INT64_FORMAT " pages the batches deleted from were pruned behind the walk and have %.1f MB free, recorded in the free space map for new rows.",
+						 target->run.pages_pruned,
+						 (double) target->run.free_recorded / (1024.0 * 1024.0));
 	ereport(NOTICE,
 			(errmsg("%s: %s: %s " INT64_FORMAT " %s", target->change.procname,
 					target->display, change_verb(target), stats->rows_filled,

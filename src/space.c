@@ -46,11 +46,12 @@
  * Prune [start, end) of the table and, if record, tell the free space map
  * how much room the pages have.
  */
-static void
+static uint64
 prune_and_record(Relation rel, BlockNumber start, BlockNumber end,
 				 BufferAccessStrategy strategy, bool record)
 {
 	BlockNumber blk;
+	uint64		recorded = 0;
 
 	for (blk = start; blk < end; blk++)
 	{
@@ -69,10 +70,12 @@ prune_and_record(Relation rel, BlockNumber start, BlockNumber end,
 		freespace = PageGetHeapFreeSpace(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
 		RecordPageWithFreeSpace(rel, blk, freespace);
+		recorded += freespace;
 	}
 	/* make the upper FSM levels see it, or searches would not find it */
 	if (record)
 		FreeSpaceMapVacuumRange(rel, start, end);
+	return recorded;
 }
 
 /* Whether relid's access method is heap itself (a copy of its handler is not). */
@@ -164,7 +167,13 @@ reuse_in_relation(BackfillTarget *target, Oid relid, BlockNumber start, BlockNum
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
 	if (start < nblocks)
-		prune_and_record(rel, start, Min(end, nblocks), NULL, record);
+	{
+		/* what the pages a run pruned have free: safe_delete reports it */
+		target->run.free_recorded +=
+			prune_and_record(rel, start, Min(end, nblocks), NULL, record);
+		if (record)
+			target->run.pages_pruned += Min(end, nblocks) - start;
+	}
 	relation_close(rel, AccessShareLock);
 }
 

@@ -851,15 +851,20 @@ rule_fires(RewriteRule *rule)
 void
 reject_instead_rules(BackfillTarget *target)
 {
-	Relation	rel = relation_open(target->relid, AccessShareLock);
+	Relation	rel;
 	char	   *rulename = NULL;
+	CmdType		event = target->change.kind == CHANGE_DELETE ? CMD_DELETE : CMD_UPDATE;
 	int			i;
 
+	/* a dry run's SELECT is rewritten by no rule of a table */
+	if (target->change.dry_run)
+		return;
+	rel = relation_open(target->relid, AccessShareLock);
 	for (i = 0; rel->rd_rules && i < rel->rd_rules->numLocks; i++)
 	{
 		RewriteRule *rule = rel->rd_rules->rules[i];
 
-		if (rule->event == CMD_UPDATE && rule->isInstead && rule_fires(rule))
+		if (rule->event == event && rule->isInstead && rule_fires(rule))
 		{
 			rulename = rule_name(rule->ruleId);
 			break;
@@ -870,10 +875,14 @@ reject_instead_rules(BackfillTarget *target)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("safe_backfill: table \"%s\" has a DO INSTEAD rule for UPDATE",
-					target->relname),
-			 errdetail("Rule \"%s\" replaces the UPDATE of each batch, so the rows would not be filled; nothing was changed.",
-					   rulename),
+			 errmsg("%s: table \"%s\" has a DO INSTEAD rule for %s",
+					target->change.procname, target->relname,
+					event == CMD_DELETE ? "DELETE" : "UPDATE"),
+			 errdetail("Rule \"%s\" replaces the %s of each batch, so the rows would not be %s; nothing was changed.",
+					   rulename, event == CMD_DELETE ? "DELETE" : "UPDATE", change_verb(target)),
+			 target->change.kind == CHANGE_FILL ?
 			 errhint("Disable the rule while the column is filled (%s), or fill the table the rule writes to instead.",
+					 sql_disable_rule(target, rulename)) :
+			 errhint("Disable the rule while the run goes (%s), or run it on the table the rule writes to instead.",
 					 sql_disable_rule(target, rulename))));
 }

@@ -16,6 +16,14 @@ Alembic helpers for the safe_backfill PostgreSQL extension.
     def downgrade():
         op.alter_column("large_user", "status", nullable=True)
 
+    def upgrade():          # other data migrations, batch by batch
+        safe_update(op, "orders", {"currency": "EUR"},
+                    where=sa.column("currency") == "eur")
+        safe_delete(op, "events", "created_at < now() - interval '90 days'")
+
+    def downgrade():        # nothing to undo with: say so
+        print("the rows updated and deleted by this revision stay as they are")
+
 Detached runs (two deploys): safe_backfill(op, ..., detached=True) queues
 the run (SELECT safe_backfill_start(...), fine inside the migration's
 transaction; a background worker of the server runs it once that
@@ -27,9 +35,11 @@ filled batch by batch, each batch committed on its own, so other sessions
 keep reading and writing the table.  safe_set_not_null runs CALL
 safe_set_not_null(...): CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then SET
 NOT NULL, which PostgreSQL proves from the validated check without a scan
-under ACCESS EXCLUSIVE.
+under ACCESS EXCLUSIVE.  safe_update and safe_delete run CALL safe_update(...)
+/ CALL safe_delete(...): the rows that match `where` are updated or deleted
+batch by batch, each batch committed on its own.
 
-Both procedures COMMIT as they go, which PostgreSQL allows only outside a
+These procedures COMMIT as they go, which PostgreSQL allows only outside a
 transaction block, and Alembic runs migrations in a transaction.  So the
 helpers run their CALL in op.get_context().autocommit_block(): the
 migration's transaction is committed before it and a new one begun after it.
@@ -66,7 +76,7 @@ import sys
 import sqlalchemy as sa
 
 __all__ = ["safe_backfill", "safe_set_not_null", "ensure_backfill_finished",
-           "compile_expression",
+           "safe_update", "safe_delete", "compile_expression", "compile_set_list",
            "MigrationTransactionError", "UnsupportedExpressionError"]
 
 
@@ -75,7 +85,7 @@ class MigrationTransactionError(RuntimeError):
 
 
 class UnsupportedExpressionError(ValueError):
-    """safe_backfill's expression cannot be turned into SQL text."""
+    """An expression (expression=, a set value, where=) cannot be turned into SQL text."""
 
 
 # ---------------------------------------------------------------------------
@@ -151,7 +161,7 @@ def _require_autocommit_possible(context, procedure, target):
                 "operation before this one in the same migration, or earlier "
                 "migrations of this run (transaction_per_migration is off). "
                 "autocommit_block() would commit that work now, in the middle "
-                "of the run: if the backfill then failed, the operations "
+                "of the run: if the CALL then failed, the operations "
                 "before it would stay applied without their migration's "
                 "version recorded. Put %s first in a migration of its own, "
                 "and set context.configure(..., transaction_per_migration=True) "
@@ -239,35 +249,104 @@ def _quoted_table(op, table_name, schema):
     return quoted
 
 
-def compile_expression(expression, dialect):
+def compile_expression(expression, dialect, what="safe_backfill: expression"):
     """
-    One SQL expression text for CALL safe_backfill(..., expression => ...):
+    One SQL expression text for CALL safe_backfill(..., expression => ...)
+    (and for safe_update's set values and where=, safe_delete's where=):
     a SQLAlchemy column expression (sa.func.lower(sa.column("email")),
-    sa.case(...), sa.cast(...), arithmetic, sa.text("...")) compiled for
-    `dialect` (the connection's PostgreSQL dialect) with its bound values
-    rendered as literals; a str is taken as written.
+    sa.case(...), sa.cast(...), arithmetic, a comparison, sa.text("..."))
+    compiled for `dialect` (the connection's PostgreSQL dialect) with its
+    bound values rendered as literals; a str is taken as written.  `what`
+    names the argument in the errors.
     """
     if isinstance(expression, str):
         return expression
     if not isinstance(expression, sa.sql.ClauseElement):
         raise UnsupportedExpressionError(
-            "safe_backfill: expression=%r is neither a SQLAlchemy expression nor "
-            "SQL text" % (expression,))
+            "%s=%r is neither a SQLAlchemy expression nor SQL text"
+            % (what, expression))
     try:
         text = str(expression.compile(dialect=dialect,
                                       compile_kwargs={"literal_binds": True}))
     except sa.exc.CompileError as exc:
         raise UnsupportedExpressionError(
-            "safe_backfill: expression %s cannot be written as SQL text with its "
+            "%s %s cannot be written as SQL text with its "
             "values inline: %s. Write such a value as a string and cast it, e.g. "
             "sa.cast(sa.literal(\"2024-01-01\"), sa.Date), or pass SQL text. "
-            "Nothing was changed." % (expression, exc)) from exc
+            "Nothing was changed." % (what, expression, exc)) from exc
     # A format/pyformat driver's compiler writes every % as %%, which the
     # driver turns back into % when it runs a statement with parameters;
     # this text is one parameter's value, so undo it the same way.
     if dialect.paramstyle in ("format", "pyformat"):
         text = text.replace("%%", "%")
     return text
+
+
+def _column_name(column, what):
+    """A set mapping's key: a column name, or a SQLAlchemy column (its .name)."""
+    if isinstance(column, str):
+        return column
+    if hasattr(column, "__clause_element__"):   # an ORM attribute (Order.currency)
+        column = column.__clause_element__()
+    name = getattr(column, "name", None)
+    if isinstance(column, sa.sql.ClauseElement) and isinstance(name, str):
+        return name
+    raise UnsupportedExpressionError(
+        "%s: %r is neither a column name nor a SQLAlchemy column" % (what, column))
+
+
+def compile_set_list(values, dialect, what="safe_update: values"):
+    """
+    The set text for CALL safe_update(..., set => ...): what follows SET in
+    an UPDATE.  `values` is either SQL text ("currency = 'EUR'", a str or
+    sa.text()) taken as written, or a mapping {column: value} where a column
+    is a name (or a SQLAlchemy column) and a value is a SQLAlchemy expression
+    computed for each row (sa.column("price") * 100) or a constant (a str,
+    number, bool, None), each compiled for `dialect` with its values inline:
+    {"currency": "EUR", "price_cents": sa.cast(sa.column("price") * 100, sa.Integer)}
+    gives currency = 'EUR', price_cents = CAST(price * 100 AS INTEGER).  The
+    extension parses the text as a set list of the table and coerces each
+    value to its column's type, as an UPDATE would.
+    """
+    if isinstance(values, (str, sa.sql.elements.TextClause)):
+        return compile_expression(values, dialect, what)
+    if not hasattr(values, "items"):
+        raise UnsupportedExpressionError(
+            "%s=%r is neither SQL text nor a mapping {column: value}" % (what, values))
+    if not values:
+        raise ValueError("%s is empty: give at least one column to set" % what)
+    quote = dialect.identifier_preparer.quote_identifier
+    assignments = []
+    for column, value in values.items():
+        name = _column_name(column, what)
+        if value is None:
+            value = sa.null()
+        elif not isinstance(value, sa.sql.ClauseElement):
+            value = sa.literal(value)
+        assignments.append("%s = %s" % (quote(name),
+                                        compile_expression(value, dialect, "%s[%r]" % (what, name))))
+    return ", ".join(assignments)
+
+
+def _optional_args(args, params, optional):
+    """name => CAST(:name AS type) for each (name, value, type) given (not None)."""
+    for name, given, sql_type in optional:
+        if given is not None:
+            args.append("%s => CAST(:%s AS %s)" % (name, name, sql_type))
+            params[name] = given
+
+
+def _batch_args(args, params, batch_size, pause_ms, target_batch_ms, max_replica_lag,
+                workers, resume, dry_run=None):
+    """The batching arguments safe_backfill, safe_update and safe_delete share."""
+    args.append("batch_size => :batch_size")
+    params["batch_size"] = batch_size
+    _optional_args(args, params, [("pause_ms", pause_ms, "pg_catalog.int4"),
+                                  ("target_batch_ms", target_batch_ms, "pg_catalog.int4"),
+                                  ("max_replica_lag", max_replica_lag, "pg_catalog.interval"),
+                                  ("workers", workers, "pg_catalog.int4"),
+                                  ("resume", resume, "pg_catalog.bool"),
+                                  ("dry_run", dry_run, "pg_catalog.bool")])
 
 
 def _positive_int(name, value, minimum):
@@ -340,25 +419,92 @@ def safe_backfill(op, table_name, column_name, value=None, *, expression=None,
     else:
         args.append("value => :value")
         params["value"] = value
-    args.append("batch_size => :batch_size")
-    params["batch_size"] = batch_size
-    optional = [("pause_ms", pause_ms, "pg_catalog.int4"),
-                ("target_batch_ms", target_batch_ms, "pg_catalog.int4"),
-                ("max_replica_lag", max_replica_lag, "pg_catalog.interval"),
-                ("workers", workers, "pg_catalog.int4"),
-                ("resume", resume, "pg_catalog.bool")]
+    _batch_args(args, params, batch_size, pause_ms, target_batch_ms, max_replica_lag,
+                workers, resume)
     if set_not_null:
-        optional.append(("set_not_null", True, "pg_catalog.bool"))
-    for name, given, sql_type in optional:
-        if given is not None:
-            args.append("%s => CAST(:%s AS %s)" % (name, name, sql_type))
-            params[name] = given
+        _optional_args(args, params, [("set_not_null", True, "pg_catalog.bool")])
     if detached:
         return _start_detached(op, target, "SELECT safe_backfill_start(%s)" % ", ".join(args),
                                params, stream)
     _call(op, "safe_backfill", target,
           "CALL safe_backfill(%s)" % ", ".join(args), params, stream)
     return None
+
+
+def _table_target(table_name, schema):
+    return table_name if schema is None else "%s.%s" % (schema, table_name)
+
+
+def safe_update(op, table_name, values, where=None, *, schema=None, batch_size=10000,
+                pause_ms=None, target_batch_ms=None, max_replica_lag=None,
+                workers=None, resume=None, dry_run=None, stream=None):
+    """
+    UPDATE the rows of table_name that match `where` in batches of
+    batch_size rows (walked by primary key), each committed on its own
+    (CALL safe_update):
+
+      values   what to set: a mapping {column: value}, each value a constant
+               (str, number, bool, None) or a SQLAlchemy expression computed
+               for each row from its own columns
+               ({"price_cents": sa.cast(sa.column("price") * 100, sa.Integer)});
+               or SQL text, what follows SET ("currency = 'EUR'").
+      where    the rows to update: a SQLAlchemy boolean expression
+               (sa.column("currency") == "eur") or SQL text; None updates
+               every row.
+
+    Expressions are compiled for PostgreSQL with their values inline (see
+    compile_set_list and compile_expression) and sent as two text
+    parameters (set => ..., "where" => ...); the extension parses them
+    against the table and refuses anything else before any row changes.
+    pause_ms, target_batch_ms, max_replica_lag, workers, resume and dry_run
+    (count the matching rows, change nothing) are passed only when given.
+
+    Runs in op.get_context().autocommit_block(), with the same refusals as
+    safe_backfill (MigrationTransactionError: offline mode, or the
+    migration's transaction already changed something; see the module's
+    doc).  Not reversible by itself: downgrade() is yours (a safe_update
+    that sets the old values back when you know them, or nothing).
+    """
+    _positive_int("batch_size", batch_size, 1)
+    target = _table_target(table_name, schema)
+    _require_autocommit_possible(op.get_context(), "safe_update", target)
+    dialect = op.get_bind().dialect
+    args = ["tbl => CAST(:tbl AS pg_catalog.regclass)",
+            "set => CAST(:set AS pg_catalog.text)",
+            '"where" => CAST(:where AS pg_catalog.text)']
+    params = {"tbl": _quoted_table(op, table_name, schema),
+              "set": compile_set_list(values, dialect),
+              "where": None if where is None
+              else compile_expression(where, dialect, "safe_update: where")}
+    _batch_args(args, params, batch_size, pause_ms, target_batch_ms, max_replica_lag,
+                workers, resume, dry_run)
+    _call(op, "safe_update", target, "CALL safe_update(%s)" % ", ".join(args), params, stream)
+
+
+def safe_delete(op, table_name, where, *, schema=None, batch_size=10000,
+                pause_ms=None, target_batch_ms=None, max_replica_lag=None,
+                workers=None, resume=None, dry_run=None, stream=None):
+    """
+    DELETE the rows of table_name that match `where` (a SQLAlchemy boolean
+    expression or SQL text; required: TRUNCATE deletes every row) in
+    batches of batch_size rows, each committed on its own (CALL
+    safe_delete), as safe_update does.  A delete is not reversible:
+    downgrade() cannot bring the rows back.
+    """
+    if where is None:
+        raise ValueError(
+            "safe_delete(%s) needs where= (the rows to delete); to delete every "
+            "row use TRUNCATE" % _table_target(table_name, schema))
+    _positive_int("batch_size", batch_size, 1)
+    target = _table_target(table_name, schema)
+    _require_autocommit_possible(op.get_context(), "safe_delete", target)
+    args = ["tbl => CAST(:tbl AS pg_catalog.regclass)",
+            '"where" => CAST(:where AS pg_catalog.text)']
+    params = {"tbl": _quoted_table(op, table_name, schema),
+              "where": compile_expression(where, op.get_bind().dialect, "safe_delete: where")}
+    _batch_args(args, params, batch_size, pause_ms, target_batch_ms, max_replica_lag,
+                workers, resume, dry_run)
+    _call(op, "safe_delete", target, "CALL safe_delete(%s)" % ", ".join(args), params, stream)
 
 
 def _start_detached(op, target, sql, params, stream):

@@ -13,22 +13,34 @@
  *   };
  *   exports.down = async () => {};             // the values stay
  *
+ *   // other data migrations, batch by batch (exports.config as above)
+ *   exports.up = async (knex) => {
+ *     await safeUpdate(knex, 'orders', { currency: 'EUR' }, { where: knex.raw('?? = ?', ['currency', 'eur']) });
+ *     await safeDelete(knex, 'events', "created_at < now() - interval '90 days'");
+ *   };
+ *   exports.down = async () => {};             // or throw: nothing brings deleted rows back
+ *
  * safeBackfill runs CALL safe_backfill(...): the NULLs of the column are
  * filled batch by batch, each batch committed on its own, so other sessions
  * keep reading and writing the table.  safeSetNotNull runs CALL
  * safe_set_not_null(...): CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then
  * SET NOT NULL, which PostgreSQL proves from the validated check without a
- * scan under ACCESS EXCLUSIVE.
+ * scan under ACCESS EXCLUSIVE.  safeUpdate and safeDelete run CALL
+ * safe_update(...) / CALL safe_delete(...): the rows that match the where
+ * are updated or deleted batch by batch, each batch committed on its own.
  *
- * Both procedures COMMIT as they go, which PostgreSQL allows only outside a
+ * These procedures COMMIT as they go, which PostgreSQL allows only outside a
  * transaction block, and knex runs each migration in a transaction unless it
  * exports config = { transaction: false }.  Given a transaction
- * (knex.isTransaction), both helpers throw SafeBackfillTransactionError
+ * (knex.isTransaction), the helpers throw SafeBackfillTransactionError
  * before anything is sent.
  *
  * The table goes in as a quoted name ('"schema"."table"', cast to regclass),
- * the column as a name, the value as a query parameter, an expression as
- * one SQL text parameter: nothing is glued into the SQL.  The extension's
+ * the column as a name, the value as a query parameter, an expression, a
+ * set list and a where as SQL text parameters: nothing is glued into the
+ * CALL.  knex has no reversible migrations: exports.down is yours (a delete
+ * cannot be undone; an update only by the update that sets the old values
+ * back).  The extension's
  * NOTICEs (progress lines, summary) are printed as they arrive (node-pg's
  * 'notice' event), to console.log or opts.log.
  *
@@ -93,11 +105,41 @@ function requireOutsideTransaction(knex, helper, procedure, target) {
 }
 
 // SQL text of an expression: a string as written, a knex.raw() with its
-// bindings inlined by knex's PostgreSQL quoting.
-function expressionSql(expression) {
+// bindings inlined by knex's PostgreSQL quoting.  what: the argument, for
+// the error.
+function expressionSql(expression, what = 'safeBackfill: expression') {
   if (typeof expression === 'string') return expression;
-  if (expression && typeof expression.toQuery === 'function') return expression.toQuery();
-  throw new TypeError(`safeBackfill: expression ${String(expression)} is neither SQL text nor knex.raw()`);
+  if (isRaw(expression)) return expression.toQuery();
+  throw new TypeError(`${what} ${String(expression)} is neither SQL text nor knex.raw()`);
+}
+
+function isRaw(value) {
+  return value !== null && typeof value === 'object' && typeof value.toQuery === 'function';
+}
+
+// A constant as a SQL literal, by knex's PostgreSQL quoting (strings,
+// numbers, booleans, null, arrays); a plain object as its JSON text (as
+// node-pg sends one), a Date as its ISO 8601 text (UTC, with its offset),
+// each then quoted as a string.  The column's type reads it, as in an UPDATE.
+function literalSql(knex, value) {
+  if (value instanceof Date) value = value.toISOString();
+  else if (value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)) {
+    value = JSON.stringify(value);
+  }
+  return knex.raw('?', [value]).toQuery();
+}
+
+// The set text for CALL safe_update(..., set => ...): a string (or
+// knex.raw()) as what follows SET, or an object { column: value } where a
+// value is knex.raw() (computed for each row) or a constant.
+function setListSql(knex, set) {
+  if (typeof set === 'string' || isRaw(set)) return expressionSql(set, 'safeUpdate: set');
+  if (set === null || typeof set !== 'object' || Array.isArray(set) || Object.keys(set).length === 0) {
+    throw new TypeError(`safeUpdate: set ${String(set)} is neither SQL text, knex.raw() nor a ` +
+                        'non-empty object { column: value }');
+  }
+  return Object.entries(set).map(([column, value]) =>
+    `${quoteIdent(column)} = ${isRaw(value) ? expressionSql(value) : literalSql(knex, value)}`).join(', ');
 }
 
 function printNotice(log) {
@@ -133,6 +175,23 @@ async function callProcedure(knex, procedure, target, args, log) {
 
 function optional(args, name, value, cast) {
   if (value !== undefined && value !== null) args.push([name, value, cast]);
+}
+
+function checkBatchSize(batchSize) {
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new TypeError(`batchSize must be a positive integer, not ${batchSize}`);
+  }
+}
+
+// The batching arguments safeBackfill, safeUpdate and safeDelete share.
+function batchArgs(args, opts, batchSize) {
+  args.push(['batch_size', batchSize, '::pg_catalog.int4']);
+  optional(args, 'pause_ms', opts.pauseMs, '::pg_catalog.int4');
+  optional(args, 'target_batch_ms', opts.targetBatchMs, '::pg_catalog.int4');
+  optional(args, 'max_replica_lag', opts.maxReplicaLag, '::pg_catalog.interval');
+  optional(args, 'workers', opts.workers, '::pg_catalog.int4');
+  optional(args, 'resume', opts.resume, '::pg_catalog.bool');
+  optional(args, 'dry_run', opts.dryRun, '::pg_catalog.bool');
 }
 
 /**
@@ -175,9 +234,7 @@ async function safeBackfill(knex, table, column, value, opts = {}) {
                         'null) and opts.expression (SQL text or knex.raw())');
   }
   const batchSize = opts.batchSize === undefined ? 10000 : opts.batchSize;
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new TypeError(`batchSize must be a positive integer, not ${batchSize}`);
-  }
+  checkBatchSize(batchSize);
   const args = [['tbl', qualifiedTable(table, opts.schema), '::pg_catalog.regclass'],
                 ['col', String(column), '::pg_catalog.name']];
   if (hasExpression) {
@@ -185,16 +242,63 @@ async function safeBackfill(knex, table, column, value, opts = {}) {
   } else {
     args.push(['value', value, '']);
   }
-  args.push(['batch_size', batchSize, '::pg_catalog.int4']);
-  optional(args, 'pause_ms', opts.pauseMs, '::pg_catalog.int4');
-  optional(args, 'target_batch_ms', opts.targetBatchMs, '::pg_catalog.int4');
-  optional(args, 'max_replica_lag', opts.maxReplicaLag, '::pg_catalog.interval');
-  optional(args, 'workers', opts.workers, '::pg_catalog.int4');
-  optional(args, 'resume', opts.resume, '::pg_catalog.bool');
+  batchArgs(args, { ...opts, dryRun: undefined }, batchSize);
   if (opts.setNotNull) args.push(['set_not_null', true, '::pg_catalog.bool']);
   if (opts.detached) return startDetached(knex, target, args, opts.log);
   await callProcedure(knex, 'safe_backfill', target, args, opts.log);
   return undefined;
+}
+
+/**
+ * UPDATE the rows of table that match opts.where in batches of
+ * opts.batchSize rows (default 10000, walked by primary key), each
+ * committed on its own (CALL safe_update).
+ *   set           what to set: an object { column: value }, each value a
+ *                 constant (quoted by knex; a plain object as JSON) or
+ *                 knex.raw() computed for each row from its own columns
+ *                 ({ price_cents: knex.raw('(?? * 100)::int', ['price']) });
+ *                 or SQL text (or knex.raw()), what follows SET.
+ *   opts.where    the rows to update: SQL text or knex.raw(); unset: every row.
+ * Both go as SQL text parameters; the extension parses them against the
+ * table and refuses anything else before any row changes.  opts: schema,
+ * where, batchSize, pauseMs, targetBatchMs, maxReplicaLag, workers, resume,
+ * dryRun (count the matching rows, change nothing), log.  Needs
+ * exports.config = { transaction: false } in a migration.  Not reversible
+ * by itself: exports.down is yours.
+ */
+async function safeUpdate(knex, table, set, opts = {}) {
+  const target = `${opts.schema ? opts.schema + '.' : ''}${table}`;
+  requireOutsideTransaction(knex, 'safeUpdate', 'safe_update', target);
+  const batchSize = opts.batchSize === undefined ? 10000 : opts.batchSize;
+  checkBatchSize(batchSize);
+  const args = [['tbl', qualifiedTable(table, opts.schema), '::pg_catalog.regclass'],
+                ['set', setListSql(knex, set), '::pg_catalog.text']];
+  if (opts.where !== undefined && opts.where !== null) {
+    args.push(['"where"', expressionSql(opts.where, 'safeUpdate: opts.where'), '::pg_catalog.text']);
+  }
+  batchArgs(args, opts, batchSize);
+  await callProcedure(knex, 'safe_update', target, args, opts.log);
+}
+
+/**
+ * DELETE the rows of table that match where (SQL text or knex.raw();
+ * required: TRUNCATE deletes every row) in batches, each committed on its
+ * own (CALL safe_delete).  opts as for safeUpdate (but where).  Needs
+ * exports.config = { transaction: false } in a migration.  Not reversible.
+ */
+async function safeDelete(knex, table, where, opts = {}) {
+  const target = `${opts.schema ? opts.schema + '.' : ''}${table}`;
+  if (where === undefined || where === null) {
+    throw new TypeError(`safeDelete(${target}) needs a where (the rows to delete); to delete ` +
+                        'every row use TRUNCATE');
+  }
+  requireOutsideTransaction(knex, 'safeDelete', 'safe_delete', target);
+  const batchSize = opts.batchSize === undefined ? 10000 : opts.batchSize;
+  checkBatchSize(batchSize);
+  const args = [['tbl', qualifiedTable(table, opts.schema), '::pg_catalog.regclass'],
+                ['"where"', expressionSql(where, 'safeDelete: where'), '::pg_catalog.text']];
+  batchArgs(args, opts, batchSize);
+  await callProcedure(knex, 'safe_delete', target, args, opts.log);
 }
 
 // SELECT safe_backfill_start(name => ?, ...) on knex (in its transaction
@@ -256,5 +360,5 @@ async function safeSetNotNull(knex, table, column, opts = {}) {
   await callProcedure(knex, 'safe_set_not_null', target, args, opts.log);
 }
 
-module.exports = { safeBackfill, safeSetNotNull, ensureBackfillFinished, SafeBackfillTransactionError,
-                   expressionSql, quoteIdent };
+module.exports = { safeBackfill, safeSetNotNull, ensureBackfillFinished, safeUpdate, safeDelete,
+                   SafeBackfillTransactionError, expressionSql, setListSql, quoteIdent };

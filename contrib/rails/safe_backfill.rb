@@ -23,16 +23,31 @@
 #     end
 #   end
 #
+#   class FixOrderCurrency < ActiveRecord::Migration[6.1]     # other data migrations
+#     include SafeBackfill::Migration
+#     disable_ddl_transaction!
+#
+#     def up
+#       orders = Arel::Table.new(:orders)
+#       safe_update :orders, { currency: "EUR" }, where: orders[:currency].eq("eur")
+#       safe_delete :events, "created_at < now() - interval '90 days'"
+#     end
+#
+#     def down; end                  # or raise ActiveRecord::IrreversibleMigration
+#   end
+#
 # safe_backfill runs CALL safe_backfill(...): the NULLs of the column are
 # filled batch by batch, each batch committed on its own, so other sessions
 # keep reading and writing the table.  safe_set_not_null runs CALL
 # safe_set_not_null(...): CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then
 # SET NOT NULL, which PostgreSQL proves from the validated check without a
-# scan under ACCESS EXCLUSIVE.
+# scan under ACCESS EXCLUSIVE.  safe_update and safe_delete run CALL
+# safe_update(...) / CALL safe_delete(...): the rows that match where: are
+# updated or deleted batch by batch, each batch committed on its own.
 #
-# Both procedures COMMIT as they go, which PostgreSQL allows only outside a
+# These procedures COMMIT as they go, which PostgreSQL allows only outside a
 # transaction block, and ActiveRecord runs each migration in a transaction
-# unless it says disable_ddl_transaction!.  So both helpers refuse, before
+# unless it says disable_ddl_transaction!.  So the helpers refuse, before
 # anything is sent, with SafeBackfill::TransactionError when a transaction is
 # open (connection.transaction_open?): the migration lacks
 # disable_ddl_transaction!, or the call is inside a transaction block.
@@ -40,10 +55,10 @@
 # The table goes in quoted by connection.quote_table_name ("schema.table" is
 # understood) and cast to regclass, the column as a name, the value as a
 # bind parameter converted by the column's ActiveRecord type (as a model
-# attribute would be), an expression as one SQL text parameter: nothing is
-# glued into the SQL.  The extension's NOTICEs (progress lines, summary) are
-# printed to the migration's output as they arrive (ruby-pg's notice
-# receiver).
+# attribute would be), an expression, a set list and a where as SQL text
+# parameters: nothing is glued into the CALL.  The extension's NOTICEs
+# (progress lines, summary) are printed to the migration's output as they
+# arrive (ruby-pg's notice receiver).
 #
 # Detached runs (two deploys): safe_backfill ..., detached: true queues the
 # run (SELECT safe_backfill_start(...)), which a background worker of the
@@ -57,7 +72,11 @@
 # nothing back, the values stay (reversing the migration that added the
 # column drops them); safe_set_not_null, and safe_backfill with
 # set_not_null: true, run change_column_null(table, column, true), i.e.
-# DROP NOT NULL, a catalog-only change.
+# DROP NOT NULL, a catalog-only change.  safe_update in `change` is reversed
+# only by the reverse: { set:, where: } it is given (another safe_update), and
+# raises ActiveRecord::IrreversibleMigration without one; safe_delete in
+# `change` always raises it (the rows are gone).  In up/down migrations
+# each runs where it is called.
 #
 # Requires the safe_backfill extension in the database
 # (enable_extension "safe_backfill" in an earlier migration).  Copy this file
@@ -107,9 +126,7 @@ module SafeBackfill
         raise ArgumentError, "safe_backfill takes exactly one of a value (a constant other " \
                              "than nil) and expression: (SQL text or an Arel node)"
       end
-      unless batch_size.is_a?(Integer) && batch_size >= 1
-        raise ArgumentError, "batch_size must be a positive integer, not #{batch_size.inspect}"
-      end
+      SafeBackfill.check_batch_size(batch_size)
 
       reversible do |dir|
         dir.up do
@@ -120,17 +137,83 @@ module SafeBackfill
             else
               args.add("expression", SafeBackfill.expression_sql(expression), nil, "text")
             end
-            args.add("batch_size", batch_size, nil, "int4")
-            args.add("pause_ms", pause_ms, nil, "int4")
-            args.add("target_batch_ms", target_batch_ms, nil, "int4")
-            args.add("max_replica_lag", max_replica_lag, nil, "interval")
-            args.add("workers", workers, nil, "int4")
-            args.add("resume", resume, nil, "bool")
+            args.add_batching(batch_size: batch_size, pause_ms: pause_ms,
+                              target_batch_ms: target_batch_ms, max_replica_lag: max_replica_lag,
+                              workers: workers, resume: resume)
             args.add("set_not_null", true, nil, "bool") if set_not_null
           end
         end
         # The values stay: which rows were NULL before is not known.
         dir.down { change_column_null(table, column, true) if set_not_null }
+      end
+    end
+
+    # UPDATE the rows of table that match where: in batches of batch_size
+    # rows (walked by primary key), each committed on its own (CALL
+    # safe_update):
+    #
+    #   set     what to set: a Hash { column => value }, each value a constant
+    #           converted by the column's ActiveRecord type and quoted by the
+    #           connection ("EUR", a Date, a Hash for jsonb, nil) or an Arel
+    #           node computed for each row from its own columns
+    #           (orders[:price] * 100); or SQL text, what follows SET
+    #           ("currency = 'EUR'").
+    #   where:  the rows to update: an Arel node (orders[:currency].eq("eur"))
+    #           or SQL text; nil updates every row.
+    #
+    # Both go to the procedure as SQL text parameters; the extension parses
+    # them against the table and refuses anything else before any row
+    # changes.  pause_ms:, target_batch_ms:, max_replica_lag:, workers:,
+    # resume: and dry_run: (count the matching rows, change nothing) are
+    # passed only when given.  Needs disable_ddl_transaction!.
+    #
+    # In `change`, rolling back runs reverse: { set: ..., where: ... } (a
+    # safe_update with the same options) when given, and raises
+    # ActiveRecord::IrreversibleMigration otherwise: the old values are not
+    # kept.
+    def safe_update(table, set, where: nil, batch_size: 10_000, pause_ms: nil,
+                    target_batch_ms: nil, max_replica_lag: nil, workers: nil, resume: nil,
+                    dry_run: nil, reverse: nil)
+      SafeBackfill.check_batch_size(batch_size)
+      SafeBackfill.check_reverse(table, reverse)
+      batching = { batch_size: batch_size, pause_ms: pause_ms, target_batch_ms: target_batch_ms,
+                   max_replica_lag: max_replica_lag, workers: workers, resume: resume,
+                   dry_run: dry_run }
+      reversible do |dir|
+        dir.up { SafeBackfill.change_rows(self, "safe_update", table, set, where, batching) }
+        dir.down do
+          if reverse.nil?
+            raise ActiveRecord::IrreversibleMigration,
+                  "safe_update(#{table}) cannot be reversed: the values it replaced were not " \
+                  "kept. Give it reverse: { set: ..., where: ... } (the safe_update that sets " \
+                  "them back), or write up and down methods."
+          end
+          SafeBackfill.change_rows(self, "safe_update", table, reverse[:set], reverse[:where], batching)
+        end
+      end
+    end
+
+    # DELETE the rows of table that match where (an Arel node or SQL text;
+    # required: TRUNCATE deletes every row) in batches of batch_size rows,
+    # each committed on its own (CALL safe_delete), with the options of
+    # safe_update.  Needs disable_ddl_transaction!.  Not reversible: in
+    # `change`, rolling back raises ActiveRecord::IrreversibleMigration.
+    def safe_delete(table, where, batch_size: 10_000, pause_ms: nil, target_batch_ms: nil,
+                    max_replica_lag: nil, workers: nil, resume: nil, dry_run: nil)
+      if where.nil?
+        raise ArgumentError, "safe_delete(#{table}) needs a where (the rows to delete); to " \
+                             "delete every row use TRUNCATE"
+      end
+      SafeBackfill.check_batch_size(batch_size)
+      batching = { batch_size: batch_size, pause_ms: pause_ms, target_batch_ms: target_batch_ms,
+                   max_replica_lag: max_replica_lag, workers: workers, resume: resume,
+                   dry_run: dry_run }
+      reversible do |dir|
+        dir.up { SafeBackfill.change_rows(self, "safe_delete", table, nil, where, batching) }
+        dir.down do
+          raise ActiveRecord::IrreversibleMigration,
+                "safe_delete(#{table}) cannot be reversed: the rows it deleted are gone."
+        end
       end
     end
 
@@ -197,6 +280,18 @@ module SafeBackfill
       @sql << "#{name} => $#{@binds.size}#{cast}"
     end
 
+    # The batching arguments safe_backfill, safe_update and safe_delete share.
+    def add_batching(batch_size:, pause_ms:, target_batch_ms:, max_replica_lag:, workers:,
+                     resume:, dry_run: nil)
+      add("batch_size", batch_size, nil, "int4")
+      add("pause_ms", pause_ms, nil, "int4")
+      add("target_batch_ms", target_batch_ms, nil, "int4")
+      add("max_replica_lag", max_replica_lag, nil, "interval")
+      add("workers", workers, nil, "int4")
+      add("resume", resume, nil, "bool")
+      add("dry_run", dry_run, nil, "bool")
+    end
+
     # Only name => value (for safe_backfill_wait, which takes no tbl, col).
     def replace(name, value, sql_type)
       @sql = []
@@ -211,16 +306,18 @@ module SafeBackfill
   class << self
     # Run CALL procedure(tbl => ..., col => ..., <what the block adds>) on the
     # migration's connection, outside any transaction, printing NOTICEs.
-    def call_procedure(migration, procedure, table, column)
+    # Without a column (safe_update, safe_delete), tbl => ... only.
+    def call_procedure(migration, procedure, table, column = nil)
       connection = migration.connection
-      target = "#{table}.#{column}"
+      target = column.nil? ? table.to_s : "#{table}.#{column}"
       require_no_transaction(connection, procedure, target)
       args = Arguments.new
       args.add("tbl", connection.quote_table_name(table), nil, "regclass")
-      args.add("col", column.to_s, nil, "name")
+      args.add("col", column.to_s, nil, "name") unless column.nil?
       yield args
       sql = "CALL #{procedure}(#{args.sql.join(', ')})"
-      migration.say_with_time("#{procedure}(#{table.inspect}, #{column.inspect})") do
+      label = column.nil? ? table.inspect : "#{table.inspect}, #{column.inspect}"
+      migration.say_with_time("#{procedure}(#{label})") do
         showing_notices(migration, connection) do
           connection.exec_query(sql, procedure, args.binds)
         rescue ActiveRecord::StatementInvalid => e
@@ -232,6 +329,59 @@ module SafeBackfill
         end
         nil
       end
+    end
+
+    # CALL safe_update(tbl, set, "where", ...) or CALL safe_delete(tbl,
+    # "where", ...) (set nil) on the migration's connection.
+    def change_rows(migration, procedure, table, set, where, batching)
+      call_procedure(migration, procedure, table) do |args|
+        connection = migration.connection
+        args.add("set", set_list_sql(connection, table, set), nil, "text") unless set.nil?
+        args.add('"where"', expression_sql(where, connection, "#{procedure}: where:"), nil, "text") unless where.nil?
+        args.add_batching(**batching)
+      end
+    end
+
+    def check_batch_size(batch_size)
+      return if batch_size.is_a?(Integer) && batch_size >= 1
+
+      raise ArgumentError, "batch_size must be a positive integer, not #{batch_size.inspect}"
+    end
+
+    def check_reverse(table, reverse)
+      return if reverse.nil? || (reverse.is_a?(Hash) && !reverse[:set].nil? &&
+                                 (reverse.keys - %i[set where]).empty?)
+
+      raise ArgumentError, "safe_update(#{table}): reverse: must be { set: ..., where: ... } " \
+                           "(where: optional), not #{reverse.inspect}"
+    end
+
+    # SQL text of a set list: a String as written, or a Hash { column =>
+    # value } compiled against the table: each column quoted, each value an
+    # Arel node's SQL (or Arel.sql's text) or a constant converted by the
+    # column's ActiveRecord type and quoted by the connection.
+    def set_list_sql(connection, table, set)
+      return set.to_s if set.is_a?(String)
+      unless set.is_a?(Hash) && !set.empty?
+        raise ArgumentError, "safe_update(#{table}): set #{set.inspect} is neither SQL text nor " \
+                             "a non-empty Hash { column => value }"
+      end
+
+      set.map do |column, value|
+        sql = if arel?(value)
+                expression_sql(value, connection, "safe_update: set[#{column.inspect}]")
+              else
+                connection.quote(column_type(connection, table, column).serialize(value))
+              end
+        "#{connection.quote_column_name(column)} = #{sql}"
+      end.join(", ")
+    end
+
+    # An Arel node or attribute, or Arel.sql("...") (a String, but SQL, not
+    # a value to quote).
+    def arel?(value)
+      value.is_a?(Arel::Nodes::Node) || value.is_a?(Arel::Attributes::Attribute) ||
+        value.is_a?(Arel::Nodes::SqlLiteral)
     end
 
     # SELECT safe_backfill_start(tbl => ..., col => ..., <what the block
@@ -299,14 +449,15 @@ module SafeBackfill
       found ? connection.lookup_cast_type_from_column(found) : ActiveRecord::Type::Value.new
     end
 
-    # SQL text of an expression: a String as written, an Arel node compiled
-    # by its to_sql (values quoted by ActiveRecord's connection).
-    def expression_sql(expression)
+    # SQL text of an expression: a String as written, an Arel node (or
+    # attribute) compiled by the connection's Arel visitor (values quoted by
+    # the connection).
+    def expression_sql(expression, connection = nil, what = "safe_backfill: expression:")
       return expression.to_s if expression.is_a?(String)
-      return expression.to_sql if expression.respond_to?(:to_sql)
+      return (connection || ActiveRecord::Base.connection).visitor.compile(expression) if arel?(expression)
+      return expression.to_sql if expression.respond_to?(:to_sql) && !expression.is_a?(ActiveRecord::Relation)
 
-      raise ArgumentError, "safe_backfill: expression: #{expression.inspect} is neither SQL " \
-                           "text nor an Arel node"
+      raise ArgumentError, "#{what} #{expression.inspect} is neither SQL text nor an Arel node"
     end
 
     # ruby-pg hands every NOTICE to the notice receiver while the result is

@@ -13,6 +13,8 @@
 #   ALEMBIC_TEST_DB     database name (default alembic_safe_backfill)
 #   ALEMBIC_TEST_DETACHED_ROWS  detached_user rows, for the detached flow
 #                       (0004 queues a detached run, 0005 waits; default 50000)
+#   ALEMBIC_TEST_CHANGE_ROWS  change_user rows, for safe_update/safe_delete
+#                       (0006, 0007; batches of 500; default 4000)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
@@ -20,6 +22,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export PGDATABASE=${ALEMBIC_TEST_DB:-alembic_safe_backfill}
 ROWS=${ALEMBIC_TEST_ROWS:-1000000}
 DETACHED_ROWS=${ALEMBIC_TEST_DETACHED_ROWS:-50000}
+CHANGE_ROWS=${ALEMBIC_TEST_CHANGE_ROWS:-4000}
+export SAFE_BACKFILL_CHANGE_BATCH_SIZE=500
 export SAFE_BACKFILL_BATCH_SIZE=${ALEMBIC_TEST_BATCH:-10000}
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 unset ALEMBIC_TEST_ONE_TRANSACTION PGOPTIONS
@@ -45,6 +49,8 @@ main() {
         setup_database "$PGDATABASE" "$ROWS" || return 1
     ok "alembic: $DETACHED_ROWS rows in detached_user (its writes counted)" \
         setup_detached_table "$DETACHED_ROWS" || return 1
+    ok "alembic: $CHANGE_ROWS rows in change_user, and copies with the plain UPDATEs and DELETE applied" \
+        setup_change_table "$CHANGE_ROWS" || return 1
 
     "$PYTHON" "$HERE/expression_cases.py"
     "$PYTHON" "$HERE/transaction_cases.py"
@@ -100,10 +106,28 @@ main() {
     is "alembic: upgrade 0004 (add a column, queue its detached backfill, one transaction) succeeded" \
         "$? $(version)" "0 0004_detached_tier" || diag_tail "$log_a"
     log=$WORKDIR/detached_b.log
-    alembic upgrade head >"$log" 2>&1
+    alembic upgrade 0005_detached_tier_not_null >"$log" 2>&1
     is "alembic: upgrade 0005 (ensure_backfill_finished, safe_set_not_null) succeeded" \
         "$? $(version)" "0 0005_detached_tier_not_null" || diag_tail "$log"
     check_detached_flow alembic "$log_a" "$DETACHED_ROWS" "$SAFE_BACKFILL_BATCH_SIZE"
+
+    # safe_update and safe_delete: 0006 (not reversible) and 0007 (its
+    # downgrade sets the old values back).
+    log=$WORKDIR/change.log
+    alembic upgrade 0007_change_currency >"$log" 2>&1
+    is "alembic: upgrade 0006 and 0007 (safe_update, safe_delete, safe_update) succeeded" \
+        "$? $(version)" "0 0007_change_currency" || diag_tail "$log"
+    check_change_migrations alembic "$log" "$CHANGE_ROWS" "$SAFE_BACKFILL_CHANGE_BATCH_SIZE"
+    ok "alembic: their NOTICEs come under their migration's 'Running upgrade' line" \
+        eval 'grep -A1 "Running upgrade 0006_change_rows -> 0007_change_currency" "$log" | grep -q "NOTICE: *safe_update: change_user"' ||
+        diag_tail "$log" 40
+    alembic downgrade 0006_change_rows >"$log" 2>&1
+    is "alembic: downgrade 0007 (a safe_update of its own) sets the old values back: change_user is the plain A's copy" \
+        "$? $(change_user_differences change_user_a) $(version)" "0 0 0006_change_rows" || diag_tail "$log"
+    alembic downgrade 0005_detached_tier_not_null >"$log" 2>&1
+    is "alembic: downgrade 0006 changes nothing and says so" \
+        "$? $(change_user_differences change_user_a) $(grep -c '0006_change_rows: not reversed' "$log") $(version)" \
+        "0 0 1 0005_detached_tier_not_null" || diag_tail "$log"
 
     log=$WORKDIR/downgrade.log
     alembic downgrade 0002_backfill_status >"$log" 2>&1
@@ -119,9 +143,9 @@ main() {
 
     log=$WORKDIR/replay.log
     alembic upgrade head >"$log" 2>&1
-    is "alembic: upgrade head again: every row filled, both columns NOT NULL" \
-        "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower) $(version)" \
-        "0 0 0 0 t t 0005_detached_tier_not_null" || diag_tail "$log"
+    is "alembic: upgrade head again: every row filled, both columns NOT NULL, change_user as the plain statements leave it" \
+        "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower) $(change_user_differences change_user_ab) $(version)" \
+        "0 0 0 0 t t 0 0007_change_currency" || diag_tail "$log"
 }
 
 main 2>&1 | tap_number | tee "$WORKDIR/tap.log"

@@ -2,7 +2,8 @@
 safe_backfill_alembic's refusals where the migration's transaction cannot be
 left, driven through Alembic's own MigrationContext and Operations (as
 env.py and a migration script would): an operation before the helper in the
-same transaction, and a transaction env.py began itself.  Each must raise
+same transaction, and a transaction env.py began itself (for safe_backfill,
+safe_set_not_null, safe_update and safe_delete).  Each must raise
 MigrationTransactionError before anything is sent and leave large_user as it
 was.  Prints TAP lines ("ok - ..." / "not ok - ...").
 """
@@ -25,10 +26,10 @@ def ok(condition, description, details=""):
             print("#   " + line)
 
 
-def columns(conn):
+def columns(conn, table="large_user"):
     return sorted(r[0] for r in conn.execute(sa.text(
-        "SELECT attname FROM pg_attribute WHERE attrelid = 'large_user'::regclass "
-        "AND attnum > 0 AND NOT attisdropped")))
+        "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+        "AND attnum > 0 AND NOT attisdropped"), {"t": table}))
 
 
 def refused(run):
@@ -74,6 +75,37 @@ def main():
            and "context.begin_transaction()" in message,
            "alembic: safe_set_not_null in a transaction env.py began itself is refused, "
            "saying to use context.begin_transaction()", message)
+
+        # safe_update and safe_delete refuse the same, and leave change_user as seeded.
+        def add_then_update():
+            with context.begin_transaction():
+                op.add_column("change_user", sa.Column("added_first", sa.Text()))
+                sba.safe_update(op, "change_user", {"currency": "EUR"},
+                                where=sa.column("currency") == "eur", batch_size=500)
+        was_refused, message = refused(add_then_update)
+        ok(was_refused and "safe_update(change_user) cannot run here" in message
+           and "Put safe_update first in a migration of its own" in message
+           and "transaction_per_migration=True" in message,
+           "alembic: an add_column before safe_update in the same transaction is refused, "
+           "saying to put it first in a migration of its own", message)
+
+        def delete_inside_env_transaction():
+            with conn.begin():
+                own = MigrationContext.configure(conn)
+                with own.begin_transaction():
+                    sba.safe_delete(Operations(own), "change_user", sa.column("kind") == "spam",
+                                    batch_size=500)
+        was_refused, message = refused(delete_inside_env_transaction)
+        ok(was_refused and "safe_delete(change_user) cannot run here" in message
+           and "context.begin_transaction()" in message,
+           "alembic: safe_delete in a transaction env.py began itself is refused, "
+           "saying to use context.begin_transaction()", message)
+        differences = conn.execute(sa.text(
+            "SELECT count(*) FROM ((TABLE change_user EXCEPT ALL TABLE change_user_orig) "
+            "UNION ALL (TABLE change_user_orig EXCEPT ALL TABLE change_user)) d")).scalar()
+        ok(differences == 0 and "added_first" not in columns(conn, "change_user"),
+           "alembic: ... change_user is as seeded, the add_column rolled back",
+           "%d rows differ, columns %r" % (differences, columns(conn, "change_user")))
 
         # detached=True with set_not_null=True: refused before anything is sent
         def detached_not_null():

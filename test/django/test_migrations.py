@@ -786,6 +786,388 @@ def test_detached_two_deploys():
        "opsdemo: every row was written exactly once by the detached run")
 
 
+# ---------------------------------------------------------------------------
+# SafeUpdate / SafeDelete (opsdemo 0012-0014)
+
+ORDER = "opsdemo_Order"
+# What plain statements give, written by hand (not by Django's compiler): the
+# table after each migration must equal a copy changed with these.
+ORDER_PLAIN_UPDATES = [
+    # 0013's first SafeUpdate
+    'UPDATE order_expected SET "curCode" = upper("curCode"), email = lower(email) '
+    "WHERE \"curCode\" IN ('eur', 'usd') OR email <> lower(email)",
+    # 0013's second
+    "UPDATE order_expected SET price_cents = (price * 100)::int "
+    "WHERE price_cents IS DISTINCT FROM (price * 100)::int",
+]
+ORDER_PLAIN_DELETE = ("DELETE FROM order_expected WHERE created_at < '2023-07-01 00:00+00' "
+                      "AND \"curCode\" <> 'EUR'")
+
+# update_cases.py case -> SQL text (Django 3.2's compiler, psycopg2's quoting)
+SET_TEXTS = {
+    "set_constant_db_column": "\"curCode\" = 'EUR'",
+    "set_constant_quote": "\"email\" = 'o''brien@example.com'",
+    "set_null": '"price_cents" = NULL',
+    "set_decimal": '"price" = 1.50',
+    "set_datetime": "\"created_at\" = '2024-01-02T03:04:05+00:00'::timestamptz",
+    "set_upper_lower": '"curCode" = UPPER("opsdemo_Order"."curCode"), '
+                       '"email" = LOWER("opsdemo_Order"."email")',
+    "set_f_arithmetic": '"price_cents" = ("opsdemo_Order"."price_cents" + 1)',
+    "set_case_when": "\"curCode\" = CASE WHEN \"opsdemo_Order\".\"curCode\" = 'eur' THEN 'EUR' "
+                     "ELSE \"opsdemo_Order\".\"curCode\" END",
+    "set_rawsql": "\"email\" = (lower(email) || '%''')",
+}
+# case -> (SQL text, hand-written SQL that must give the same in every row
+# of the seeded table)
+WHERE_TEXTS = {
+    "where_in_or_negated": ('("opsdemo_Order"."curCode" IN (\'eur\', \'usd\') OR NOT '
+                            '("opsdemo_Order"."email" = LOWER("opsdemo_Order"."email")))',
+                            "\"curCode\" IN ('eur', 'usd') OR email <> lower(email)"),
+    "where_date": ("\"opsdemo_Order\".\"created_at\" < '2023-07-01T00:00:00+00:00'::timestamptz",
+                   "created_at < '2023-07-01 00:00+00'"),
+    "where_negated_nullable": ('NOT ("opsdemo_Order"."price_cents" = 100 AND '
+                               '"opsdemo_Order"."price_cents" IS NOT NULL)',
+                               "price_cents IS DISTINCT FROM 100"),
+    "where_isnull": ('"opsdemo_Order"."price_cents" IS NULL', "price_cents IS NULL"),
+    "where_rawsql": ("(created_at < '2024-01-01 00:00+00'::timestamptz - '90 days'::interval)",
+                     "created_at < '2023-10-03 00:00+00'"),
+    "where_expression_wrapper": ('"opsdemo_Order"."price" > "opsdemo_Order"."price_cents"',
+                                 "price > price_cents"),
+    "where_value_with_quote": ("\"opsdemo_Order\".\"email\" = 'o''brien''); DROP TABLE x; --'",
+                               "email = 'o''brien''); DROP TABLE x; --'"),
+    "delete_where_date": ("(\"opsdemo_Order\".\"created_at\" < '2023-07-01T00:00:00+00:00'::timestamptz "
+                          "AND NOT (\"opsdemo_Order\".\"curCode\" = 'EUR'))",
+                          "created_at < '2023-07-01 00:00+00' AND \"curCode\" <> 'EUR'"),
+}
+# case -> (error class, words its message must contain)
+UPDATE_REFUSED = {
+    "set_primary_key": ("UnsupportedExpressionError", ["set['id']", "primary key"]),
+    "set_unknown_field": ("UnsupportedExpressionError", ["has no field 'no_such_field'"]),
+    "set_aggregate": ("UnsupportedExpressionError", ["Sum(F(price_cents)) is an aggregate"]),
+    "set_join": ("UnsupportedExpressionError", ["Lower(F(account__name))",
+                                                "Joined field references are not permitted"]),
+    "set_q": ("UnsupportedExpressionError", ["is not a Django expression", "ExpressionWrapper"]),
+    "set_empty": ("ValueError", ["at least one field"]),
+    "set_parent_model_field": ("UnsupportedExpressionError", ["parent model opsdemo.Person"]),
+    "set_reverse_relation": ("UnsupportedExpressionError", ["not a column", "reverse relation"]),
+    "where_string": ("UnsupportedExpressionError", ["is a string", "RawSQL(\"currency = 'eur'\", [])"]),
+    "where_aggregate": ("UnsupportedExpressionError", ["contains an aggregate, Max(F(price))"]),
+    "where_subquery": ("UnsupportedExpressionError", ["contains a subquery", "RawSQL"]),
+    "where_join": ("UnsupportedExpressionError", ["Q(account__name='x')",
+                                                  "Joined field references are not permitted"]),
+    "delete_without_where": ("ValueError", ["needs where=", "TRUNCATE"]),
+    "delete_empty_q": ("ValueError", ["needs where=", "TRUNCATE"]),
+}
+
+
+def run_update_cases():
+    """update_cases.py's results: {case: {"sql": ...} or {"error": ..., "message": ...}}."""
+    proc = subprocess.run([PYTHON, os.path.join(HERE, "update_cases.py")], cwd=HERE,
+                          env=django_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=WAIT_LIMIT_S)
+    results = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+            results[result.pop("case")] = result
+    ok(proc.returncode == 0 and results,
+       "update: update_cases.py compiled %d cases" % len(results), tail(proc.stdout))
+    return results
+
+
+def test_update_compilation(results):
+    """The SET and WHERE texts SafeUpdate/SafeDelete send, the refusals, and
+    that a refusal or a where matching no row sends no statement."""
+    for case, text in SET_TEXTS.items():
+        ok(results.get(case, {}).get("sql") == text,
+           "update %s: set compiles to %s" % (case, text), repr(results.get(case)))
+    for case, (text, equivalent) in WHERE_TEXTS.items():
+        sql = results.get(case, {}).get("sql")
+        ok(sql == text, "update %s: where compiles to %s" % (case, text), repr(results.get(case)))
+        differing = None
+        if sql:
+            try:
+                differing = q1('SELECT count(*) FROM "opsdemo_Order" WHERE (%s) IS DISTINCT FROM (%s)'
+                               % (sql, equivalent))
+            except psycopg2.Error as exc:
+                diag("%s: %s" % (case, exc))
+        ok(differing == 0, "update %s: the where selects the same rows as %s" % (case, equivalent),
+           "%r rows differ" % (differing,))
+    ok(results.get("where_empty_q_update", {}).get("sql") is None
+       and "error" not in results.get("where_empty_q_update", {}),
+       "update: where=Q() compiles to no where (every row)", repr(results.get("where_empty_q_update")))
+    for case, (error, words) in UPDATE_REFUSED.items():
+        result = results.get(case, {})
+        message = result.get("message", "")
+        ok(result.get("error") == error and all(w in message for w in words),
+           "update %s: refused with %s saying %s" % (case, error, " / ".join(words) or "-"),
+           repr(result))
+    ok(results.get("where_matches_nothing", {}).get("error") == "_NoRowMatches",
+       "update: Q(id__in=[]) is known to match no row", repr(results.get("where_matches_nothing")))
+    ok(results.get("references_field", {}).get("sql") ==
+       '{"delete_noop_reversible": true, "delete_rawsql_any": true, "delete_reversible": false, '
+       '"other_model": false, "update_email": false, "update_reads_price": true, '
+       '"update_reversible": true, "update_where_reads_currency": true, '
+       '"update_writes_price_cents": true}',
+       "update: references_field names the fields set/where read and write; SafeDelete is "
+       "reversible only with reverse_code", repr(results.get("references_field")))
+    ok(results.get("options_passed", {}).get("sql") ==
+       "CALL safe_update(tbl => '\"opsdemo_Order\"'::regclass, set => '\"curCode\" = ''EUR''', "
+       "\"where\" => '\"opsdemo_Order\".\"curCode\" = ''eur''', batch_size => 500, pause_ms => 10, "
+       "target_batch_ms => 200, max_replica_lag => '0 days 5.000000 seconds'::interval, "
+       "workers => 2, resume => false, dry_run => true);",
+       "update: target_batch_ms, max_replica_lag, workers, resume and dry_run reach the CALL "
+       "when given", repr(results.get("options_passed")))
+    ok(results.get("no_where_update", {}).get("sql") ==
+       "CALL safe_update(tbl => '\"opsdemo_Order\"'::regclass, set => '\"price_cents\" = NULL', "
+       "batch_size => 10000, pause_ms => 0);",
+       "update: without where, no where argument is passed (every row)",
+       repr(results.get("no_where_update")))
+    for case, words in (("refused_when_running", ["UnsupportedExpressionError", "Joined field"]),
+                        ("delete_every_row_when_running", ["UnsupportedExpressionError",
+                                                           "matches every row", "TRUNCATE"]),
+                        ("matches_nothing_sends_nothing", ["ran"])):
+        text = results.get(case, {}).get("sql", "")
+        ok(all(w in text for w in words) and text.endswith("statements sent: 0"),
+           "update %s: %s, no statement sent" % (case, " / ".join(words)), repr(results.get(case)))
+
+
+def seed_orders(rows):
+    """Currencies in both cases, e-mails partly mixed-case, price_cents NULL,
+    right or wrong, one order an hour from 2023-01-01 on."""
+    q('INSERT INTO "opsdemo_Order" ("curCode", email, price, price_cents, created_at) '
+      "SELECT (ARRAY['eur', 'usd', 'EUR', 'gbp', 'USD'])[g %% 5 + 1], "
+      "CASE WHEN g %% 3 = 0 THEN 'Buyer.' || g || '@Example.COM' ELSE 'buyer.' || g || '@example.com' END, "
+      "((g * 137) %% 100000) / 100.0, "
+      "CASE g %% 4 WHEN 0 THEN NULL WHEN 2 THEN (g * 137) %% 100000 + 1 ELSE (g * 137) %% 100000 END, "
+      "timestamptz '2023-01-01 00:00+00' + g * interval '1 hour' "
+      "FROM generate_series(1, %s) g", [rows])
+    q('ANALYZE "opsdemo_Order"')
+    for table in ("order_seed", "order_expected"):
+        q("DROP TABLE IF EXISTS %s" % table)
+        q('CREATE TABLE %s AS SELECT * FROM "opsdemo_Order"' % table)
+    snapshot_order_xmin()
+
+
+def snapshot_order_xmin():
+    q("DROP TABLE IF EXISTS order_xmin")
+    q('CREATE TABLE order_xmin AS SELECT id, xmin::text AS x FROM "opsdemo_Order"')
+
+
+def order_rows_written():
+    """Rows of opsdemo_Order written (or inserted) since snapshot_order_xmin()."""
+    return q1('SELECT count(*) FROM "opsdemo_Order" o LEFT JOIN order_xmin s USING (id) '
+              "WHERE s.x IS DISTINCT FROM o.xmin::text")
+
+
+def order_differences(expected="order_expected"):
+    """Rows of opsdemo_Order that differ from `expected`, missing or extra."""
+    return q1('SELECT count(*) FROM "opsdemo_Order" o FULL JOIN %s e USING (id) '
+              "WHERE ROW(o.*) IS DISTINCT FROM ROW(e.*)" % expected)
+
+
+# Runs inside "manage.py shell -c": 0013's first SafeUpdate and 0014's
+# SafeDelete with dry_run=True, as a migration would run them.
+DRY_RUNS = r'''
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+loader = MigrationLoader(connection)
+state = loader.project_state(("opsdemo", "0012_order"))
+for name in ("0013_normalize_orders", "0014_purge_old_orders"):
+    op = loader.get_migration("opsdemo", name).operations[0]
+    _, args, kwargs = op.deconstruct()
+    kwargs["dry_run"] = True
+    dry = type(op)(*args, **kwargs)
+    print("SQL:", dry.describe())
+    with connection.schema_editor(atomic=False) as editor:
+        dry.database_forwards("opsdemo", editor, state, state)
+print("RESULT: ran")
+'''
+
+
+# Runs inside "manage.py shell -c": SafeUpdate/SafeDelete with RawSQL the
+# Django side cannot judge, one line per case with the SQLSTATE it failed with.
+SERVER_REFUSED_UPDATES = r'''
+import json
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.models.expressions import RawSQL
+from safe_backfill_ops import SafeDelete, SafeUpdate
+state = MigrationLoader(connection).project_state(("opsdemo", "0012_order"))
+cases = {
+    "where with a second statement": SafeUpdate(
+        "order", set={"email": "x"}, where=RawSQL("true); DELETE FROM order_seed; --", [])),
+    "where not boolean": SafeDelete("order", where=RawSQL("price", [])),
+    "aggregate in set": SafeUpdate("order", set={"price_cents": RawSQL("count(*)", [])}),
+    "unknown column in where": SafeDelete("order", where=RawSQL("no_such_column = 1", [])),
+}
+for name, op in cases.items():
+    try:
+        with connection.schema_editor(atomic=False) as editor:
+            op.database_forwards("opsdemo", editor, state, state)
+        print("RESULT:", json.dumps([name, "ran", ""]))
+    except Exception as exc:
+        print("RESULT:", json.dumps([name, getattr(exc.__cause__, "pgcode", None), str(exc)]))
+'''
+SERVER_REFUSED_UPDATE_STATES = {
+    "where with a second statement": "42601",
+    "where not boolean": "42804",
+    "aggregate in set": "42803",
+    "unknown column in where": "42703",
+}
+
+
+def test_update_server_refusals():
+    rc, out = manage("shell", "-c", SERVER_REFUSED_UPDATES)
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("RESULT: "):
+            name, pgcode, message = json.loads(line[len("RESULT: "):])
+            results[name] = (pgcode, message)
+    for name, sqlstate in SERVER_REFUSED_UPDATE_STATES.items():
+        ok(results.get(name, (None,))[0] == sqlstate,
+           "opsdemo: SafeUpdate/SafeDelete with a RawSQL %s is refused by the extension with "
+           "SQLSTATE %s, the error reaching the migration" % (name, sqlstate),
+           "%r\n%s" % (results.get(name), tail(out)))
+    ok(order_rows_written() == 0 and order_differences("order_seed") == 0
+       and q1("SELECT count(*) FROM order_seed") == OPS_ROWS,
+       "opsdemo: after those refusals opsdemo_Order and order_seed are unchanged")
+
+
+def test_update_delete():
+    rows = OPS_ROWS
+    rc, out = manage("migrate", "opsdemo", "0012")
+    seed_orders(rows)
+    ok(rc == 0 and q1('SELECT count(*) FROM "opsdemo_Order"') == rows,
+       "opsdemo: 0012 created opsdemo_Order; %d rows seeded" % rows, tail(out))
+
+    test_update_compilation(run_update_cases())
+
+    match_first = q1("SELECT count(*) FROM order_seed WHERE \"curCode\" IN ('eur', 'usd') "
+                     "OR email <> lower(email)")
+    match_second = q1("SELECT count(*) FROM order_seed "
+                      "WHERE price_cents IS DISTINCT FROM (price * 100)::int")
+    match_any = q1("SELECT count(*) FROM order_seed WHERE \"curCode\" IN ('eur', 'usd') "
+                   "OR email <> lower(email) OR price_cents IS DISTINCT FROM (price * 100)::int")
+    for update in ORDER_PLAIN_UPDATES:
+        q(update)
+    ok(0 < match_first < rows and 0 < match_second < rows and match_any < rows,
+       "opsdemo: some rows match 0013's wheres, some not (%d, %d; %d of %d in all)"
+       % (match_first, match_second, match_any, rows))
+
+    rc, out = manage("sqlmigrate", "opsdemo", "0013")
+    ok(rc == 0 and "CALL safe_update(tbl => '\"opsdemo_Order\"'::regclass, "
+       "set => '\"curCode\" = UPPER(\"opsdemo_Order\".\"curCode\"), \"email\" = "
+       "LOWER(\"opsdemo_Order\".\"email\")', \"where\" => '(\"opsdemo_Order\".\"curCode\" IN "
+       "(''eur'', ''usd'') OR NOT (\"opsdemo_Order\".\"email\" = LOWER(\"opsdemo_Order\".\"email\")))', "
+       "batch_size => %d, pause_ms => 0);" % BATCH in out
+       and "set => '\"price_cents\" = CAST((\"opsdemo_Order\".\"price\" * 100) AS integer)'" in out,
+       "opsdemo: sqlmigrate shows SafeUpdate's CALLs, set and where each one quoted parameter",
+       tail(out))
+    rc, out = manage("sqlmigrate", "opsdemo", "0014")
+    ok(rc == 0 and "CALL safe_delete(tbl => '\"opsdemo_Order\"'::regclass, \"where\" => "
+       "'(\"opsdemo_Order\".\"created_at\" < ''2023-07-01T00:00:00+00:00''::timestamptz AND "
+       "NOT (\"opsdemo_Order\".\"curCode\" = ''EUR''))', batch_size => %d, pause_ms => 0);" % BATCH
+       in out, "opsdemo: sqlmigrate shows SafeDelete's CALL", tail(out))
+
+    # Refused before anything is sent: in an atomic migration, in transaction.atomic().
+    rc, out = migrate_expecting_error("opsdemo", "0013", env={"OPSDEMO_FORCE_ATOMIC": "1"})
+    ok("EXCEPTION: AtomicMigrationError" in out and "SafeUpdate of opsdemo.order" in out
+       and "atomic = False" in out,
+       "opsdemo: SafeUpdate in an atomic migration refuses, saying to set atomic = False", tail(out))
+    rc, out = migrate_expecting_error("opsdemo", "0013", in_atomic=True)
+    ok("EXCEPTION: AtomicMigrationError" in out and "transaction.atomic()" in out,
+       "opsdemo: SafeUpdate inside transaction.atomic() refuses", tail(out))
+    ok(order_rows_written() == 0 and order_differences("order_seed") == 0
+       and "0013_normalize_orders" not in applied("opsdemo"),
+       "opsdemo: the refused SafeUpdates changed no row and were not recorded")
+
+    test_update_server_refusals()
+
+    # Dry runs: the counts of the rows that match, nothing changed.
+    rc, out = manage("shell", "-c", DRY_RUNS)
+    counts = [int(n) for n in re.findall(r"NOTICE:\s+safe_(?:update|delete): .*dry run: (\d+) rows?", out)]
+    # (0014's where counted on the table as it is now, before 0013)
+    purge_now = q1("SELECT count(*) FROM order_seed WHERE created_at < '2023-07-01 00:00+00' "
+                   "AND \"curCode\" <> 'EUR'")
+    purge = q1("SELECT count(*) FROM order_expected WHERE created_at < '2023-07-01 00:00+00' "
+               "AND \"curCode\" <> 'EUR'")
+    ok("RESULT: ran" in out and counts == [match_first, purge_now],
+       "opsdemo: dry_run=True of 0013's first SafeUpdate and of 0014's SafeDelete report "
+       "%d and %d matching rows" % (match_first, purge_now), tail(out, 20))
+    ok(order_rows_written() == 0 and order_differences("order_seed") == 0,
+       "opsdemo: the dry runs changed nothing", "%r rows written" % order_rows_written())
+
+    rc, out = manage("migrate", "opsdemo", "0013",
+                     env={"PGOPTIONS": "-c safe_backfill.progress_interval=1"})
+    ok(rc == 0 and re.search(r"Applying opsdemo\.0013_normalize_orders\.\.\.\s*\n"
+                             r"(?:.*\n)*?\s+NOTICE:\s+safe_update: ", out) is not None
+       and re.search(r"^ OK$", out, re.M) is not None,
+       "opsdemo: 0013 (two SafeUpdates) ran, the extension's NOTICEs in the migrate output",
+       tail(out, 30))
+    updated = [int(n) for n in re.findall(r"NOTICE:\s+safe_update: \"?opsdemo_Order\"?: updated (\d+) rows?", out)]
+    ok(updated == [match_first, match_second],
+       "opsdemo: the summaries count the rows each where matched (%d, %d)" % (match_first, match_second),
+       "got %r\n%s" % (updated, tail(out, 30)))
+    differing = order_differences()
+    ok(differing == 0, "opsdemo: every row equals what the plain UPDATEs give (%d rows)" % rows,
+       "%r rows differ" % (differing,))
+    written = order_rows_written()
+    ok(written == match_any,
+       "opsdemo: exactly the %d rows that matched were written, no other" % match_any,
+       "%r rows written" % (written,))
+    transactions = q1('SELECT count(DISTINCT o.xmin::text) FROM "opsdemo_Order" o JOIN order_xmin s '
+                      "USING (id) WHERE s.x <> o.xmin::text")
+    ok(transactions >= max(2, match_first // BATCH),
+       "opsdemo: the updates committed in batches (%d transactions)" % transactions)
+
+    # Backwards: nothing is undone, and the output says so; forwards again: a no-op.
+    snapshot_order_xmin()
+    rc, out = manage("migrate", "opsdemo", "0012")
+    ok(rc == 0 and out.count("not undone") == 2 and order_differences() == 0
+       and order_rows_written() == 0,
+       "opsdemo: reversing 0013 writes nothing back and says so", tail(out))
+    rc, out = manage("migrate", "opsdemo", "0013")
+    updated = [int(n) for n in re.findall(r"NOTICE:\s+safe_update: \"?opsdemo_Order\"?: updated (\d+) rows?", out)]
+    ok(rc == 0 and updated == [0, 0] and order_rows_written() == 0 and order_differences() == 0,
+       "opsdemo: applying 0013 again updates no row (its wheres no longer match)",
+       "updated %r, %r rows written\n%s" % (updated, order_rows_written(), tail(out, 20)))
+
+    # SafeDelete: refused when atomic; then every matching row deleted once, in batches.
+    rc, out = migrate_expecting_error("opsdemo", "0014", env={"OPSDEMO_FORCE_ATOMIC": "1"})
+    ok("EXCEPTION: AtomicMigrationError" in out and "SafeDelete of opsdemo.order" in out
+       and "atomic = False" in out and q1('SELECT count(*) FROM "opsdemo_Order"') == rows,
+       "opsdemo: SafeDelete in an atomic migration refuses and deletes nothing", tail(out))
+    q("CREATE TABLE order_deletes (id bigint, txid bigint)")
+    q("CREATE FUNCTION order_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "INSERT INTO order_deletes VALUES (OLD.id, txid_current()); RETURN OLD; END $$")
+    q('CREATE TRIGGER order_deleted AFTER DELETE ON "opsdemo_Order" '
+      "FOR EACH ROW EXECUTE FUNCTION order_deleted()")
+    q("CREATE TABLE order_purge AS SELECT id FROM order_expected "
+      "WHERE created_at < '2023-07-01 00:00+00' AND \"curCode\" <> 'EUR'")
+    q(ORDER_PLAIN_DELETE)
+    rc, out = manage("migrate", "opsdemo", "0014")
+    deleted = re.findall(r"NOTICE:\s+safe_delete: \"?opsdemo_Order\"?: deleted (\d+) rows?", out)
+    ok(rc == 0 and deleted == [str(purge)],
+       "opsdemo: 0014 (SafeDelete, a Q on a date) ran; its summary counts %d deleted rows" % purge,
+       tail(out, 20))
+    differing = order_differences()
+    ok(differing == 0, "opsdemo: the table equals what the plain DELETE gives",
+       "%r rows differ" % (differing,))
+    ok(q1("SELECT count(*) FROM order_deletes") == purge
+       and q1("SELECT count(*) FROM (SELECT id FROM order_deletes EXCEPT SELECT id FROM order_purge) x") == 0,
+       "opsdemo: each matching row was deleted once, no other (the row trigger fired %d times)" % purge)
+    transactions = q1("SELECT count(DISTINCT txid) FROM order_deletes")
+    ok(transactions >= max(2, purge // BATCH),
+       "opsdemo: the deletes committed in batches (%d transactions)" % transactions)
+
+    rc, out = manage("migrate", "opsdemo", "0013")
+    ok(rc != 0 and "is not reversible" in out and "0014_purge_old_orders" in applied("opsdemo")
+       and order_differences() == 0,
+       "opsdemo: 0014 cannot be reversed (a delete cannot be undone); nothing changed", tail(out))
+    ok(len(applied("opsdemo")) == 14, "opsdemo: 14 migrations applied")
+
+
 def test_state_matches_models():
     rc, out = manage("makemigrations", "--check", "--dry-run")
     ok(rc == 0 and "No changes detected" in out,
@@ -807,6 +1189,7 @@ def main():
     test_backfill_with_set_not_null()
     test_expression_backfill()
     test_detached_two_deploys()
+    test_update_delete()
     test_state_matches_models()
     print("1..%d" % counter)
     print("# django summary: %d tests, %d failed, %d skipped, %.1f s"

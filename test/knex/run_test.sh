@@ -17,6 +17,8 @@
 #   KNEX_TEST_DETACHED_ROWS  detached_user rows, for the detached flow
 #                    (migrations_detached/: 4 queues a detached run, 5 waits;
 #                    default 50000)
+#   KNEX_TEST_CHANGE_ROWS  change_user rows, for safeUpdate/safeDelete
+#                    (migrations_change/: 6 and 7; batches of 500; default 4000)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
@@ -24,6 +26,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export PGDATABASE=${KNEX_TEST_DB:-knex_safe_backfill}
 ROWS=${KNEX_TEST_ROWS:-1000000}
 DETACHED_ROWS=${KNEX_TEST_DETACHED_ROWS:-50000}
+CHANGE_ROWS=${KNEX_TEST_CHANGE_ROWS:-4000}
+export SAFE_BACKFILL_CHANGE_BATCH_SIZE=500
 export SAFE_BACKFILL_BATCH_SIZE=${KNEX_TEST_BATCH:-10000}
 unset PGOPTIONS KNEX_MIGRATIONS_DIR KNEX_MIGRATIONS_TABLE
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/knex_safe_backfill.XXXXXX")
@@ -68,6 +72,8 @@ main() {
         setup_database "$PGDATABASE" "$ROWS" || return 1
     ok "knex: $DETACHED_ROWS rows in detached_user (its writes counted)" \
         setup_detached_table "$DETACHED_ROWS" || return 1
+    ok "knex: $CHANGE_ROWS rows in change_user, and copies with the plain UPDATEs and DELETE applied" \
+        setup_change_table "$CHANGE_ROWS" || return 1
 
     (cd "$HERE" && node "$HERE/expression_cases.js")
 
@@ -137,6 +143,46 @@ main() {
     is "knex: migrate:latest again: every row filled, both columns NOT NULL" \
         "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower)" \
         "0 0 0 0 t t" || diag_tail "$log"
+
+    # safeUpdate and safeDelete: in the migration's transaction refused
+    # (migrations_refused/ 10, 11, each run alone); migrations_change/ 6 (its
+    # down does nothing and says so) and 7 (its down sets the old values back).
+    local name procedure
+    for name in 20240101000010_update_in_transaction.js 20240101000011_delete_in_transaction.js; do
+        log=$WORKDIR/refused_$name.log
+        KNEX_MIGRATIONS_DIR=./migrations_refused KNEX_MIGRATIONS_TABLE=knex_migrations_refused \
+            knex migrate:up "$name" >"$log" 2>&1
+        rc=$?
+        procedure=safeUpdate
+        [ "$name" = 20240101000011_delete_in_transaction.js ] && procedure=safeDelete
+        ok "knex: a $procedure migration without transaction: false fails with SafeBackfillTransactionError saying to add it" \
+            eval '[ $rc -ne 0 ] && grep -q "SafeBackfillTransactionError: $procedure(change_user) cannot run in a transaction" "$log" &&
+                  grep -q "Add \"exports.config = { transaction: false };\" to the migration file" "$log"' ||
+            grep -m3 -E "failed|Error" "$log" | diag
+    done
+    is "knex: the refused migrations left change_user as seeded and were not recorded" \
+        "$(change_user_differences change_user_orig) $(q 'SELECT count(*) FROM knex_migrations_refused')" "0 0"
+    change() {
+        KNEX_MIGRATIONS_DIR=./migrations_change KNEX_MIGRATIONS_TABLE=knex_migrations_change knex "$@"
+    }
+    change_version() { q "SELECT coalesce(string_agg(name, ',' ORDER BY id), '') FROM knex_migrations_change"; }
+    log=$WORKDIR/change.log
+    change migrate:latest >"$log" 2>&1
+    is "knex: migrations 6 and 7 (safeUpdate, safeDelete, safeUpdate) succeeded" \
+        "$? $(change_version)" "0 20240101000006_change_user_rows.js,20240101000007_change_user_currency.js" ||
+        diag_tail "$log"
+    check_change_migrations knex "$log" "$CHANGE_ROWS" "$SAFE_BACKFILL_CHANGE_BATCH_SIZE"
+    change migrate:down >"$log" 2>&1
+    is "knex: migrate:down of 7 (a safeUpdate of its own) sets the old values back: change_user is the plain A's copy" \
+        "$? $(change_user_differences change_user_a) $(change_version)" "0 0 20240101000006_change_user_rows.js" ||
+        diag_tail "$log"
+    change migrate:down >"$log" 2>&1
+    is "knex: migrate:down of 6 changes nothing and says so" \
+        "$? $(change_user_differences change_user_a) $(grep -c '20240101000006_change_user_rows: not reversed' "$log") '$(change_version)'" \
+        "0 0 1 ''" || diag_tail "$log"
+    change migrate:latest >"$log" 2>&1
+    is "knex: migrate:latest again: change_user as the plain statements leave it" \
+        "$? $(change_user_differences change_user_ab)" "0 0" || diag_tail "$log"
 }
 
 main 2>&1 | tap_number | tee "$WORKDIR/tap.log"

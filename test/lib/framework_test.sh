@@ -166,3 +166,72 @@ t
         "$(q "SELECT p.detached || ' ' || p.state || ' ' || p.rows_done FROM safe_backfill_progress p
               WHERE p.id = safe_backfill_detached_run('detached_user', 'tier')")" "true done $rows"
 }
+
+# safe_update / safe_delete (each framework's "change" migrations A and B,
+# the same changes written with its own expressions) on change_user:
+#   A: SET price_cents = (price * 100)::int WHERE price_cents IS DISTINCT FROM (price * 100)::int;
+#      DELETE WHERE kind = 'spam' AND price > 10
+#   B: SET currency = 'EUR', note = 'it''s 100% \ ok' WHERE currency = 'eur'
+#      (reversed, where the framework says so, by SET currency = 'eur',
+#      note = NULL WHERE note = 'it''s 100% \ ok': note is NULL before B)
+# change_user_orig is the table as seeded; change_user_a and change_user_ab
+# are copies with the plain statements of A, and of A then B, applied.
+setup_change_table() {
+    psql -X -q -v ON_ERROR_STOP=1 -v rows="$1" >/dev/null <<'SQL'
+CREATE TABLE change_user (
+    id          bigserial PRIMARY KEY,
+    currency    text NOT NULL,
+    price       numeric(10,2) NOT NULL,
+    price_cents integer,
+    kind        text NOT NULL,
+    note        text);
+INSERT INTO change_user (currency, price, price_cents, kind)
+SELECT CASE g % 3 WHEN 0 THEN 'eur' WHEN 1 THEN 'EUR' ELSE 'usd' END,
+       (g % 1000) / 7.0,
+       CASE g % 4 WHEN 0 THEN NULL WHEN 1 THEN 0 ELSE round((g % 1000) / 7.0, 2) * 100 END,
+       CASE WHEN g % 6 = 0 THEN 'spam' ELSE 'user' END
+FROM generate_series(1, :rows) g;
+ANALYZE change_user;
+CREATE TABLE change_user_orig AS TABLE change_user;
+CREATE TABLE change_user_a AS TABLE change_user;
+UPDATE change_user_a SET price_cents = (price * 100)::int
+WHERE price_cents IS DISTINCT FROM (price * 100)::int;
+DELETE FROM change_user_a WHERE kind = 'spam' AND price > 10;
+CREATE TABLE change_user_ab AS TABLE change_user_a;
+UPDATE change_user_ab SET currency = 'EUR', note = 'it''s 100% \ ok' WHERE currency = 'eur';
+SQL
+}
+
+# Rows that are in change_user or in TABLE but not in both (duplicates counted).
+change_user_differences() {
+    q "SELECT count(*) FROM ((TABLE change_user EXCEPT ALL TABLE $1)
+                             UNION ALL (TABLE $1 EXCEPT ALL TABLE change_user)) d"
+}
+
+# The runs on change_user in safe_backfill_progress, oldest first, from the
+# LIMIT-th latest: "update done, delete done", with "(N batches)" when fewer
+# than MIN_BATCHES.
+change_runs() {
+    local latest=$1 min_batches=$2
+    q "SELECT string_agg(operation || ' ' || state
+                         || CASE WHEN batches < $min_batches THEN ' (' || batches || ' batches)' ELSE '' END,
+                         ', ' ORDER BY id)
+       FROM (SELECT * FROM safe_backfill_progress WHERE table_name = 'public.change_user'
+             ORDER BY id DESC LIMIT $latest) r"
+}
+
+# check_change_migrations LABEL LOG ROWS BATCH: after migrations A and B
+# ran (LOG: their output).
+check_change_migrations() {
+    local label=$1 log=$2 rows=$3 batch=$4
+    is "$label: change_user is what the plain UPDATEs and DELETE give on a copy (rows differing; the copy differs from the seed)" \
+        "$(change_user_differences change_user_ab) $(q 'SELECT count(*) > 0 FROM ((TABLE change_user_ab EXCEPT ALL TABLE change_user_orig) UNION ALL (TABLE change_user_orig EXCEPT ALL TABLE change_user_ab)) d')" \
+        "0 t"
+    # (half: the delete leaves fewer rows, and fewer batches, to the last update)
+    is "$label: the three runs are recorded as done, each in several batches (at least $((rows / batch / 2)))" \
+        "$(change_runs 3 $((rows / batch / 2)))" "update done, delete done, update done"
+    ok "$label: the summaries of safe_update and safe_delete reach the migration's output" \
+        test "$(grep -cE 'NOTICE: +safe_update: change_user: updated [1-9][0-9]* rows' "$log")" -eq 2 -a \
+        "$(grep -cE 'NOTICE: +safe_delete: change_user: deleted [1-9][0-9]* rows' "$log")" -eq 1 ||
+        diag_tail "$log" 30
+}

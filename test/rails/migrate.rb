@@ -5,6 +5,7 @@
 #
 #   ruby migrate.rb DIR migrate [VERSION]   up to VERSION (default: all)
 #   ruby migrate.rb DIR rollback [STEPS]    back STEPS migrations (default 1)
+#   ruby migrate.rb DIR up VERSION          only that migration, up
 require "active_record"
 
 # The helpers, as an application would keep them in lib/.
@@ -27,7 +28,8 @@ begin
   case command
   when "migrate" then context.migrate(arg && Integer(arg))
   when "rollback" then context.rollback(arg ? Integer(arg) : 1)
-  else abort "usage: migrate.rb DIR migrate [VERSION] | rollback [STEPS]"
+  when "up" then context.run(:up, Integer(arg))
+  else abort "usage: migrate.rb DIR migrate [VERSION] | rollback [STEPS] | up VERSION"
   end
 rescue StandardError => e
   # As "rails db:migrate" reports it, without the backtrace.

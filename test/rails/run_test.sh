@@ -14,6 +14,8 @@
 #   RAILS_TEST_DB     database name (default rails_safe_backfill)
 #   RAILS_TEST_DETACHED_ROWS  detached_user rows, for the detached flow
 #                     (migration 4 queues a detached run, 5 waits; default 50000)
+#   RAILS_TEST_CHANGE_ROWS  change_user rows, for safe_update/safe_delete
+#                     (migrations 6 and 7; batches of 500; default 4000)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/framework_test.sh"
@@ -21,6 +23,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export PGDATABASE=${RAILS_TEST_DB:-rails_safe_backfill}
 ROWS=${RAILS_TEST_ROWS:-1000000}
 DETACHED_ROWS=${RAILS_TEST_DETACHED_ROWS:-50000}
+CHANGE_ROWS=${RAILS_TEST_CHANGE_ROWS:-4000}
+export SAFE_BACKFILL_CHANGE_BATCH_SIZE=500
 export SAFE_BACKFILL_BATCH_SIZE=${RAILS_TEST_BATCH:-10000}
 unset PGOPTIONS
 WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/rails_safe_backfill.XXXXXX")
@@ -41,6 +45,8 @@ main() {
         setup_database "$PGDATABASE" "$ROWS" || return 1
     ok "rails: $DETACHED_ROWS rows in detached_user (its writes counted)" \
         setup_detached_table "$DETACHED_ROWS" || return 1
+    ok "rails: $CHANGE_ROWS rows in change_user, and copies with the plain UPDATEs and DELETE applied" \
+        setup_change_table "$CHANGE_ROWS" || return 1
 
     (cd "$HERE" && ruby "$HERE/value_types.rb")
 
@@ -92,7 +98,7 @@ main() {
     is "rails: migration 4 (add a column, queue its detached backfill, in the DDL transaction) succeeded" \
         "$? $(version)" "0 20240101000004" || diag_tail "$log_a"
     log=$WORKDIR/detached_b.log
-    migrate db/migrate migrate >"$log" 2>&1
+    migrate db/migrate migrate 20240101000005 >"$log" 2>&1
     is "rails: migration 5 (ensure_backfill_finished, safe_set_not_null) succeeded" \
         "$? $(version)" "0 20240101000005" || diag_tail "$log"
     check_detached_flow rails "$log_a" "$DETACHED_ROWS" "$SAFE_BACKFILL_BATCH_SIZE"
@@ -114,10 +120,49 @@ main() {
         diag_tail "$log"
 
     log=$WORKDIR/replay.log
-    migrate db/migrate migrate >"$log" 2>&1
+    migrate db/migrate migrate 20240101000005 >"$log" 2>&1
     is "rails: migrating again: every row filled, both columns NOT NULL" \
         "$? $(null_counts) $(wrong_values) $(not_null_flag status) $(not_null_flag email_lower) $(version)" \
         "0 0 0 0 t t 20240101000005" || diag_tail "$log"
+
+    # safe_update and safe_delete: without disable_ddl_transaction! refused
+    # (db/migrate_refused 10, 11); migrations 6 (irreversible) and 7
+    # (reverse: given).
+    local procedure version
+    for version in 20240101000010 20240101000011; do
+        log=$WORKDIR/refused_$version.log
+        migrate db/migrate_refused up $version >"$log" 2>&1
+        rc=$?
+        procedure=safe_update
+        [ $version = 20240101000011 ] && procedure=safe_delete
+        ok "rails: a $procedure migration without disable_ddl_transaction! fails with SafeBackfill::TransactionError saying to add it" \
+            eval '[ $rc -ne 0 ] && grep -q "SafeBackfill::TransactionError: $procedure(change_user) cannot run in a transaction" "$log" &&
+                  grep -q "Add disable_ddl_transaction! to the migration class" "$log"' || diag_tail "$log" 5
+    done
+    is "rails: the refused migrations left change_user as seeded and were not recorded" \
+        "$(change_user_differences change_user_orig) $(version)" "0 20240101000005"
+    log=$WORKDIR/change.log
+    migrate db/migrate migrate >"$log" 2>&1
+    is "rails: migrations 6 and 7 (safe_update, safe_delete, safe_update) succeeded" \
+        "$? $(version)" "0 20240101000007" || diag_tail "$log"
+    check_change_migrations rails "$log" "$CHANGE_ROWS" "$SAFE_BACKFILL_CHANGE_BATCH_SIZE"
+    ok "rails: their NOTICEs come under their helper's line" \
+        eval 'grep -A1 -- "^-- safe_delete(:change_user)" "$log" | grep -q "^   -> NOTICE: *safe_delete: change_user"' ||
+        diag_tail "$log" 40
+    migrate db/migrate rollback >"$log" 2>&1
+    is "rails: rolling back 7 runs its reverse: (a safe_update): change_user is the plain A's copy" \
+        "$? $(change_user_differences change_user_a) $(version)" "0 0 20240101000006" || diag_tail "$log"
+    migrate db/migrate rollback >"$log" 2>&1
+    rc=$?
+    ok "rails: rolling back 6 fails with ActiveRecord::IrreversibleMigration naming safe_delete" \
+        eval '[ $rc -ne 0 ] && grep -q "ActiveRecord::IrreversibleMigration" "$log" &&
+              grep -q "safe_delete(change_user) cannot be reversed: the rows it deleted are gone" "$log"' ||
+        diag_tail "$log" 5
+    is "rails: ... and changes nothing: change_user is the plain A's copy, 6 still recorded" \
+        "$(change_user_differences change_user_a) $(version)" "0 20240101000006"
+    migrate db/migrate migrate >"$log" 2>&1
+    is "rails: migrating 7 again: change_user as the plain statements leave it" \
+        "$? $(change_user_differences change_user_ab) $(version)" "0 0 20240101000007" || diag_tail "$log"
 }
 
 main 2>&1 | tap_number | tee "$WORKDIR/tap.log"

@@ -87,10 +87,26 @@ SELECT changed FROM ur_changed;
 
 
 -- a predicate or set list is parsed, never pasted: text that would change a
--- statement if it were is refused, or is a value
+-- statement if it were is refused, or is a value.  Pasted into
+-- "WHERE <range> AND (<where>)", this one would delete every row.
+CALL safe_delete('ur', '1 = 2) OR (true');
+CALL safe_update('ur', 'a = 0', '1 = 2) OR (true');
+CALL safe_update('ur', 'a = 0 WHERE true --');
+SELECT count(*) AS rows, count(*) FILTER (WHERE a = 0) AS zeroed FROM ur;
 CALL safe_update('ur', $$b = 'x'' WHERE false; --'$$, 'id = 1');
 SELECT b FROM ur WHERE id = 1;
 
 DROP TABLE ur, ur_before, ur_other, ur_nokey CASCADE;
 DROP ROLE ur_reader;
 DROP ROLE ur_writer;
+
+-- a DO INSTEAD rule would replace each batch's statement: refused, table unchanged
+CREATE TABLE ur_ruled (id int PRIMARY KEY, a int);
+INSERT INTO ur_ruled SELECT x, x FROM generate_series(1, 5) x;
+CREATE RULE ur_keep AS ON DELETE TO ur_ruled DO INSTEAD NOTHING;
+CALL safe_delete('ur_ruled', 'a > 2');
+-- a dry run changes nothing, so no rule is in the way; a rule on DELETE is not one on UPDATE
+CALL safe_delete('ur_ruled', 'a > 2', dry_run => true);
+CALL safe_update('ur_ruled', 'a = -a', 'a > 4');
+SELECT id, a FROM ur_ruled ORDER BY id;
+DROP TABLE ur_ruled;

@@ -54,3 +54,20 @@ class Ticket(models.Model):
 
     title = models.CharField(max_length=100)
     priority = models.IntegerField()
+
+
+class Order(models.Model):
+    """
+    SafeUpdate / SafeDelete: created by 0012, rows normalised by 0013 (two
+    SafeUpdates, Q wheres, Upper/Lower and F arithmetic), old ones purged by
+    0014 (SafeDelete, a Q on a date).  A mixed-case table, a db_column.
+    """
+
+    currency = models.CharField(max_length=3, db_column="curCode")
+    email = models.CharField(max_length=100)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    price_cents = models.IntegerField(null=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "opsdemo_Order"
