@@ -132,6 +132,23 @@ CALL safe_update('rounds', $$status = 'new'$$, $$status = 'old'$$, batch_size =>
 CALL safe_update('rounds', 'n = n + 1', 'n < 100', batch_size => 1000);
 SELECT status, n, count(*) FROM rounds GROUP BY status, n;
 
+-- row-level security applies as it would to the plain statements: the rows
+-- a policy hides from the caller are neither changed nor deleted
+CREATE TABLE secured (id int PRIMARY KEY, owner name, v int);
+INSERT INTO secured SELECT g, CASE WHEN g % 2 = 0 THEN 'regress_ud_owner' ELSE 'someone_else' END, 0
+FROM generate_series(1, 40) g;
+ALTER TABLE secured ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON secured USING (owner = current_user);
+CREATE ROLE regress_ud_owner;
+GRANT SELECT, UPDATE, DELETE ON secured TO regress_ud_owner;
+SET ROLE regress_ud_owner;
+CALL safe_update('secured', 'v = 1', 'v = 0', batch_size => 7);
+CALL safe_delete('secured', 'id > 30', batch_size => 7);
+RESET ROLE;
+SELECT owner, v, count(*) FROM secured GROUP BY owner, v ORDER BY 1, 2;
+DROP TABLE secured;
+DROP ROLE regress_ud_owner;
+
 -- workers split the walk by key ranges: each row still changed once
 CREATE TABLE wide (id int PRIMARY KEY, v int, flag boolean);
 INSERT INTO wide SELECT g, 0, g % 2 = 0 FROM generate_series(1, 3000) g;
