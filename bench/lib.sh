@@ -231,11 +231,13 @@ PROGRESS_APP=safe_backfill_progress_poll
 PROGRESS_EVERY=0.25
 PROGRESS_PID=""
 
+# progress_start TABLE COL OUT [COUNTED]: COUNTED is what is counted as done
+# in the sample (default count(COL), the rows filled).
 progress_start() {
-    local table=$1 col=$2 out=$3 pct i
+    local table=$1 col=$2 out=$3 counted=${4:-count($2)} pct i
     pct=$(sqlv "SELECT least(100, round(20000.0 / greatest(relpages, 1), 2)) FROM pg_class WHERE oid = '$table'::regclass")
     printf '%s\n' \
-        "SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, count($col), count(*) FROM $table TABLESAMPLE SYSTEM ($pct) REPEATABLE (1)" \
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, $counted, count(*) FROM $table TABLESAMPLE SYSTEM ($pct) REPEATABLE (1)" \
         "\\watch $PROGRESS_EVERY" |
         PGAPPNAME=$PROGRESS_APP "$PG_BIN/psql" -X -At -F ' ' -h "$CL" -p "$PORT" -U postgres -d "$DB" >"$out" 2>&1 &
     PROGRESS_PID=$!

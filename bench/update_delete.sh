@@ -357,19 +357,7 @@ wait_stats() {
 # line per poll in OUT: "epoch_us matching sampled".  Stopped with lib.sh's
 # progress_stop.
 ud_progress_start() {
-    local table=$1 where=$2 out=$3 pct i
-    pct=$(sqlv "SELECT least(100, round(20000.0 / greatest(relpages, 1), 2)) FROM pg_class WHERE oid = '$table'::regclass")
-    printf '%s\n' \
-        "SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, count(*) FILTER (WHERE $where), count(*) FROM $table TABLESAMPLE SYSTEM ($pct) REPEATABLE (1)" \
-        "\\watch $PROGRESS_EVERY" |
-        PGAPPNAME=$PROGRESS_APP "$PG_BIN/psql" -X -At -F ' ' -h "$CL" -p "$PORT" -U postgres -d "$DB" >"$out" 2>&1 &
-    PROGRESS_PID=$!
-    for i in $(seq 1 100); do
-        [ "$(sqlv "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$PROGRESS_APP'")" -ge 1 ] && return 0
-        kill -0 "$PROGRESS_PID" 2>/dev/null || die "progress poll did not start: $(cat "$out")"
-        sleep 0.02
-    done
-    die "progress poll did not connect"
+    progress_start "$1" "" "$3" "count(*) FILTER (WHERE $2)"
 }
 
 # client_kept DIR B0 T0 T1: the client's statements completed per second in
