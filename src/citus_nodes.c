@@ -252,29 +252,32 @@ citus_node_raise_error(ShardTask *task, PGresult *res, PGconn *conn)
 						task->shardid, task->host, task->port)));
 }
 
+/* The next result of a query sent on conn (NULL: no more), forwarding a cancel. */
+static PGresult *
+next_result(PGconn *conn, ShardTask *task)
+{
+	while (PQisBusy(conn))
+	{
+		(void) WaitLatchOrSocket(MyLatch,
+								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+								 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (!PQconsumeInput(conn))
+			citus_node_raise_error(task, NULL, conn);
+	}
+	return PQgetResult(conn);
+}
+
 /* Wait for the one result of a query sent on conn, forwarding a cancel. */
 PGresult *
 citus_node_wait_for_result(PGconn *conn, ShardTask *task)
 {
 	PGresult   *result = NULL;
+	PGresult   *res;
 
-	for (;;)
+	while ((res = next_result(conn, task)) != NULL)
 	{
-		PGresult   *res;
-
-		while (PQisBusy(conn))
-		{
-			(void) WaitLatchOrSocket(MyLatch,
-									 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-									 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			if (!PQconsumeInput(conn))
-				citus_node_raise_error(task, NULL, conn);
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			break;
 		if (result)
 			PQclear(result);
 		result = res;
@@ -312,21 +315,8 @@ citus_node_query_each(PGconn *conn, ShardTask *task, const char *sql,
 
 	if (!PQsendQuery(conn, sql))
 		citus_node_raise_error(task, NULL, conn);
-	for (;;)
+	while ((res = next_result(conn, task)) != NULL)
 	{
-		while (PQisBusy(conn))
-		{
-			(void) WaitLatchOrSocket(MyLatch,
-									 WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-									 PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			if (!PQconsumeInput(conn))
-				citus_node_raise_error(task, NULL, conn);
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			break;
 		if (PQresultStatus(res) != PGRES_TUPLES_OK || n >= nresults)
 		{
 			/* the connection is closed by the caller: no need to drain it */
