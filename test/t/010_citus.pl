@@ -163,6 +163,18 @@ for my $t ('d', 'r')
 	is($coord->safe_psql('postgres', "SELECT count(e) FROM $t"), '0', 'and the table is unchanged');
 }
 
+# --- safe_update and safe_delete refuse Citus tables, before anything changes --------
+for my $t ('d', 'r')
+{
+	my $before = $coord->safe_psql('postgres', "SELECT count(*) || ' ' || count(e) FROM $t");
+	($ret, $out, $err) = $coord->psql('postgres', "CALL safe_update('$t', 'e = id::text')");
+	like($err, qr/ERROR:  safe_update does not support Citus tables yet/, "safe_update on the Citus table $t is refused");
+	($ret, $out, $err) = $coord->psql('postgres', "CALL safe_delete('$t', 'id > 0')");
+	like($err, qr/ERROR:  safe_delete does not support Citus tables yet/, "safe_delete on the Citus table $t is refused");
+	is($coord->safe_psql('postgres', "SELECT count(*) || ' ' || count(e) FROM $t"), $before,
+		'and the table is unchanged');
+}
+
 # A Citus local table (on the coordinator, in Citus's metadata) runs through
 # Citus's executor: an expression run there works like on any table (its
 # statements without parameters once crashed Citus's executor).
