@@ -124,6 +124,34 @@ safe_backfill_forget(PG_FUNCTION_ARGS)
 										 PG_GETARG_INTERVAL_P(1)));
 }
 
+/* The request's texts, copied from the call's memory into the current context. */
+static char *
+copy_text(const char *text)
+{
+	return text ? pstrdup(text) : NULL;
+}
+
+/*
+ * A checked request, run in this session: what a CALL of safe_backfill,
+ * safe_update and safe_delete does once its arguments are checked.
+ */
+static void
+run_request(BackfillRequest *req, const char *procname)
+{
+	BackfillTarget *target;
+
+	/* Allocations from here on live in the SPI procedure context, which survives our commits. */
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "%s: SPI_connect_ext failed", procname);
+	req->colname = copy_text(req->colname);
+	req->expression = copy_text(req->expression);
+	req->set_text = copy_text(req->set_text);
+	req->where_text = copy_text(req->where_text);
+	target = request_target(req);
+	request_run(target, req);
+	SPI_finish();
+}
+
 /* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
 PGDLLEXPORT Datum safe_backfill(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(safe_backfill);
@@ -144,22 +172,11 @@ Datum
 safe_backfill(PG_FUNCTION_ARGS)
 {
 	BackfillRequest req;
-	BackfillTarget *target;
 
 	require_nonatomic_call(fcinfo, "safe_backfill", "after every batch");
 	require_sql_version("safe_backfill");
 	request_from_arguments(fcinfo, &req);
-
-	/* Allocations from here on live in the SPI procedure context, which survives our commits. */
-	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
-		elog(ERROR, "safe_backfill: SPI_connect_ext failed");
-	req.colname = pstrdup(req.colname);
-	if (req.expression)
-		req.expression = pstrdup(req.expression);
-	target = request_target(&req);
-	request_run(target, &req);
-
-	SPI_finish();
+	run_request(&req, "safe_backfill");
 	PG_RETURN_VOID();
 }
 
@@ -168,22 +185,11 @@ static void
 run_row_change(FunctionCallInfo fcinfo, ChangeKind kind, const char *procname)
 {
 	BackfillRequest req;
-	BackfillTarget *target;
 
 	require_nonatomic_call(fcinfo, procname, "after every batch");
 	require_sql_version(procname);
 	request_change_from_arguments(fcinfo, kind, &req);
-
-	/* Allocations from here on live in the SPI procedure context, which survives our commits. */
-	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
-		elog(ERROR, "%s: SPI_connect_ext failed", procname);
-	if (req.set_text)
-		req.set_text = pstrdup(req.set_text);
-	if (req.where_text)
-		req.where_text = pstrdup(req.where_text);
-	target = request_target(&req);
-	request_run(target, &req);
-	SPI_finish();
+	run_request(&req, procname);
 }
 
 /* exported: 14 and 15 declare the function itself without PGDLLEXPORT */
