@@ -729,22 +729,34 @@ execute_statement(SPIPlanPtr plan, Datum *args, const char *nulls, bool read_onl
 int64
 count_computable_nulls(BackfillTarget *target)
 {
-	SPIPlanPtr	plan = prepare_statement(target, sql_count_computed_nulls(target), 0, NULL, 0);
+	int64		counts[2];
+
+	run_tree_counts(target, sql_count_computed_nulls(target), "the NULLs left", counts, 2);
+	target->run.expression_nulls = counts[1] - counts[0];
+	return counts[0];
+}
+
+/*
+ * A statement of counts with the run's trees in its places (an expression,
+ * safe_update's set list or predicate), run with a snapshot of its own:
+ * its one row's ncounts bigint columns in counts.
+ */
+void
+run_tree_counts(BackfillTarget *target, const char *sql, const char *what,
+				int64 *counts, int ncounts)
+{
+	SPIPlanPtr	plan = prepare_statement(target, sql, 0, NULL, 0);
 	/* not read-only: SPI then takes a new snapshot for the statement */
 	int			rc = execute_statement(plan, NULL, NULL, false, 0);
 	bool		isnull;
-	int64		computable;
-	int64		all;
+	int			i;
 
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "safe_backfill: counting the NULLs left failed: %s",
+		elog(ERROR, "%s: counting %s failed: %s", target->change.procname, what,
 			 SPI_result_code_string(rc));
-	computable = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-	all = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 2, &isnull));
+	for (i = 0; i < ncounts; i++)
+		counts[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, i + 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	SPI_freeplan(plan);
-	target->run.expression_nulls = all - computable;
-	return computable;
 }

@@ -31,5 +31,7 @@ extern SPIPlanPtr prepare_statement(BackfillTarget *target, const char *sql, int
 extern int	execute_statement(SPIPlanPtr plan, Datum *args, const char *nulls,
 							  bool read_only, long count);
 extern int64 count_computable_nulls(BackfillTarget *target);
+extern void run_tree_counts(BackfillTarget *target, const char *sql, const char *what,
+							int64 *counts, int ncounts);
 
 #endif							/* SAFE_BACKFILL_EXPRESSION_H */

@@ -965,7 +965,7 @@ count_nulls_left(BackfillTarget *target)
 	if (target->written.expression)
 		return count_computable_nulls(target);
 	/* not read-only: SPI then takes a new snapshot for the statement */
-	return run_count_query(sql_count_nulls_left(target), false, "the NULLs left");
+	return run_count_query(sql_count_matching_rows(target), false, "the NULLs left");
 }
 
 /*
@@ -979,24 +979,14 @@ static void
 count_rows_still_matching(RunContext *run)
 {
 	BackfillTarget *target = run->target;
-	SPIPlanPtr	plan;
-	int			rc;
-	bool		isnull;
 
 	target->run.matching_left = -1;
 	/* without a predicate every row matches: a count would say nothing */
 	if (target->change.dry_run || target->change.where_tree == NULL)
 		return;
 	recheck_target_with_lock(target, AccessShareLock);
-	plan = prepare_statement(target, sql_count_matching_rows(target), 0, NULL, 0);
-	/* not read-only: SPI then takes a new snapshot for the statement */
-	rc = execute_statement(plan, NULL, NULL, false, 0);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "%s: counting the rows that still match failed: %s",
-			 target->change.procname, SPI_result_code_string(rc));
-	target->run.matching_left = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freeplan(plan);
+	run_tree_counts(target, sql_count_matching_rows(target), "the rows that still match",
+					&target->run.matching_left, 1);
 	commit_transaction();
 }
 

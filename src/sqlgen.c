@@ -639,20 +639,11 @@ sql_update_ctid_round(BackfillTarget *target)
 }
 
 /*
- * The NULLs the backfill was to fill and did not: the rows its UPDATEs
- * reach (ONLY for a plain table, as they use), read with a fresh snapshot.
- */
-char *
-sql_count_nulls_left(BackfillTarget *target)
-{
-	return psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s IS NULL",
-					relation_clause(target), quote_identifier(target->colname));
-}
-
-/*
- * After safe_update or safe_delete: the rows that match its predicate now,
- * where its statements reach, with a fresh snapshot (rows changed behind the
- * walk, or that still match after their update).
+ * The rows the run's statements reach (ONLY for a plain table, as they use)
+ * that its row predicate holds for now: the NULLs a backfill was to fill
+ * and did not, or the rows that match safe_update's or safe_delete's
+ * predicate after its last batch (changed behind the walk, or still
+ * matching after their update).
  */
 char *
 sql_count_matching_rows(BackfillTarget *target)

@@ -52,7 +52,6 @@ extern char *sql_add_not_null_check(BackfillTarget *target, const char *conname)
 extern char *sql_add_not_null_not_valid(BackfillTarget *target, const char *conname);
 extern char *sql_validate_constraint(BackfillTarget *target, const char *conname);
 extern char *sql_set_not_null(BackfillTarget *target, const char *unused);
-extern char *sql_count_nulls_left(BackfillTarget *target);
 extern char *sql_count_matching_rows(BackfillTarget *target);
 extern char *sql_change_probe(BackfillTarget *target);
 extern char *sql_expression_probe(BackfillTarget *target);
