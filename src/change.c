@@ -264,21 +264,26 @@ require_walkable_table(BackfillTarget *target)
 				 errhint("Add a primary key (CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE ... ADD PRIMARY KEY USING INDEX), or use safe_backfill to fill a new column.")));
 }
 
-/*
- * Plan and start the probe as the caller: privileges on every table and
- * column the set list and the predicate read, errors the planner finds
- * folding constants.  No row is read.
- */
+/* The kind and the procedure that asks for it, as messages name it. */
 static void
-probe_change(BackfillTarget *target)
+set_change_kind(RowChange *change, ChangeKind kind)
 {
-	SPIPlanPtr	plan = prepare_statement(target, sql_change_probe(target), 0, NULL, 0);
-	int			rc = execute_statement(plan, NULL, NULL, false, 0);
+	change->kind = kind;
+	change->procname = kind == CHANGE_UPDATE ? "safe_update" : "safe_delete";
+}
 
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "%s: checking the set list and the predicate failed: %s",
-			 target->change.procname, SPI_result_code_string(rc));
-	SPI_freeplan(plan);
+/* A relation a tree of the change reads that is temporary (workers cannot read it), if any. */
+static Oid
+change_temp_relation(BackfillTarget *target)
+{
+	Oid			relid = InvalidOid;
+	int			i;
+
+	for (i = 0; i < target->change.nset && !OidIsValid(relid); i++)
+		relid = temp_relation_read(target->change.set[i].tree);
+	if (!OidIsValid(relid) && target->change.where_tree)
+		relid = temp_relation_read(target->change.where_tree);
+	return relid;
 }
 
 /*
@@ -292,8 +297,7 @@ prepare_row_change(BackfillTarget *target, ChangeKind kind, const char *set_text
 {
 	Relation	rel = table_open(target->relid, AccessShareLock);
 
-	target->change.kind = kind;
-	target->change.procname = kind == CHANGE_UPDATE ? "safe_update" : "safe_delete";
+	set_change_kind(&target->change, kind);
 	target->change.dry_run = dry_run;
 	require_walkable_table(target);
 	if (set_text)
@@ -343,8 +347,7 @@ restore_row_change(BackfillTarget *target, const char *serialized)
 	Oid			collation;
 	int			i;
 
-	change->kind = (ChangeKind) intVal(list_nth(list, 0));
-	change->procname = change->kind == CHANGE_UPDATE ? "safe_update" : "safe_delete";
+	set_change_kind(change, (ChangeKind) intVal(list_nth(list, 0)));
 	change->dry_run = intVal(list_nth(list, 1)) != 0;
 	change->set_text = list_nth(list, 2) ? strVal(list_nth(list, 2)) : NULL;
 	change->where_text = list_nth(list, 3) ? strVal(list_nth(list, 3)) : NULL;
@@ -363,29 +366,26 @@ restore_row_change(BackfillTarget *target, const char *serialized)
 	}
 }
 
-/* After the privilege checks: the probe, which reads nothing. */
+/*
+ * After the privilege checks, plan and start the probe as the caller:
+ * privileges on every table and column the set list and the predicate
+ * read, errors the planner finds folding constants.  No row is read.
+ */
 void
 probe_row_change(BackfillTarget *target)
 {
 	ArgumentErrorContext ctx;
+	SPIPlanPtr	plan;
+	int			rc;
 
 	push_argument_context(&ctx, target, target->change.where_text ? "where" : "set",
 						  target->change.where_text ? target->change.where_text :
 						  target->change.set_text, INT_MAX);
-	probe_change(target);
+	plan = prepare_statement(target, sql_change_probe(target), 0, NULL, 0);
+	rc = execute_statement(plan, NULL, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "%s: checking the set list and the predicate failed: %s",
+			 target->change.procname, SPI_result_code_string(rc));
+	SPI_freeplan(plan);
 	pop_argument_context(&ctx);
-}
-
-/* A relation a tree of the change reads that is temporary (workers cannot read it), if any. */
-Oid
-change_temp_relation(BackfillTarget *target)
-{
-	Oid			relid = InvalidOid;
-	int			i;
-
-	for (i = 0; i < target->change.nset && !OidIsValid(relid); i++)
-		relid = temp_relation_read(target->change.set[i].tree);
-	if (!OidIsValid(relid) && target->change.where_tree)
-		relid = temp_relation_read(target->change.where_tree);
-	return relid;
 }

@@ -11,7 +11,6 @@
 extern void prepare_row_change(BackfillTarget *target, ChangeKind kind, const char *set_text,
 							   const char *where_text, bool dry_run);
 extern void probe_row_change(BackfillTarget *target);
-extern Oid	change_temp_relation(BackfillTarget *target);
 extern char *serialize_row_change(BackfillTarget *target);
 extern void restore_row_change(BackfillTarget *target, const char *serialized);
 
