@@ -14,7 +14,7 @@ SHLIB_LINK_INTERNAL = $(libpq)
 REGRESS_OPTS = --inputdir=test --load-extension=safe_backfill
 REGRESS = basic keys errors settings quoting commits idempotence not_null space jobs parallel parallel_settings failures security table_am clear_errors long_runs commit_mode expression hot_rounds hot_partitioned set_not_null_cancel error_context job_owners job_retention job_forget expression_tree expression_checks expression_reads detached detached_lookup update_delete update_refusals
 
-ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent hot_rounds_moved set_not_null_validate_cancel partition_move rls_midrun update_concurrent delete_concurrent update_partitioned update_hot_rounds
+ISOLATION = backfill_concurrent backfill_cancel batch_row_locks set_not_null_locks space_reuse rename_midrun set_not_null_rename final_check advisory_keyspace key_dropped set_not_null_concurrent expression_concurrent hot_rounds_moved set_not_null_validate_cancel partition_move rls_midrun update_concurrent delete_concurrent update_partitioned update_hot_rounds update_ddl_midrun
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso
 # what the test targets below leave in the tree
 EXTRA_CLEAN = output_alone test/output_iso
